@@ -1,0 +1,1 @@
+//! The dledger server: glommio shards, disk I/O, networking and the CLI.

@@ -1,0 +1,13 @@
+//! dledger-rs core: the parts of a Raft-replicated commitlog server that do no I/O.
+//!
+//! - [`raft`]: the sans-IO Raft state machine of one group.
+//! - [`store`]: the commitlog record format, segment math and recovery scan.
+//! - [`wire`]: frame and message codecs for peers and clients.
+//! - [`config`]: RocketMQ/DLedger properties parsing and the validated config.
+//! - [`testing`]: the deterministic simulator that runs the real core.
+//!
+//! This crate depends on no runtime: no glommio, no sockets, no files. The `shards`
+//! crate joins these parts to real disks and networks.
+
+pub mod raft;
+pub mod testing;
