@@ -9,5 +9,8 @@
 //! This crate depends on no runtime: no glommio, no sockets, no files. The `shards`
 //! crate joins these parts to real disks and networks.
 
+pub mod config;
 pub mod raft;
+pub mod store;
 pub mod testing;
+pub mod wire;
