@@ -6,8 +6,9 @@
 //!   index exactly one more than the previous, term never below the previous, and the
 //!   record inside the segment.
 //! - The scan stops cleanly at zeros (a preallocated segment's unwritten part), at the end
-//!   of the file's bytes, or at an end-of-segment filler (the log goes on in the next
-//!   segment).
+//!   of the file's bytes, or at an end-of-segment filler or a segment tail too short for
+//!   one (the log goes on in the next segment; the filler's padding and a short tail are
+//!   never read).
 //! - Damage (a partial or invalid header, a CRC mismatch, a broken chain) above the
 //!   durable point is a torn or unsynced tail: the log ends before it and the caller
 //!   truncates there.
@@ -72,7 +73,7 @@ pub enum Damage {
     TermWentBack { found: u64, last: u64 },
     #[error("record of {record_bytes} bytes crosses the segment end ({remaining} bytes left)")]
     CrossesSegmentEnd { record_bytes: u64, remaining: u64 },
-    #[error("bytes that are neither a record, a filler nor zeros in the last {remaining} bytes")]
+    #[error("bytes that are neither a filler nor zeros in the last {remaining} bytes of a segment")]
     GarbageAtSegmentEnd { remaining: u64 },
     #[error("end-of-segment filler says {found} bytes, but {expected} remain")]
     BadFiller { found: u32, expected: u64 },
@@ -266,23 +267,23 @@ fn next_step(
         });
     }
     if remaining < FILLER_BYTES as u64 {
-        // Too short for a filler: the writer leaves these bytes unwritten (zero).
-        return if rest.iter().all(|&b| b == 0) {
-            Step::Stop(ScanStop::SegmentEnd)
-        } else {
-            torn(Damage::GarbageAtSegmentEnd { remaining })
-        };
+        // Too short for a filler: no record can start here, so the writer moved on to
+        // the next segment without writing anything. Whatever these bytes hold (zeros,
+        // or stale bytes of a recycled file) carries no data and is not checked.
+        return Step::Stop(ScanStop::SegmentEnd);
+    }
+
+    // Decide nothing on fewer bytes than a header (or the segment's rest) while more
+    // of the file follows.
+    let header_probe = usize::try_from(remaining).map_or(HEADER_BYTES, |r| r.min(HEADER_BYTES));
+    if rest.len() < header_probe && more_follows {
+        return Step::Stop(ScanStop::NeedMoreInput);
     }
 
     // Zeros: the unwritten part of a preallocated segment.
-    let probe_len = rest.len().min(HEADER_BYTES).min(remaining as usize);
+    let probe_len = rest.len().min(header_probe);
     if rest[..probe_len].iter().all(|&b| b == 0) {
-        let saw_whole_probe = probe_len == HEADER_BYTES.min(remaining as usize);
-        return Step::Stop(if saw_whole_probe || !more_follows {
-            ScanStop::Zeros
-        } else {
-            ScanStop::NeedMoreInput
-        });
+        return Step::Stop(ScanStop::Zeros);
     }
 
     // End-of-segment filler.
@@ -293,7 +294,6 @@ fn next_step(
                 found: len,
                 expected: remaining,
             }),
-            None if more_follows => Step::Stop(ScanStop::NeedMoreInput),
             None => torn(Damage::TruncatedFiller { have: rest.len() }),
         };
     }
@@ -303,14 +303,11 @@ fn next_step(
         return torn(Damage::GarbageAtSegmentEnd { remaining });
     }
     if rest.len() < HEADER_BYTES {
-        return if more_follows {
-            Step::Stop(ScanStop::NeedMoreInput)
-        } else {
-            torn(Damage::Record(DecodeError::Truncated {
-                needed: HEADER_BYTES_U64,
-                have: rest.len() as u64,
-            }))
-        };
+        // Only at the end of the file (checked above).
+        return torn(Damage::Record(DecodeError::Truncated {
+            needed: HEADER_BYTES_U64,
+            have: rest.len() as u64,
+        }));
     }
     let header = match decode_header(rest, input.max_record_bytes) {
         Ok(h) => h,
