@@ -11,8 +11,8 @@
 
 use dledger::store::{
     CHECKPOINT_BYTES, Checkpoint, Corruption, HARD_STATE_BYTES, HEADER_BYTES, INDEX_ENTRY_BYTES,
-    IndexEntry, PersistedHardState, RecordHeader, RecordKind, ScanEnd, ScanError, ScanInput,
-    ScanStart, ScanStop, SegmentGeometry, decode_checkpoint, decode_hard_state, decode_header,
+    IndexEntry, LogCursor, PersistedHardState, RecordHeader, RecordKind, ScanEnd, ScanError,
+    ScanInput, ScanStop, SegmentGeometry, decode_checkpoint, decode_hard_state, decode_header,
     decode_index_entry, encode_checkpoint, encode_filler, encode_hard_state, encode_index_entry,
     encode_record, scan_segment, verify_record,
 };
@@ -155,11 +155,7 @@ fn recover(
     durable: (u64, u64),
 ) -> Result<Recovered, ScanError> {
     let mut headers = Vec::new();
-    let mut start = ScanStart {
-        pos: 0,
-        next_index: 1,
-        last_term: 0,
-    };
+    let mut start = LogCursor::empty_at(0);
     loop {
         let seg = (start.pos / g.segment_bytes()) as usize;
         let file: &[u8] = files.get(seg).copied().unwrap_or(&[]);
@@ -193,11 +189,7 @@ fn recover_chunked(
 ) -> Result<Recovered, ScanError> {
     assert!(chunk >= MAX_RECORD_BYTES as usize);
     let mut headers = Vec::new();
-    let mut start = ScanStart {
-        pos: 0,
-        next_index: 1,
-        last_term: 0,
-    };
+    let mut start = LogCursor::empty_at(0);
     loop {
         let seg = (start.pos / g.segment_bytes()) as usize;
         let file: &[u8] = files.get(seg).copied().unwrap_or(&[]);
@@ -290,7 +282,7 @@ proptest! {
         let g = SegmentGeometry::new(SEGMENT_BYTES).unwrap();
         let input = ScanInput {
             geometry: g,
-            start: ScanStart { pos: 8192 - 150, next_index: 1, last_term: 0 },
+            start: LogCursor { pos: 8192 - 150, next_index: 1, last_term: 0 },
             max_record_bytes: max,
             protected_end_pos: 0,
             protected_index: 0,

@@ -23,29 +23,20 @@ use std::fmt;
 
 use thiserror::Error;
 
+use super::cursor::{ChainError, LogCursor};
 use super::record::{
     DecodeError, HEADER_BYTES, HEADER_BYTES_U64, RecordHeader, decode_header, record_body,
     verify_body,
 };
 use super::segment::{FILLER_BYTES, FILLER_MAGIC, SegmentGeometry, SegmentName, read_filler};
 
-/// Where a scan starts: a record boundary and the chain state just before it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ScanStart {
-    /// Position of `bytes[0]`.
-    pub pos: u64,
-    /// The index the first record must carry.
-    pub next_index: u64,
-    /// The term of the entry before `next_index` (0 for an empty log); terms never go
-    /// below it.
-    pub last_term: u64,
-}
-
 /// Everything the scan needs besides the bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ScanInput {
     pub geometry: SegmentGeometry,
-    pub start: ScanStart,
+    /// Where the scan starts: a record boundary (e.g. the checkpoint's durable end) and
+    /// the chain state there. `bytes[0]` is at `start.pos`.
+    pub start: LogCursor,
     /// Bound on a whole record; a header claiming more is damage.
     pub max_record_bytes: u32,
     /// The checkpoint's durable end position: damage or an end of the log at a position
@@ -65,12 +56,8 @@ pub struct ScanInput {
 pub enum Damage {
     #[error("invalid record: {0}")]
     Record(#[from] DecodeError),
-    #[error("record claims pos {found}, but lies at {expected}")]
-    PosMismatch { found: u64, expected: u64 },
-    #[error("record has index {found}, expected {expected}")]
-    IndexGap { found: u64, expected: u64 },
-    #[error("record term {found} is below the previous term {last}")]
-    TermWentBack { found: u64, last: u64 },
+    #[error("record does not continue the log: {0}")]
+    Chain(#[from] ChainError),
     #[error("record of {record_bytes} bytes crosses the segment end ({remaining} bytes left)")]
     CrossesSegmentEnd { record_bytes: u64, remaining: u64 },
     #[error("bytes that are neither a filler nor zeros in the last {remaining} bytes of a segment")]
@@ -154,7 +141,7 @@ pub struct ScanEnd {
     pub stop: ScanStop,
     /// Where and with what chain state to go on: the next segment's start for
     /// `SegmentEnd`, otherwise `end_pos` (for a clean end or torn tail: the next append).
-    pub next: ScanStart,
+    pub next: LogCursor,
 }
 
 /// Validates the records in `bytes` (which start at `input.start.pos` and must not run
@@ -179,27 +166,25 @@ pub fn scan_segment(
         });
     }
 
-    let mut pos = start_pos;
-    let mut next_index = input.start.next_index;
-    let mut last_term = input.start.last_term;
+    let mut cursor = input.start;
     let mut records = 0u64;
 
     let stop = loop {
-        // `pos - start_pos <= bytes.len()` holds: records are added only once whole.
-        let rest = &bytes[(pos - start_pos) as usize..];
-        let remaining = seg_end - pos;
-        match next_step(rest, remaining, pos, next_index, last_term, input) {
+        // `cursor.pos - start_pos <= bytes.len()`: a record is taken only once whole.
+        let rest = &bytes[(cursor.pos - start_pos) as usize..];
+        let remaining = seg_end - cursor.pos;
+        match next_step(rest, remaining, &cursor, input) {
             Step::Record(header) => {
                 debug_assert!(header.record_bytes() <= rest.len() as u64);
                 on_record(&header);
                 records += 1;
-                pos = header.end_pos();
-                next_index += 1;
-                last_term = header.term;
+                cursor.advance(&header);
             }
             Step::Stop(stop) => break stop,
         }
     };
+    let pos = cursor.pos;
+    let next_index = cursor.next_index;
 
     // Decide whether stopping here is allowed.
     let below_durable = pos < input.protected_end_pos || next_index <= input.protected_index;
@@ -232,10 +217,9 @@ pub fn scan_segment(
         end_pos: pos,
         records,
         stop,
-        next: ScanStart {
+        next: LogCursor {
             pos: next_pos,
-            next_index,
-            last_term,
+            ..cursor
         },
     })
 }
@@ -247,14 +231,7 @@ enum Step {
 
 /// Looks at the bytes at `pos` (`rest`, with `remaining` bytes left in the segment) and
 /// says whether a valid next record is there or why the scan stops.
-fn next_step(
-    rest: &[u8],
-    remaining: u64,
-    pos: u64,
-    next_index: u64,
-    last_term: u64,
-    input: &ScanInput,
-) -> Step {
+fn next_step(rest: &[u8], remaining: u64, cursor: &LogCursor, input: &ScanInput) -> Step {
     let more_follows = !input.input_is_file_end;
     let torn = |d: Damage| Step::Stop(ScanStop::TornTail(d));
     if rest.is_empty() {
@@ -313,23 +290,14 @@ fn next_step(
         Ok(h) => h,
         Err(e) => return torn(Damage::Record(e)),
     };
-    if header.pos != pos {
-        return torn(Damage::PosMismatch {
+    if header.pos != cursor.pos {
+        return torn(Damage::Chain(ChainError::PosMismatch {
             found: header.pos,
-            expected: pos,
-        });
+            expected: cursor.pos,
+        }));
     }
-    if header.index != next_index {
-        return torn(Damage::IndexGap {
-            found: header.index,
-            expected: next_index,
-        });
-    }
-    if header.term < last_term {
-        return torn(Damage::TermWentBack {
-            found: header.term,
-            last: last_term,
-        });
+    if let Err(e) = cursor.check_chain(&header) {
+        return torn(Damage::Chain(e));
     }
     if header.record_bytes() > remaining {
         return torn(Damage::CrossesSegmentEnd {
@@ -394,7 +362,7 @@ mod tests {
 
         fn input(
             &self,
-            start: ScanStart,
+            start: LogCursor,
             protected_end_pos: u64,
             protected_index: u64,
         ) -> ScanInput {
@@ -415,7 +383,7 @@ mod tests {
         (r, seen)
     }
 
-    const START: ScanStart = ScanStart {
+    const START: LogCursor = LogCursor {
         pos: 0,
         next_index: 1,
         last_term: 0,
@@ -494,7 +462,7 @@ mod tests {
         let victim = img.headers[50];
         assert!(victim.pos > 4096, "victim must be in segment 1");
         img.bytes[victim.pos as usize + 60] ^= 0x10; // inside the body
-        let start = ScanStart {
+        let start = LogCursor {
             pos: 4096,
             next_index: img.headers.iter().position(|h| h.pos >= 4096).unwrap() as u64 + 1,
             last_term: 3,
@@ -550,7 +518,7 @@ mod tests {
         img.append(4, b"a");
         img.append(4, b"b");
         // Expected index differs from the first record's.
-        let s = ScanStart {
+        let s = LogCursor {
             pos: 0,
             next_index: 2,
             last_term: 0,
@@ -559,13 +527,13 @@ mod tests {
         assert!(seen.is_empty());
         assert!(matches!(
             r.unwrap().stop,
-            ScanStop::TornTail(Damage::IndexGap {
+            ScanStop::TornTail(Damage::Chain(ChainError::IndexGap {
                 found: 1,
                 expected: 2
-            })
+            }))
         ));
         // Term going back.
-        let s = ScanStart {
+        let s = LogCursor {
             pos: 0,
             next_index: 1,
             last_term: 5,
@@ -573,12 +541,12 @@ mod tests {
         let (r, _) = scan(&img.bytes, &img.input(s, 0, 0));
         assert!(matches!(
             r.unwrap().stop,
-            ScanStop::TornTail(Damage::TermWentBack { .. })
+            ScanStop::TornTail(Damage::Chain(ChainError::TermWentBack { .. }))
         ));
         // Record found at a place other than its pos (e.g. stale bytes of a recycled file).
         let second = img.headers[1];
         let shifted = &img.bytes[second.pos as usize..];
-        let s = ScanStart {
+        let s = LogCursor {
             pos: 8192 + second.pos,
             next_index: 2,
             last_term: 4,
@@ -588,7 +556,7 @@ mod tests {
         let (r, _) = scan(&shifted[..100], &input);
         assert!(matches!(
             r.unwrap().stop,
-            ScanStop::TornTail(Damage::PosMismatch { .. })
+            ScanStop::TornTail(Damage::Chain(ChainError::PosMismatch { .. }))
         ));
     }
 
