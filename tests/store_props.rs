@@ -130,12 +130,25 @@ impl Image {
         self.units.last().map_or(0, |u| u.pos)
     }
 
-    /// (durable end pos, durable index) after the first `k` records.
-    fn durable_after(&self, k: usize) -> (u64, u64) {
-        if k == 0 {
-            (0, 0)
-        } else {
-            (self.headers[k - 1].end_pos(), k as u64)
+    /// The log cursor after the first `k` records.
+    fn cursor_after(&self, k: usize) -> LogCursor {
+        match k.checked_sub(1).map(|i| self.headers[i]) {
+            None => LogCursor::empty_at(0),
+            Some(h) => LogCursor {
+                pos: h.end_pos(),
+                next_index: h.index + 1,
+                last_term: h.term,
+            },
+        }
+    }
+
+    /// A checkpoint that scans from after `j` records and has the first `k` durable.
+    fn checkpoint(&self, j: usize, k: usize) -> Checkpoint {
+        assert!(j <= k);
+        Checkpoint {
+            scan_from: self.cursor_after(j),
+            durable: self.cursor_after(k),
+            commit_index: k as u64,
         }
     }
 }
@@ -149,25 +162,17 @@ struct Recovered {
 
 /// Runs the scan segment after segment, as the disk layer would at start-up. Segment `k`
 /// exists with the bytes `files[k]` (its file may be shorter than a segment).
-fn recover(
-    g: SegmentGeometry,
-    files: &[&[u8]],
-    durable: (u64, u64),
-) -> Result<Recovered, ScanError> {
+fn recover(g: SegmentGeometry, files: &[&[u8]], cp: &Checkpoint) -> Result<Recovered, ScanError> {
     let mut headers = Vec::new();
-    let mut start = LogCursor::empty_at(0);
+    let mut start = cp.scan_from;
     loop {
         let seg = (start.pos / g.segment_bytes()) as usize;
         let file: &[u8] = files.get(seg).copied().unwrap_or(&[]);
         let from = (start.pos - g.segment_start(start.pos)) as usize;
         let bytes = file.get(from..).unwrap_or(&[]);
         let input = ScanInput {
-            geometry: g,
             start,
-            max_record_bytes: MAX_RECORD_BYTES,
-            protected_end_pos: durable.0,
-            protected_index: durable.1,
-            input_is_file_end: true,
+            ..cp.scan_input(g, MAX_RECORD_BYTES)
         };
         let end = scan_segment(bytes, &input, |h| headers.push(*h))?;
         if end.stop == ScanStop::SegmentEnd && seg + 1 < files.len().max(1) {
@@ -184,24 +189,21 @@ fn recover(
 fn recover_chunked(
     g: SegmentGeometry,
     files: &[&[u8]],
-    durable: (u64, u64),
+    cp: &Checkpoint,
     chunk: usize,
 ) -> Result<Recovered, ScanError> {
     assert!(chunk >= MAX_RECORD_BYTES as usize);
     let mut headers = Vec::new();
-    let mut start = LogCursor::empty_at(0);
+    let mut start = cp.scan_from;
     loop {
         let seg = (start.pos / g.segment_bytes()) as usize;
         let file: &[u8] = files.get(seg).copied().unwrap_or(&[]);
         let from = ((start.pos - g.segment_start(start.pos)) as usize).min(file.len());
         let to = (from + chunk).min(file.len());
         let input = ScanInput {
-            geometry: g,
             start,
-            max_record_bytes: MAX_RECORD_BYTES,
-            protected_end_pos: durable.0,
-            protected_index: durable.1,
             input_is_file_end: to == file.len(),
+            ..cp.scan_input(g, MAX_RECORD_BYTES)
         };
         let end = scan_segment(&file[from..to], &input, |h| headers.push(*h))?;
         match end.stop {
@@ -251,18 +253,21 @@ proptest! {
 
     #[test]
     fn state_files_round_trip(
-        pos in any::<u64>(), index in any::<u64>(), term in 1u64.., commit in any::<u64>(),
+        start in 0u64..(1 << 40),
+        steps in proptest::collection::vec((0u64..1 << 30, 0u64..1000, 0u64..3, 0u64..2000), 1..5),
         hs_term in any::<u64>(), vote in proptest::option::of(any::<u32>()),
     ) {
-        let cp = Checkpoint {
-            durable_end_pos: pos,
-            durable_index: index,
-            durable_term: if index == 0 { 0 } else { term },
-            commit_index: commit,
-        };
-        let mut b = [0u8; CHECKPOINT_BYTES];
-        encode_checkpoint(&cp, &mut b).unwrap();
-        prop_assert_eq!(decode_checkpoint(&b), Ok(cp));
+        // A chain of checkpoints as a writer produces them.
+        let mut cp = Checkpoint::new_log(start);
+        for (bytes, entries, term_step, commit) in steps {
+            let d = cp.durable;
+            let next_index = d.next_index + entries;
+            let last_term = if next_index == 1 { 0 } else { d.last_term.max(1) + term_step };
+            cp = cp.advanced(LogCursor { pos: d.pos + bytes, next_index, last_term }, commit);
+            let mut b = [0u8; CHECKPOINT_BYTES];
+            encode_checkpoint(&cp, &mut b).unwrap();
+            prop_assert_eq!(decode_checkpoint(&b), Ok(cp));
+        }
         let hs = PersistedHardState { term: hs_term, voted_for: vote };
         let mut b = [0u8; HARD_STATE_BYTES];
         encode_hard_state(&hs, &mut b).unwrap();
@@ -299,8 +304,8 @@ proptest! {
     fn whole_image_recovers_everything(es in entries()) {
         let img = Image::build(&es);
         let files = segment_files(&img.bytes);
-        let durable = img.durable_after(img.headers.len());
-        let r = recover(img.g, &files, durable).unwrap();
+        let cp = img.checkpoint(0, img.headers.len());
+        let r = recover(img.g, &files, &cp).unwrap();
         prop_assert_eq!(&r.headers, &img.headers);
         prop_assert_eq!(r.last.stop, ScanStop::Zeros);
         prop_assert_eq!(r.last.end_pos, img.clean_end());
@@ -316,6 +321,7 @@ proptest! {
         flip_frac in proptest::option::of(0.0f64..1.0),
         cut_frac in 0.0f64..=1.0,
         durable_frac in 0.0f64..=1.0,
+        scan_frac in 0.0f64..=1.0,
     ) {
         let img = Image::build(&es);
         let mut bytes = img.bytes.clone();
@@ -326,9 +332,9 @@ proptest! {
         let cut = ((bytes.len() as f64) * cut_frac) as usize;
         let files = segment_files(&bytes[..cut]);
         let k = ((img.headers.len() as f64) * durable_frac) as usize;
-        let durable = img.durable_after(k);
-        let whole = recover(img.g, &files, durable);
-        let chunked = recover_chunked(img.g, &files, durable, chunk);
+        let cp = img.checkpoint(((k as f64) * scan_frac) as usize, k);
+        let whole = recover(img.g, &files, &cp);
+        let chunked = recover_chunked(img.g, &files, &cp, chunk);
         match (whole, chunked) {
             (Ok(a), Ok(b)) => {
                 prop_assert_eq!(a.headers, b.headers);
@@ -357,21 +363,22 @@ proptest! {
         let whole = img.headers.iter().take_while(|h| h.end_pos() <= cut).count();
         // A durable point at or below the cut.
         let k = ((whole as f64) * durable_frac) as usize;
-        let durable = img.durable_after(k);
+        let cp = img.checkpoint(0, k);
 
         // Model 1: the files end at the cut.
         let files: Vec<&[u8]> = segment_files(&img.bytes[..cut as usize]);
-        let r = recover(img.g, &files, durable).unwrap();
+        let r = recover(img.g, &files, &cp).unwrap();
         prop_assert_eq!(&r.headers[..], &img.headers[..whole]);
         // The log ends after the last whole record (or at a later segment start when
         // the cut left only fillers behind it), never beyond the cut.
-        prop_assert!(r.last.end_pos >= img.durable_after(whole).0);
-        prop_assert!(r.last.end_pos <= cut.max(img.durable_after(whole).0));
+        let whole_end = img.cursor_after(whole).pos;
+        prop_assert!(r.last.end_pos >= whole_end);
+        prop_assert!(r.last.end_pos <= cut.max(whole_end));
 
         // Model 2: preallocated files, everything from the cut on is zero (lost writes).
         let mut zeroed = img.bytes.clone();
         zeroed[cut as usize..].fill(0);
-        let r = recover(img.g, &segment_files(&zeroed), durable).unwrap();
+        let r = recover(img.g, &segment_files(&zeroed), &cp).unwrap();
         // A record cut inside a body whose lost bytes were zero anyway is whole.
         let intact = img.headers.iter().take_while(|h| {
             zeroed[h.pos as usize..h.end_pos() as usize]
@@ -381,10 +388,10 @@ proptest! {
 
         // A cut below the durable point is corruption, never a silent truncation.
         if whole > 0 {
-            let (pos, index) = img.durable_after(whole);
-            let below = &img.bytes[..(pos - 1) as usize];
+            let cp = img.checkpoint(0, whole);
+            let below = &img.bytes[..(cp.durable.pos - 1) as usize];
             let files: Vec<&[u8]> = segment_files(below);
-            let err = recover(img.g, &files, (pos, index));
+            let err = recover(img.g, &files, &cp);
             prop_assert!(matches!(err, Err(ScanError::Corruption(_))), "{:?}", err);
         }
     }
@@ -398,6 +405,7 @@ proptest! {
         at_frac in 0.0f64..1.0,
         bit in 0u8..8,
         durable_frac in 0.0f64..=1.0,
+        scan_frac in 0.0f64..=1.0,
     ) {
         let img = Image::build(&es);
         let span = (img.end + HEADER_BYTES as u64 + 16).min(img.bytes.len() as u64);
@@ -405,19 +413,24 @@ proptest! {
         let mut bytes = img.bytes.clone();
         bytes[at as usize] ^= 1 << bit;
         let k = ((img.headers.len() as f64) * durable_frac) as usize;
-        let durable = img.durable_after(k);
-        let r = recover(img.g, &segment_files(&bytes), durable);
+        let j = ((k as f64) * scan_frac) as usize;
+        let cp = img.checkpoint(j, k);
+        let r = recover(img.g, &segment_files(&bytes), &cp);
 
-        let hit = img.units.iter().find(|u| u.pos <= at && at < u.pos + u.len);
+        let hit = img
+            .units
+            .iter()
+            .find(|u| u.pos <= at && at < u.pos + u.len && u.pos >= cp.scan_from.pos);
         match hit {
             None => {
-                // Filler padding or past the end probe: nothing the scan reads.
+                // Below the scan start, in filler padding or past the end probe: nothing
+                // the scan reads.
                 let r = r.unwrap();
-                prop_assert_eq!(&r.headers, &img.headers);
+                prop_assert_eq!(&r.headers[..], &img.headers[j..]);
             }
             Some(u) => {
                 let before = img.headers.iter().take_while(|h| h.pos < u.pos).count();
-                if u.pos < durable.0 {
+                if u.pos < cp.durable.pos {
                     let Err(ScanError::Corruption(Corruption { segment, offset, pos, .. })) = r
                     else {
                         return Err(TestCaseError::fail(format!("expected corruption, got {r:?}")));
@@ -427,7 +440,7 @@ proptest! {
                     prop_assert_eq!(offset, img.g.offset_in_segment(u.pos));
                 } else {
                     let r = r.unwrap();
-                    prop_assert_eq!(&r.headers[..], &img.headers[..before]);
+                    prop_assert_eq!(&r.headers[..], &img.headers[j..before]);
                     prop_assert!(matches!(r.last.stop, ScanStop::TornTail(_)), "{:?}", r.last);
                     prop_assert_eq!(r.last.end_pos, u.pos);
                 }
@@ -446,6 +459,7 @@ proptest! {
         at_frac in 0.0f64..1.0,
         junk in proptest::collection::vec(any::<u8>(), 1..200),
         durable_frac in 0.0f64..=1.0,
+        scan_frac in 0.0f64..=1.0,
     ) {
         let img = Image::build(&es);
         let at = ((img.end + 64) as f64 * at_frac) as usize;
@@ -453,18 +467,22 @@ proptest! {
         let n = junk.len().min(bytes.len() - at);
         bytes[at..at + n].copy_from_slice(&junk[..n]);
         let k = ((img.headers.len() as f64) * durable_frac) as usize;
-        let durable = img.durable_after(k);
+        let j = ((k as f64) * scan_frac) as usize;
+        let cp = img.checkpoint(j, k);
         let mut seen = Vec::new();
-        match recover(img.g, &segment_files(&bytes), durable) {
+        match recover(img.g, &segment_files(&bytes), &cp) {
             Ok(r) => seen = r.headers,
             Err(ScanError::Corruption(c)) => {
-                prop_assert!(c.pos < durable.0 || c.expected_index <= durable.1, "{}", c);
-                prop_assert!(c.pos <= at as u64 + n as u64);
+                prop_assert!(
+                    c.pos < cp.durable.pos || c.expected_index <= cp.durable_index(),
+                    "{}", c
+                );
+                prop_assert!(c.pos >= cp.scan_from.pos && c.pos <= (at + n) as u64);
             }
             Err(e) => return Err(TestCaseError::fail(format!("unexpected error {e}"))),
         }
-        prop_assert!(seen.len() <= img.headers.len());
-        prop_assert_eq!(&seen[..], &img.headers[..seen.len()]);
+        prop_assert!(j + seen.len() <= img.headers.len());
+        prop_assert_eq!(&seen[..], &img.headers[j..j + seen.len()]);
         for h in &seen {
             prop_assert!(h.kind == RecordKind::Noop || h.kind == RecordKind::Normal);
         }
