@@ -8,6 +8,34 @@
 //! - [`index`]: the dense 32-byte-per-entry index codec and its position math.
 //! - [`recovery`]: the recovery scan (valid records, clean end, torn tail, corruption).
 //! - [`state`]: the checkpoint and Raft hard-state file codecs.
+//!
+//! # Format decisions
+//!
+//! - One byte address space per group (DLedger's `pos`), cut into equal segments named by
+//!   their 20-digit start position. Every replica uses the same segment size, so a
+//!   record has the same position on every replica and followers check it.
+//! - Records are big-endian like DLedger's, with the same 48-byte header size (so
+//!   RocketMQ's `PHYSICALOFFSET = pos + 48` still holds), but every CRC is real: the body
+//!   CRC is computed once by the leader, the header CRC covers it, and followers and
+//!   recovery verify both. `pos`, index continuity and non-decreasing terms are checked
+//!   on every record read in order.
+//! - Records never span segments; the unused rest of a segment starts with DLedger's
+//!   filler (`-1`, remaining length) when at least 8 bytes are left.
+//! - Segments are preallocated with zeros, so zeros mean "nothing written yet" and
+//!   appends are pure overwrites.
+//! - The index is derived data (no CRC), rebuilt from the records after the checkpoint.
+//! - Recovery trusts nothing it reads: it scans from the checkpoint's scan-from point,
+//!   truncates only damage past the durable point (a torn or unsynced tail), and reports
+//!   anything wrong below it as corruption naming the segment file and byte offset.
+//!
+//! # What the disk layer must uphold
+//!
+//! - Zero-filled (or zeroed before reuse) segments.
+//! - A filler durable no later than the first record after it.
+//! - On a Raft truncation, durably zero `[new end, old end)` before acknowledging later
+//!   appends: otherwise stale records that line up with new ones pass every check.
+//! - Checkpoints advance with [`Checkpoint::advanced`] and record only what an fsync (or
+//!   an O_DSYNC write) has completed.
 
 pub mod align;
 pub mod cursor;
