@@ -566,4 +566,72 @@ mod tests {
         let (r, _) = scan(&img.bytes, &img.input(START, 0, 0));
         assert!(matches!(r, Err(ScanError::InputBeyondSegment { .. })));
     }
+
+    /// Fills segment 0 up to a filler at 4049 (47 bytes left), then one record in 1.
+    fn image_with_short_filler() -> Image {
+        let mut img = Image::new(4096, 2);
+        // 4049 = 31 records of 127 bytes (48 + 79) + 112 bytes (48 + 64).
+        for _ in 0..31 {
+            img.append(1, &[3; 79]);
+        }
+        img.append(1, &[4; 64]);
+        assert_eq!(img.end, 4049);
+        img.append(1, b"next segment");
+        assert_eq!(img.headers[32].pos, 4096);
+        img
+    }
+
+    #[test]
+    fn chunk_ending_inside_a_filler_asks_for_more() {
+        let img = image_with_short_filler();
+        let mut input = img.input(START, 0, 0);
+        input.input_is_file_end = false;
+        for cut in 4049..4049 + 48 {
+            let (r, seen) = scan(&img.bytes[..cut], &input);
+            let end = r.unwrap();
+            assert_eq!(seen.len(), 32);
+            let want = if cut == 4096 {
+                ScanStop::SegmentEnd
+            } else {
+                ScanStop::NeedMoreInput
+            };
+            assert_eq!(end.stop, want, "cut {cut}");
+        }
+        // At the file's end, a filler cut short is a torn tail.
+        let (r, _) = scan(&img.bytes[..4053], &img.input(START, 0, 0));
+        assert_eq!(
+            r.unwrap().stop,
+            ScanStop::TornTail(Damage::TruncatedFiller { have: 4 })
+        );
+    }
+
+    #[test]
+    fn durable_point_inside_a_filler_is_corruption() {
+        let img = image_with_short_filler();
+        // A checkpoint claiming data up to 4060 cannot be right: 4049.. is a filler.
+        let (r, _) = scan(&img.bytes[..4096], &img.input(START, 4060, 0));
+        assert!(matches!(
+            r,
+            Err(ScanError::Corruption(Corruption {
+                offset: 4049,
+                damage: Damage::LogEndsEarly { how: "segment end" },
+                ..
+            }))
+        ));
+        // A durable point at the next segment's start is fine here.
+        let (r, _) = scan(&img.bytes[..4096], &img.input(START, 4096, 32));
+        assert_eq!(r.unwrap().next.pos, 4096);
+    }
+
+    #[test]
+    fn bad_filler_length_is_damage() {
+        let mut img = image_with_short_filler();
+        img.bytes[4049 + 7] ^= 1;
+        let (r, seen) = scan(&img.bytes[..4096], &img.input(START, 0, 0));
+        assert_eq!(seen.len(), 32);
+        assert!(matches!(
+            r.unwrap().stop,
+            ScanStop::TornTail(Damage::BadFiller { expected: 47, .. })
+        ));
+    }
 }

@@ -430,6 +430,24 @@ mod tests {
             }
         }
         assert!(decode_hard_state(&[0u8; 24]).is_err());
+
+        // A vote without the has-voted flag (with a valid CRC) is refused.
+        let mut b = [0u8; HARD_STATE_BYTES];
+        encode_hard_state(
+            &PersistedHardState {
+                term: 3,
+                voted_for: None,
+            },
+            &mut b,
+        )
+        .unwrap();
+        b[16..20].copy_from_slice(&2u32.to_be_bytes());
+        let crc = crc32fast::hash(&b[..20]);
+        b[20..].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(
+            decode_hard_state(&b),
+            Err(StateDecodeError::Inconsistent { .. })
+        ));
         assert!(decode_hard_state(&[0u8; 25]).is_err());
     }
 
