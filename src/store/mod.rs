@@ -34,6 +34,9 @@
 //! - A filler durable no later than the first record after it.
 //! - On a Raft truncation, durably zero `[new end, old end)` before acknowledging later
 //!   appends: otherwise stale records that line up with new ones pass every check.
+//! - After recovery, durably zero from the recovered end over at least the span that
+//!   in-flight writes could have reached (they may have landed past a lost one) before
+//!   the first append, for the same reason.
 //! - Checkpoints advance with [`Checkpoint::advanced`] and record only what an fsync (or
 //!   an O_DSYNC write) has completed.
 

@@ -34,8 +34,9 @@ use super::segment::{FILLER_BYTES, FILLER_MAGIC, SegmentGeometry, SegmentName, r
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ScanInput {
     pub geometry: SegmentGeometry,
-    /// Where the scan starts: a record boundary (e.g. the checkpoint's durable end) and
-    /// the chain state there. `bytes[0]` is at `start.pos`.
+    /// Where the scan starts: a record boundary (the checkpoint's scan-from point, or
+    /// the `next` of the previous scan) and the chain state there. `bytes[0]` is at
+    /// `start.pos`.
     pub start: LogCursor,
     /// Bound on a whole record; a header claiming more is damage.
     pub max_record_bytes: u32,
@@ -48,6 +49,8 @@ pub struct ScanInput {
     /// Whether `bytes` run to the end of the segment file as it is on disk. If so, a
     /// record cut by the end of the bytes is a torn tail; if not, the scan stops with
     /// [`ScanStop::NeedMoreInput`] so the caller can read on from `ScanEnd::next.pos`.
+    /// Each call makes progress when `bytes` hold at least `max_record_bytes` (or run to
+    /// the file end).
     pub input_is_file_end: bool,
 }
 
@@ -127,7 +130,8 @@ pub enum ScanStop {
     /// `ScanEnd::next` with bytes that start there.
     NeedMoreInput,
     /// Damage above the durable point: a torn or unsynced tail. The caller truncates
-    /// the log at `ScanEnd::end_pos` (zeroing from there) before appending.
+    /// the log at `ScanEnd::end_pos` (zeroing from there over the span in-flight writes
+    /// could have reached) before appending.
     TornTail(Damage),
 }
 
