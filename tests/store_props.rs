@@ -10,11 +10,11 @@
 #![allow(clippy::unwrap_used)]
 
 use dledger::store::{
-    CHECKPOINT_BYTES, Checkpoint, Corruption, HARD_STATE_BYTES, HEADER_BYTES, INDEX_ENTRY_BYTES,
-    IndexEntry, LogCursor, PersistedHardState, RecordHeader, RecordKind, ScanEnd, ScanError,
-    ScanInput, ScanStop, SegmentGeometry, decode_checkpoint, decode_hard_state, decode_header,
-    decode_index_entry, encode_checkpoint, encode_filler, encode_hard_state, encode_index_entry,
-    encode_record, scan_segment, verify_record,
+    CHECKPOINT_BYTES, ChainError, Checkpoint, Corruption, Damage, HARD_STATE_BYTES, HEADER_BYTES,
+    INDEX_ENTRY_BYTES, IndexEntry, LogCursor, PersistedHardState, RecordHeader, RecordKind,
+    ScanEnd, ScanError, ScanInput, ScanStop, SegmentGeometry, decode_checkpoint, decode_hard_state,
+    decode_header, decode_index_entry, encode_checkpoint, encode_filler, encode_hard_state,
+    encode_index_entry, encode_record, scan_segment, verify_record,
 };
 use proptest::prelude::*;
 
@@ -74,17 +74,15 @@ impl Image {
         };
         let limit = SEGMENT_BYTES * (SEGMENTS as u64 - 1);
         let mut term = 1;
-        for (i, e) in entries.iter().enumerate() {
+        let mut cursor = LogCursor::empty_at(0);
+        for e in entries {
             term += e.term_step;
-            let index = i as u64 + 1;
             let body: &[u8] = e.body.as_deref().unwrap_or(&[]);
-            let place = g
-                .place_record(img.end, (HEADER_BYTES + body.len()) as u64)
-                .unwrap();
-            let header = match e.body {
-                None => RecordHeader::noop(index, term, place.record_pos),
-                Some(_) => RecordHeader::normal(index, term, place.record_pos, body).unwrap(),
+            let kind = match e.body {
+                None => RecordKind::Noop,
+                Some(_) => RecordKind::Normal,
             };
+            let (place, header) = cursor.next_header(&g, kind, term, body).unwrap();
             if header.end_pos() > limit {
                 break;
             }
@@ -104,6 +102,7 @@ impl Image {
             });
             img.headers.push(header);
             img.end = header.end_pos();
+            cursor.advance(&header);
         }
         // Where the scan looks for the end: a header's worth of zeros, at the next
         // segment's start if fewer than 8 bytes (no room for a filler) are left. The
@@ -138,6 +137,7 @@ impl Image {
                 pos: h.end_pos(),
                 next_index: h.index + 1,
                 last_term: h.term,
+                last_crc: h.header_crc(),
             },
         }
     }
@@ -263,7 +263,9 @@ proptest! {
             let d = cp.durable;
             let next_index = d.next_index + entries;
             let last_term = if next_index == 1 { 0 } else { d.last_term.max(1) + term_step };
-            cp = cp.advanced(LogCursor { pos: d.pos + bytes, next_index, last_term }, commit);
+            let last_crc = if next_index == 1 { 0 } else { (bytes as u32) ^ 0x5A5A_5A5A };
+            let durable = LogCursor { pos: d.pos + bytes, next_index, last_term, last_crc };
+            cp = cp.advanced(durable, commit);
             let mut b = [0u8; CHECKPOINT_BYTES];
             encode_checkpoint(&cp, &mut b).unwrap();
             prop_assert_eq!(decode_checkpoint(&b), Ok(cp));
@@ -287,7 +289,7 @@ proptest! {
         let g = SegmentGeometry::new(SEGMENT_BYTES).unwrap();
         let input = ScanInput {
             geometry: g,
-            start: LogCursor { pos: 8192 - 150, next_index: 1, last_term: 0 },
+            start: LogCursor::empty_at(8192 - 150),
             max_record_bytes: max,
             protected_end_pos: 0,
             protected_index: 0,
@@ -448,6 +450,48 @@ proptest! {
                     prop_assert_eq!(i, before);
                 }
             }
+        }
+    }
+
+    /// A rewritten stretch of the log (Raft truncated from `j` and the same-sized new
+    /// entries, in the same terms, went over the old ones) is never followed by the old
+    /// entries left behind it, though they line up in index, term and position: the
+    /// chain CRC tells them apart.
+    #[test]
+    fn stale_entries_behind_a_rewrite_are_not_relinked(
+        es in entries(),
+        j_frac in 0.0f64..1.0,
+        m_frac in 0.0f64..=1.0,
+    ) {
+        let old = Image::build(&es);
+        let n = old.headers.len();
+        prop_assume!(n > 0);
+        let j = ((n as f64) * j_frac) as usize;
+        let diverged = es[j].body.as_ref().is_some_and(|b| !b.is_empty());
+        prop_assume!(diverged);
+        // The new log: entry j's body differs in one byte, everything else the same.
+        let mut new_es = es.clone();
+        if let Some(b) = new_es[j].body.as_mut() {
+            b[0] ^= 0xFF;
+        }
+        let new = Image::build(&new_es);
+        prop_assert_eq!(new.headers.len(), n);
+        // The writer wrote new entries j..j+m over the old ones, nothing past them.
+        let m = 1 + (((n - j - 1) as f64) * m_frac) as usize;
+        let written_end = new.headers[j + m - 1].end_pos() as usize;
+        let mut bytes = old.bytes.clone();
+        bytes[..written_end].copy_from_slice(&new.bytes[..written_end]);
+
+        let r = recover(old.g, &segment_files(&bytes), &new.checkpoint(0, 0)).unwrap();
+        prop_assert_eq!(&r.headers[..], &new.headers[..j + m]);
+        if j + m < n {
+            prop_assert!(
+                matches!(
+                    r.last.stop,
+                    ScanStop::TornTail(Damage::Chain(ChainError::PrevCrcMismatch { .. }))
+                ),
+                "{:?}", r.last
+            );
         }
     }
 

@@ -7,7 +7,7 @@
 
 use thiserror::Error;
 
-use super::record::RecordHeader;
+use super::record::{EncodeError, FieldError, HEADER_BYTES_U64, RecordHeader, RecordKind};
 use super::segment::{PlaceError, Placement, SegmentGeometry};
 
 /// The chain state at the end of a log (or at a record boundary inside it).
@@ -20,6 +20,9 @@ pub struct LogCursor {
     pub next_index: u64,
     /// The term of the entry before `next_index` (0 for an empty log).
     pub last_term: u64,
+    /// The header CRC of the record before `next_index`, which the next record chains
+    /// to (0 when unknown: an empty log, or a log whose predecessor record is gone).
+    pub last_crc: u32,
 }
 
 /// Why a record cannot be the next one after a cursor.
@@ -31,8 +34,14 @@ pub enum ChainError {
     TermWentBack { found: u64, last: u64 },
     #[error("record claims pos {found}, but belongs at {expected}")]
     PosMismatch { found: u64, expected: u64 },
+    #[error(
+        "record chains to header CRC {found:#010x}, but the previous record's is {expected:#010x}"
+    )]
+    PrevCrcMismatch { found: u32, expected: u32 },
     #[error("record cannot be placed: {0}")]
     Place(#[from] PlaceError),
+    #[error("record cannot be encoded: {0}")]
+    Encode(#[from] EncodeError),
 }
 
 impl LogCursor {
@@ -42,6 +51,7 @@ impl LogCursor {
             pos,
             next_index: 1,
             last_term: 0,
+            last_crc: 0,
         }
     }
 
@@ -50,7 +60,38 @@ impl LogCursor {
         g.place_record(self.pos, record_bytes)
     }
 
-    /// The index and term rules alone (the scan checks positions itself).
+    /// The header of the next record of this log (the leader's side): placed, indexed
+    /// and chained. Returns the placement too, whose filler (if any) goes first.
+    pub fn next_header(
+        &self,
+        g: &SegmentGeometry,
+        kind: RecordKind,
+        term: u64,
+        body: &[u8],
+    ) -> Result<(Placement, RecordHeader), ChainError> {
+        let record_bytes = HEADER_BYTES_U64 + body.len() as u64;
+        let placement = self.place(g, record_bytes)?;
+        let header = match kind {
+            RecordKind::Normal => {
+                RecordHeader::normal(self.next_index, term, placement.record_pos, body)?
+            }
+            RecordKind::Noop if body.is_empty() => {
+                RecordHeader::noop(self.next_index, term, placement.record_pos)
+            }
+            RecordKind::Noop => {
+                return Err(ChainError::Encode(EncodeError::Field(
+                    FieldError::NoopWithBody {
+                        body_len: u32::try_from(body.len()).unwrap_or(u32::MAX),
+                    },
+                )));
+            }
+        }
+        .chained_to(self.last_crc);
+        self.check_chain(&header)?;
+        Ok((placement, header))
+    }
+
+    /// The index, term and chain rules alone (the scan checks positions itself).
     pub fn check_chain(&self, header: &RecordHeader) -> Result<(), ChainError> {
         if header.index != self.next_index {
             return Err(ChainError::IndexGap {
@@ -62,6 +103,13 @@ impl LogCursor {
             return Err(ChainError::TermWentBack {
                 found: header.term,
                 last: self.last_term,
+            });
+        }
+        // 0 on either side means the link is unknown (see the record module).
+        if header.prev_crc != 0 && self.last_crc != 0 && header.prev_crc != self.last_crc {
+            return Err(ChainError::PrevCrcMismatch {
+                found: header.prev_crc,
+                expected: self.last_crc,
             });
         }
         Ok(())
@@ -102,13 +150,13 @@ impl LogCursor {
         self.pos = header.end_pos();
         self.next_index = header.index.saturating_add(1);
         self.last_term = header.term;
+        self.last_crc = header.header_crc();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::record::HEADER_BYTES_U64;
     use crate::store::segment::Filler;
 
     #[test]
@@ -131,7 +179,8 @@ mod tests {
             LogCursor {
                 pos: 4096 + 148,
                 next_index: 2,
-                last_term: 1
+                last_term: 1,
+                last_crc: h.header_crc(),
             }
         );
 
@@ -157,5 +206,40 @@ mod tests {
         let ok = RecordHeader::noop(2, 2, c.pos);
         assert_eq!(c.check_next(&g, &ok).map(|p| p.record_pos), Ok(c.pos));
         assert_eq!(ok.record_bytes(), HEADER_BYTES_U64);
+        // Chained to the right record, or not chained: accepted. Chained elsewhere: not.
+        assert!(c.check_next(&g, &ok.chained_to(h.header_crc())).is_ok());
+        assert!(matches!(
+            c.check_next(&g, &ok.chained_to(h.header_crc() ^ 1)),
+            Err(ChainError::PrevCrcMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn leader_headers_are_placed_indexed_and_chained() {
+        let g = SegmentGeometry::new(4096).unwrap();
+        let mut c = LogCursor::empty_at(0);
+        let (p, a) = c.next_header(&g, RecordKind::Normal, 3, b"first").unwrap();
+        assert_eq!((p.record_pos, a.index, a.term, a.prev_crc), (0, 1, 3, 0));
+        c.advance(&a);
+        let (_, b) = c.next_header(&g, RecordKind::Noop, 4, b"").unwrap();
+        assert_eq!(
+            (b.pos, b.index, b.prev_crc),
+            (a.end_pos(), 2, a.header_crc())
+        );
+        assert!(c.check_next(&g, &b).is_ok());
+        c.advance(&b);
+        assert!(matches!(
+            c.next_header(&g, RecordKind::Normal, 3, b"old term"),
+            Err(ChainError::TermWentBack { .. })
+        ));
+        assert!(matches!(
+            c.next_header(&g, RecordKind::Noop, 4, b"x"),
+            Err(ChainError::Encode(_))
+        ));
+        c.pos = 4090;
+        let (p, d) = c
+            .next_header(&g, RecordKind::Normal, 4, b"moves on")
+            .unwrap();
+        assert_eq!((p.filler, d.pos), (None, 4096));
     }
 }

@@ -323,7 +323,7 @@ fn next_step(rest: &[u8], remaining: u64, cursor: &LogCursor, input: &ScanInput)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::record::encode_record;
+    use crate::store::record::{RecordKind, encode_record};
     use crate::store::segment::encode_filler;
 
     const MAX: u32 = 1024;
@@ -334,7 +334,7 @@ mod tests {
         g: SegmentGeometry,
         bytes: Vec<u8>,
         end: u64,
-        next_index: u64,
+        cursor: LogCursor,
         headers: Vec<RecordHeader>,
     }
 
@@ -344,24 +344,39 @@ mod tests {
                 g: SegmentGeometry::new(segment_bytes).unwrap(),
                 bytes: vec![0; segment_bytes as usize * segments],
                 end: 0,
-                next_index: 1,
+                cursor: LogCursor::empty_at(0),
                 headers: Vec::new(),
             }
         }
 
         fn append(&mut self, term: u64, body: &[u8]) {
-            let place = self
-                .g
-                .place_record(self.end, HEADER_BYTES_U64 + body.len() as u64)
+            let (place, h) = self
+                .cursor
+                .next_header(&self.g, RecordKind::Normal, term, body)
                 .unwrap();
             if let Some(f) = place.filler {
                 encode_filler(f.len, &mut self.bytes[f.pos as usize..]).unwrap();
             }
-            let h = RecordHeader::normal(self.next_index, term, place.record_pos, body).unwrap();
             encode_record(&h, body, &mut self.bytes[h.pos as usize..]).unwrap();
+            self.cursor.advance(&h);
             self.end = h.end_pos();
-            self.next_index += 1;
             self.headers.push(h);
+        }
+
+        /// Rewinds the writer to just after the first `keep` records, as a Raft
+        /// truncation or a torn-tail recovery does, without zeroing what follows.
+        fn rewind(&mut self, keep: usize) {
+            self.headers.truncate(keep);
+            self.cursor = match self.headers.last() {
+                None => LogCursor::empty_at(0),
+                Some(h) => LogCursor {
+                    pos: h.end_pos(),
+                    next_index: h.index + 1,
+                    last_term: h.term,
+                    last_crc: h.header_crc(),
+                },
+            };
+            self.end = self.cursor.pos;
         }
 
         fn input(
@@ -391,6 +406,7 @@ mod tests {
         pos: 0,
         next_index: 1,
         last_term: 0,
+        last_crc: 0,
     };
 
     #[test]
@@ -470,6 +486,7 @@ mod tests {
             pos: 4096,
             next_index: img.headers.iter().position(|h| h.pos >= 4096).unwrap() as u64 + 1,
             last_term: 3,
+            last_crc: 0,
         };
         let (r, _) = scan(&img.bytes[4096..], &img.input(start, img.end, 60));
         let err = r.unwrap_err();
@@ -526,6 +543,7 @@ mod tests {
             pos: 0,
             next_index: 2,
             last_term: 0,
+            last_crc: 0,
         };
         let (r, seen) = scan(&img.bytes, &img.input(s, 0, 0));
         assert!(seen.is_empty());
@@ -541,6 +559,7 @@ mod tests {
             pos: 0,
             next_index: 1,
             last_term: 5,
+            last_crc: 0,
         };
         let (r, _) = scan(&img.bytes, &img.input(s, 0, 0));
         assert!(matches!(
@@ -554,6 +573,7 @@ mod tests {
             pos: 8192 + second.pos,
             next_index: 2,
             last_term: 4,
+            last_crc: 0,
         };
         let mut input = img.input(s, 0, 0);
         input.geometry = SegmentGeometry::new(8192 * 2).unwrap();
@@ -561,6 +581,28 @@ mod tests {
         assert!(matches!(
             r.unwrap().stop,
             ScanStop::TornTail(Damage::Chain(ChainError::PosMismatch { .. }))
+        ));
+    }
+
+    #[test]
+    fn stale_records_are_not_relinked_behind_a_rewritten_one() {
+        // Entries 3 and 4 (term 2) were written, then Raft truncated from 3 and the new
+        // leader's entry 3 (term 2, same size) went over the old one, leaving old 4
+        // in place. Old 4 lines up in index, term and pos; only its chain link is wrong.
+        let mut img = Image::new(4096, 1);
+        img.append(1, b"one");
+        img.append(1, b"two");
+        img.append(2, b"old three");
+        img.append(2, b"old four");
+        let old_four = img.headers[3];
+        img.rewind(2);
+        img.append(2, b"new three");
+        assert_eq!(img.headers[2].end_pos(), old_four.pos);
+        let (r, seen) = scan(&img.bytes, &img.input(START, 0, 0));
+        assert_eq!(seen, img.headers);
+        assert!(matches!(
+            r.unwrap().stop,
+            ScanStop::TornTail(Damage::Chain(ChainError::PrevCrcMismatch { .. }))
         ));
     }
 

@@ -5,22 +5,22 @@
 //! catches a torn or rotted file anyway. These codecs only turn values into bytes and
 //! back.
 //!
-//! Checkpoint layout ([`CHECKPOINT_BYTES`] = 72, big-endian):
+//! Checkpoint layout ([`CHECKPOINT_BYTES`] = 88, big-endian):
 //!
 //! | offset | bytes | field                                                             |
 //! |-------:|------:|-------------------------------------------------------------------|
 //! |      0 |     4 | magic `"DLCP"`                                                    |
 //! |      4 |     2 | version (1)                                                       |
 //! |      6 |     2 | reserved, 0                                                       |
-//! |      8 |     8 | scan-from pos: a record boundary where recovery starts            |
-//! |     16 |     8 | scan-from next index (index of the record at that pos)            |
-//! |     24 |     8 | scan-from last term (term of the entry before it; 0 if none)      |
-//! |     32 |     8 | durable end pos: every log byte below it was on disk              |
-//! |     40 |     8 | durable next index (last durable index + 1)                       |
-//! |     48 |     8 | durable last term (term of the last durable entry; 0 if none)     |
-//! |     56 |     8 | commit index known when the checkpoint was written                |
-//! |     64 |     4 | reserved, 0                                                       |
-//! |     68 |     4 | CRC32 of bytes 0..68                                              |
+//! |      8 |    32 | scan-from cursor: where recovery starts (a record boundary)       |
+//! |     40 |    32 | durable cursor: every log byte below its pos was on disk          |
+//! |     72 |     8 | commit index known when the checkpoint was written                |
+//! |     80 |     4 | reserved, 0                                                       |
+//! |     84 |     4 | CRC32 of bytes 0..84                                              |
+//!
+//! A cursor (32 bytes): pos u64 | next index u64 (index of the record at pos) | last
+//! term u64 (term of the entry before; 0 if none) | last CRC u32 (header CRC of the
+//! record before; 0 if unknown) | reserved u32 = 0.
 //!
 //! Why two points: recovery scans from `scan_from` and treats damage or an early end
 //! anywhere below `durable` as corruption, and only what lies past `durable` as a
@@ -49,12 +49,13 @@ use super::recovery::ScanInput;
 use super::segment::SegmentGeometry;
 
 /// Size of an encoded [`Checkpoint`].
-pub const CHECKPOINT_BYTES: usize = 72;
+pub const CHECKPOINT_BYTES: usize = 88;
 /// Size of an encoded [`PersistedHardState`].
 pub const HARD_STATE_BYTES: usize = 24;
 const CHECKPOINT_MAGIC: u32 = 0x444C_4350;
 const CHECKPOINT_VERSION: u16 = 1;
-const CHECKPOINT_CRC_AT: usize = 68;
+const CHECKPOINT_CRC_AT: usize = 84;
+const CURSOR_BYTES: usize = 32;
 const HARD_STATE_MAGIC: u32 = 0x444C_4853;
 const HARD_STATE_VERSION: u8 = 1;
 const HARD_STATE_VOTED: u8 = 1;
@@ -126,6 +127,9 @@ impl Checkpoint {
         if (s.next_index == 1) != (s.last_term == 0) || (d.next_index == 1) != (d.last_term == 0) {
             return Err("last term must be 0 exactly when no entry precedes the point");
         }
+        if (s.next_index == 1 && s.last_crc != 0) || (d.next_index == 1 && d.last_crc != 0) {
+            return Err("a chain CRC is set but no entry precedes the point");
+        }
         Ok(())
     }
 }
@@ -178,6 +182,23 @@ fn be_u64(b: &[u8], at: usize) -> u64 {
     u64::from_be_bytes(v)
 }
 
+/// Writes a cursor's 32 bytes (the reserved word is left as the caller zeroed it).
+fn put_cursor(c: &LogCursor, o: &mut [u8]) {
+    o[0..8].copy_from_slice(&c.pos.to_be_bytes());
+    o[8..16].copy_from_slice(&c.next_index.to_be_bytes());
+    o[16..24].copy_from_slice(&c.last_term.to_be_bytes());
+    o[24..28].copy_from_slice(&c.last_crc.to_be_bytes());
+}
+
+fn get_cursor(b: &[u8], at: usize) -> LogCursor {
+    LogCursor {
+        pos: be_u64(b, at),
+        next_index: be_u64(b, at + 8),
+        last_term: be_u64(b, at + 16),
+        last_crc: be_u32(b, at + 24),
+    }
+}
+
 /// Encodes `cp` into `out[..CHECKPOINT_BYTES]`.
 pub fn encode_checkpoint(cp: &Checkpoint, out: &mut [u8]) -> Result<usize, EncodeError> {
     debug_assert!(
@@ -194,18 +215,9 @@ pub fn encode_checkpoint(cp: &Checkpoint, out: &mut [u8]) -> Result<usize, Encod
     o.fill(0);
     o[0..4].copy_from_slice(&CHECKPOINT_MAGIC.to_be_bytes());
     o[4..6].copy_from_slice(&CHECKPOINT_VERSION.to_be_bytes());
-    let fields = [
-        cp.scan_from.pos,
-        cp.scan_from.next_index,
-        cp.scan_from.last_term,
-        cp.durable.pos,
-        cp.durable.next_index,
-        cp.durable.last_term,
-        cp.commit_index,
-    ];
-    for (i, v) in fields.iter().enumerate() {
-        o[8 + 8 * i..16 + 8 * i].copy_from_slice(&v.to_be_bytes());
-    }
+    put_cursor(&cp.scan_from, &mut o[8..8 + CURSOR_BYTES]);
+    put_cursor(&cp.durable, &mut o[40..40 + CURSOR_BYTES]);
+    o[72..80].copy_from_slice(&cp.commit_index.to_be_bytes());
     let crc = crc32fast::hash(&o[..CHECKPOINT_CRC_AT]);
     o[CHECKPOINT_CRC_AT..].copy_from_slice(&crc.to_be_bytes());
     Ok(CHECKPOINT_BYTES)
@@ -243,21 +255,14 @@ pub fn decode_checkpoint(bytes: &[u8]) -> Result<Checkpoint, StateDecodeError> {
             found: version,
         });
     }
-    if bytes[6..8] != [0, 0] || bytes[64..68] != [0; 4] {
+    let reserved = [&bytes[6..8], &bytes[36..40], &bytes[68..72], &bytes[80..84]];
+    if reserved.iter().any(|r| r.iter().any(|&b| b != 0)) {
         return Err(StateDecodeError::ReservedNotZero { what: CHECKPOINT });
     }
     let cp = Checkpoint {
-        scan_from: LogCursor {
-            pos: be_u64(bytes, 8),
-            next_index: be_u64(bytes, 16),
-            last_term: be_u64(bytes, 24),
-        },
-        durable: LogCursor {
-            pos: be_u64(bytes, 32),
-            next_index: be_u64(bytes, 40),
-            last_term: be_u64(bytes, 48),
-        },
-        commit_index: be_u64(bytes, 56),
+        scan_from: get_cursor(bytes, 8),
+        durable: get_cursor(bytes, 40),
+        commit_index: be_u64(bytes, 72),
     };
     cp.check().map_err(|why| StateDecodeError::Inconsistent {
         what: CHECKPOINT,
@@ -352,6 +357,7 @@ mod tests {
                 pos: 1 << 31,
                 next_index: 78,
                 last_term: 5,
+                last_crc: 0xDEAD_BEEF,
             },
             80,
         );
@@ -368,16 +374,17 @@ mod tests {
             assert!(decode_checkpoint(&d).is_err(), "bit {bit}");
         }
         assert!(matches!(
-            decode_checkpoint(&b[..71]),
+            decode_checkpoint(&b[..87]),
             Err(StateDecodeError::WrongLength { .. })
         ));
-        assert!(encode_checkpoint(&cp, &mut b[..71]).is_err());
+        assert!(encode_checkpoint(&cp, &mut b[..87]).is_err());
 
         let next = cp.advanced(
             LogCursor {
                 pos: (1 << 31) + 4096,
                 next_index: 90,
                 last_term: 6,
+                last_crc: 7,
             },
             89,
         );
@@ -398,7 +405,7 @@ mod tests {
         // Encode the bytes by hand (encode_checkpoint asserts consistency in debug).
         cp.durable.pos = 10;
         encode_checkpoint(&cp, &mut b).unwrap();
-        b[32..40].copy_from_slice(&0u64.to_be_bytes());
+        b[40..48].copy_from_slice(&0u64.to_be_bytes());
         let crc = crc32fast::hash(&b[..CHECKPOINT_CRC_AT]);
         b[CHECKPOINT_CRC_AT..].copy_from_slice(&crc.to_be_bytes());
         assert!(matches!(
