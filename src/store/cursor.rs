@@ -20,8 +20,9 @@ pub struct LogCursor {
     pub next_index: u64,
     /// The term of the entry before `next_index` (0 for an empty log).
     pub last_term: u64,
-    /// The header CRC of the record before `next_index`, which the next record chains
-    /// to (0 when unknown: an empty log, or a log whose predecessor record is gone).
+    /// The header CRC of the record before `next_index`, which the next record must
+    /// chain to (0 when unknown: an empty log, or a log whose predecessor is gone; then
+    /// any link is accepted).
     pub last_crc: u32,
 }
 
@@ -105,8 +106,10 @@ impl LogCursor {
                 last: self.last_term,
             });
         }
-        // 0 on either side means the link is unknown (see the record module).
-        if header.prev_crc != 0 && self.last_crc != 0 && header.prev_crc != self.last_crc {
+        // A cursor's 0 means its predecessor is unknown (start of the log): any link is
+        // accepted. Otherwise the record must chain to it; an unchained record (0) after
+        // a known one is refused, so a writer that forgets to chain fails loudly.
+        if self.last_crc != 0 && header.prev_crc != self.last_crc {
             return Err(ChainError::PrevCrcMismatch {
                 found: header.prev_crc,
                 expected: self.last_crc,
@@ -184,7 +187,7 @@ mod tests {
             }
         );
 
-        let wrong_pos = RecordHeader::noop(2, 1, c.pos + 8);
+        let wrong_pos = RecordHeader::noop(2, 1, c.pos + 8).chained_to(h.header_crc());
         assert!(matches!(
             c.check_next(&g, &wrong_pos),
             Err(ChainError::PosMismatch { .. })
@@ -203,15 +206,20 @@ mod tests {
             c.check_next(&g, &old),
             Err(ChainError::TermWentBack { .. })
         ));
-        let ok = RecordHeader::noop(2, 2, c.pos);
+        let ok = RecordHeader::noop(2, 2, c.pos).chained_to(h.header_crc());
         assert_eq!(c.check_next(&g, &ok).map(|p| p.record_pos), Ok(c.pos));
         assert_eq!(ok.record_bytes(), HEADER_BYTES_U64);
-        // Chained to the right record, or not chained: accepted. Chained elsewhere: not.
+        // Chained to the right record: accepted. Chained elsewhere, or not chained: not.
         assert!(c.check_next(&g, &ok.chained_to(h.header_crc())).is_ok());
-        assert!(matches!(
-            c.check_next(&g, &ok.chained_to(h.header_crc() ^ 1)),
-            Err(ChainError::PrevCrcMismatch { .. })
-        ));
+        for bad in [h.header_crc() ^ 1, 0] {
+            assert!(matches!(
+                c.check_next(&g, &ok.chained_to(bad)),
+                Err(ChainError::PrevCrcMismatch { .. })
+            ));
+        }
+        // An unknown predecessor accepts any link.
+        c.last_crc = 0;
+        assert!(c.check_next(&g, &ok.chained_to(12345)).is_ok());
     }
 
     #[test]

@@ -14,7 +14,7 @@
 //! |        |       | data address space (DLedger's `pos`)                         |
 //! |     32 |     4 | body length `n`                                              |
 //! |     36 |     4 | body CRC32 (IEEE, crc32fast) of the `n` body bytes           |
-//! |     40 |     4 | prev CRC: header CRC of the previous record (0 = not chained)|
+//! |     40 |     4 | prev CRC: header CRC of the previous record (0: first record)|
 //! |     44 |     4 | header CRC32 of bytes 0..44 (so it also covers the body CRC) |
 //! |     48 |     n | body                                                         |
 //!
@@ -32,8 +32,8 @@
 //!   past a lost one, or entries Raft truncated) then cannot be re-linked behind a new
 //!   record of the same size: their prev CRC names the record they followed, not the
 //!   new one. Replicas with matching logs have identical headers, so the chain is the
-//!   same on every replica. 0 means "not chained" (the first record of a log, or a
-//!   writer that does not chain); a link is checked when both sides are known.
+//!   same on every replica. The first record of a log has 0; a reader that does not
+//!   know a record's predecessor (the start of what it reads) accepts any link.
 
 use thiserror::Error;
 
@@ -91,7 +91,7 @@ pub struct RecordHeader {
     pub body_len: u32,
     /// CRC32 of the body (0 for an empty body).
     pub body_crc: u32,
-    /// Header CRC of the previous record in the log (0 = not chained).
+    /// Header CRC of the previous record in the log (0 for the first record).
     pub prev_crc: u32,
 }
 
@@ -315,7 +315,7 @@ pub fn encode_record(
 /// Completes a record whose body the caller already placed at
 /// `buf[HEADER_BYTES..HEADER_BYTES + body_len]` (e.g. copied straight into a DMA
 /// buffer): computes the body CRC and writes the header in front of it, chained to
-/// `prev_crc` (0 = not chained).
+/// `prev_crc` (the previous record's header CRC; 0 for a log's first record).
 pub fn seal_record_in_place(
     buf: &mut [u8],
     kind: RecordKind,
