@@ -17,8 +17,9 @@
 //! - Records are big-endian like DLedger's, with the same 48-byte header size (so
 //!   RocketMQ's `PHYSICALOFFSET = pos + 48` still holds), but every CRC is real: the body
 //!   CRC is computed once by the leader, the header CRC covers it, and followers and
-//!   recovery verify both. `pos`, index continuity and non-decreasing terms are checked
-//!   on every record read in order.
+//!   recovery verify both. Each header also carries the previous record's header CRC (a
+//!   real chain CRC). `pos`, index continuity, non-decreasing terms and the chain are
+//!   checked on every record read in order.
 //! - Records never span segments; the unused rest of a segment starts with DLedger's
 //!   filler (`-1`, remaining length) when at least 8 bytes are left.
 //! - Segments are preallocated with zeros, so zeros mean "nothing written yet" and
@@ -32,11 +33,10 @@
 //!
 //! - Zero-filled (or zeroed before reuse) segments.
 //! - A filler durable no later than the first record after it.
-//! - On a Raft truncation, durably zero `[new end, old end)` before acknowledging later
-//!   appends: otherwise stale records that line up with new ones pass every check.
-//! - After recovery, durably zero from the recovered end over at least the span that
-//!   in-flight writes could have reached (they may have landed past a lost one) before
-//!   the first append, for the same reason.
+//! - Every record chained to the one before it ([`LogCursor::next_header`]): stale records
+//!   past the end of the log (writes that landed past a lost one, entries Raft truncated)
+//!   then cannot be re-linked behind a rewritten record, so neither a truncation nor a
+//!   recovery has to zero what lies after the new end.
 //! - Checkpoints advance with [`Checkpoint::advanced`] and record only what an fsync (or
 //!   an O_DSYNC write) has completed.
 

@@ -3,8 +3,8 @@
 //!
 //! Rules:
 //! - Every record is fully checked: header CRC, body CRC, `pos` equal to where it lies,
-//!   index exactly one more than the previous, term never below the previous, and the
-//!   record inside the segment.
+//!   index exactly one more than the previous, term never below the previous, chained to
+//!   the previous record's header CRC, and inside the segment.
 //! - The scan stops cleanly at zeros (a preallocated segment's unwritten part), at the end
 //!   of the file's bytes, or at an end-of-segment filler or a segment tail too short for
 //!   one (the log goes on in the next segment; the filler's padding and a short tail are
@@ -130,8 +130,8 @@ pub enum ScanStop {
     /// `ScanEnd::next` with bytes that start there.
     NeedMoreInput,
     /// Damage above the durable point: a torn or unsynced tail. The caller truncates
-    /// the log at `ScanEnd::end_pos` (zeroing from there over the span in-flight writes
-    /// could have reached) before appending.
+    /// the log at `ScanEnd::end_pos` before appending (chained headers keep the stale
+    /// bytes past it from being re-linked later).
     TornTail(Damage),
 }
 
