@@ -38,7 +38,8 @@
 //!   then cannot be re-linked behind a rewritten record, so neither a truncation nor a
 //!   recovery has to zero what lies after the new end.
 //! - Checkpoints advance with [`Checkpoint::advanced`] and record only what an fsync (or
-//!   an O_DSYNC write) has completed.
+//!   an O_DSYNC write) has completed; before a Raft truncation below the durable point,
+//!   [`Checkpoint::truncated_to`] is written first.
 
 pub mod align;
 pub mod cursor;

@@ -98,6 +98,26 @@ impl Checkpoint {
         }
     }
 
+    /// The checkpoint to write *before* the log is truncated back to `end` (Raft may
+    /// drop durable entries that were never committed): both points move down to `end`
+    /// if they lie above it. Otherwise recovery would scan into the rewritten stretch
+    /// with a stale chain, or protect a durable point that no longer exists, and report
+    /// corruption.
+    pub fn truncated_to(&self, end: LogCursor) -> Self {
+        let lower = |c: LogCursor| {
+            if c.next_index > end.next_index || c.pos > end.pos {
+                end
+            } else {
+                c
+            }
+        };
+        Checkpoint {
+            scan_from: lower(self.scan_from),
+            durable: lower(self.durable),
+            commit_index: self.commit_index,
+        }
+    }
+
     /// The last durable index (0 when none).
     pub const fn durable_index(&self) -> u64 {
         self.durable.next_index.saturating_sub(1)
@@ -395,6 +415,30 @@ mod tests {
             (input.protected_end_pos, input.protected_index),
             ((1 << 31) + 4096, 89)
         );
+    }
+
+    #[test]
+    fn truncation_moves_both_points_down() {
+        let at = |pos, next_index, last_term| LogCursor {
+            pos,
+            next_index,
+            last_term,
+            last_crc: pos as u32 + 1,
+        };
+        let cp = Checkpoint::new_log(0)
+            .advanced(at(1000, 10, 2), 5)
+            .advanced(at(2000, 20, 3), 15);
+        // Above the durable point: nothing changes.
+        assert_eq!(cp.truncated_to(at(2500, 25, 3)), cp);
+        // Between the two points: the durable point moves down.
+        let t = cp.truncated_to(at(1500, 15, 2));
+        assert_eq!((t.scan_from, t.durable), (at(1000, 10, 2), at(1500, 15, 2)));
+        // Below both.
+        let t = cp.truncated_to(at(500, 5, 1));
+        assert_eq!((t.scan_from, t.durable), (at(500, 5, 1), at(500, 5, 1)));
+        let mut b = [0u8; CHECKPOINT_BYTES];
+        encode_checkpoint(&t, &mut b).unwrap();
+        assert_eq!(decode_checkpoint(&b), Ok(t));
     }
 
     #[test]
