@@ -14,6 +14,7 @@
 //! frame for bodies and entry records. Every count and length read from the wire is
 //! bounded by [`WireLimits`] and by the bytes actually present.
 
+pub mod body;
 pub mod client;
 pub mod code;
 pub mod codec;
@@ -25,8 +26,9 @@ pub mod peer;
 #[cfg(test)]
 mod tests;
 
+pub use body::Body;
 pub use client::{
-    AppendRequest, AppendResponse, AppendedEntry, Body, ClientMessage, ClusterViewRequest,
+    AppendRequest, AppendResponse, AppendedEntry, ClientMessage, ClusterViewRequest,
     ClusterViewResponse, ErrorResponse, GetRequest, GetResponse, GotEntry, GroupRow, LeaderHint,
     MetadataRequest, MetadataResponse, PeerInfo,
 };

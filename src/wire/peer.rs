@@ -14,7 +14,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use crate::config::{GroupId, HostPort};
 use crate::raft::{Message, MsgBody, NodeId, RejectHint, Term};
 
-use super::client::Body;
+use super::body::Body;
 use super::code::ResponseCode;
 use super::codec::*;
 use super::error::WireError;
@@ -27,16 +27,20 @@ pub const PROTOCOL_VERSION: u16 = 1;
 /// The first frame on a peer connection, in both directions.
 ///
 /// ```text
-/// u16 protocol_version | u32 node_id | u16 shard | u16 shard_count | str8 cluster
-/// | addr client (where this node serves clients; lets peers fill NOT_LEADER hints)
+/// u16 protocol_version | u32 node_id | u16 shard | u16 shard_count | u16 target_shard
+/// | str8 cluster | addr client (where this node serves clients; lets peers fill
+/// NOT_LEADER hints)
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Hello {
     pub protocol_version: u16,
     pub node_id: NodeId,
-    /// The shard this connection serves (on the connecting side: the destination shard).
+    /// The sender's shard that owns this connection, and the sender's shard count.
     pub shard: u16,
     pub shard_count: u16,
+    /// The receiver's shard the connection is for (the acceptor hands it to that shard).
+    /// In the answering Hello: the shard that accepted it.
+    pub target_shard: u16,
     pub cluster: String,
     pub client_addr: HostPort,
 }
@@ -50,11 +54,12 @@ pub struct HelloRejected {
 
 impl Hello {
     /// Checks a received handshake: same protocol version, same cluster, a known node
-    /// other than `self_id`.
+    /// other than `self_id`, shards in range (`target_shard` below `self_shard_count`).
     pub fn verify(
         &self,
         cluster: &str,
         self_id: NodeId,
+        self_shard_count: u16,
         is_peer: impl Fn(NodeId) -> bool,
     ) -> Result<(), HelloRejected> {
         let reject = |code, reason| Err(HelloRejected { code, reason });
@@ -82,10 +87,13 @@ impl Hello {
                 format!("node id {} is not a peer of this node", self.node_id),
             );
         }
-        if self.shard_count == 0 || self.shard >= self.shard_count {
+        if self.shard >= self.shard_count || self.target_shard >= self_shard_count {
             return reject(
                 ResponseCode::UnexpectedArgument,
-                format!("shard {} of {}", self.shard, self.shard_count),
+                format!(
+                    "shard {} of {} asks for shard {} of {self_shard_count}",
+                    self.shard, self.shard_count, self.target_shard
+                ),
             );
         }
         Ok(())
@@ -99,6 +107,7 @@ impl Body for Hello {
         out.put_u32(self.node_id);
         out.put_u16(self.shard);
         out.put_u16(self.shard_count);
+        out.put_u16(self.target_shard);
         put_str8(out, &self.cluster, "cluster")?;
         put_addr(out, &self.client_addr, "client address")
     }
@@ -109,6 +118,7 @@ impl Body for Hello {
             node_id: r.u32("node_id")?,
             shard: r.u16("shard")?,
             shard_count: r.u16("shard_count")?,
+            target_shard: r.u16("target_shard")?,
             cluster: r.str8("cluster")?,
             client_addr: r.addr("client address")?,
         };
@@ -427,22 +437,35 @@ impl PeerBatchWriter {
         out[self.count_at..self.count_at + 4].copy_from_slice(&self.count.to_be_bytes());
     }
 
+    /// Refuses an item of `add_bytes` for `section` before anything is written: the
+    /// section's item limit, and the frame limit counting the counts still to come.
     fn check_room(
         &self,
         out: &BytesMut,
+        section: Section,
         add_bytes: usize,
         max_items: u32,
         what: &'static str,
     ) -> Result<(), WireError> {
-        if self.count >= max_items {
+        if section < self.section {
+            return Err(WireError::Misuse(
+                "peer batch sections go heartbeats, responses, messages",
+            ));
+        }
+        let count = if section == self.section {
+            self.count
+        } else {
+            0
+        };
+        if count >= max_items {
             return Err(WireError::TooMany {
                 what,
-                count: u64::from(self.count) + 1,
+                count: u64::from(count) + 1,
                 max: u64::from(max_items),
             });
         }
-        // Room for this item and the counts of the sections still to come.
-        let after = self.frame_len(out) + add_bytes + 8;
+        let counts_to_come = 4 * (Section::Messages as usize - self.section as usize);
+        let after = self.frame_len(out) + add_bytes + counts_to_come;
         if after > self.limits.max_frame_bytes as usize {
             return Err(WireError::FrameTooLarge {
                 len: after as u64,
@@ -459,13 +482,14 @@ impl PeerBatchWriter {
         term: Term,
         commit: u64,
     ) -> Result<(), WireError> {
-        self.enter(out, Section::Heartbeats)?;
         self.check_room(
             out,
+            Section::Heartbeats,
             HEARTBEAT_BYTES,
             self.limits.max_groups_per_batch,
             "heartbeats",
         )?;
+        self.enter(out, Section::Heartbeats)?;
         out.put_u32(group);
         out.put_u64(term);
         out.put_u64(commit);
@@ -479,13 +503,14 @@ impl PeerBatchWriter {
         group: GroupId,
         term: Term,
     ) -> Result<(), WireError> {
-        self.enter(out, Section::HeartbeatResps)?;
         self.check_room(
             out,
+            Section::HeartbeatResps,
             HEARTBEAT_RESP_BYTES,
             self.limits.max_groups_per_batch,
             "heartbeat responses",
         )?;
+        self.enter(out, Section::HeartbeatResps)?;
         out.put_u32(group);
         out.put_u64(term);
         self.count += 1;
@@ -528,13 +553,14 @@ impl PeerBatchWriter {
             MsgBody::Heartbeat { .. } => 8,
             MsgBody::HeartbeatResp | MsgBody::TimeoutNow => 0,
         };
-        self.enter(out, Section::Messages)?;
         self.check_room(
             out,
+            Section::Messages,
             MESSAGE_MIN_BYTES + size,
             self.limits.max_messages_per_batch,
             "messages",
         )?;
+        self.enter(out, Section::Messages)?;
         out.put_u32(group);
         out.put_u64(msg.term);
         write_msg_body(out, &msg.body, entries);

@@ -288,6 +288,7 @@ fn sample_frames() -> Vec<BytesMut> {
             node_id: 1,
             shard: 0,
             shard_count: 2,
+            target_shard: 1,
             cluster: "RaftCluster".into(),
             client_addr: addr.clone(),
         }
@@ -523,6 +524,39 @@ fn peer_batch_writer_enforces_order_and_limits() {
 }
 
 #[test]
+fn a_refused_push_into_a_new_section_writes_nothing() {
+    let l = WireLimits {
+        max_messages_per_batch: 0,
+        ..limits()
+    };
+    let mut out = BytesMut::new();
+    let mut w = PeerBatchWriter::begin(&mut out, 1, 0, 1, 0, &l);
+    w.heartbeat(&mut out, 1, 1, 1).unwrap();
+    let before = out.len();
+    let m = Message {
+        from: 0,
+        to: 1,
+        term: 1,
+        body: MsgBody::TimeoutNow,
+    };
+    assert!(matches!(
+        w.message(&mut out, 1, &m, &[]),
+        Err(WireError::TooMany { .. })
+    ));
+    assert_eq!(out.len(), before);
+    // The heartbeat section can still be extended, and the frame is valid.
+    w.heartbeat(&mut out, 2, 1, 1).unwrap();
+    w.finish(&mut out).unwrap();
+    let f = FrameDecoder::new(l.max_frame_bytes)
+        .decode(&mut out)
+        .unwrap()
+        .unwrap();
+    let mut batch = PeerBatch::default();
+    batch.decode_into(&f, &l, 0, 1).unwrap();
+    assert_eq!(batch.items.len(), 2);
+}
+
+#[test]
 fn peer_batch_writer_stops_before_the_frame_limit() {
     let l = WireLimits {
         max_frame_bytes: 64 * 1024,
@@ -547,6 +581,7 @@ fn hello_verification() {
         node_id: 1,
         shard: 1,
         shard_count: 2,
+        target_shard: 0,
         cluster: "RaftCluster".into(),
         client_addr: HostPort {
             host: "127.0.0.1".into(),
@@ -554,11 +589,11 @@ fn hello_verification() {
         },
     };
     let peers = |id| id < 3;
-    assert!(h.verify("RaftCluster", 0, peers).is_ok());
-    let e = h.verify("Other", 0, peers).unwrap_err();
+    assert!(h.verify("RaftCluster", 0, 1, peers).is_ok());
+    let e = h.verify("Other", 0, 1, peers).unwrap_err();
     assert_eq!(e.code, ResponseCode::UnexpectedMember);
     assert_eq!(
-        h.verify("RaftCluster", 1, peers).unwrap_err().code,
+        h.verify("RaftCluster", 1, 1, peers).unwrap_err().code,
         ResponseCode::UnknownMember
     );
     let stranger = Hello {
@@ -566,7 +601,10 @@ fn hello_verification() {
         ..h.clone()
     };
     assert_eq!(
-        stranger.verify("RaftCluster", 0, peers).unwrap_err().code,
+        stranger
+            .verify("RaftCluster", 0, 1, peers)
+            .unwrap_err()
+            .code,
         ResponseCode::UnknownMember
     );
     let future = Hello {
@@ -574,11 +612,20 @@ fn hello_verification() {
         ..h.clone()
     };
     assert_eq!(
-        future.verify("RaftCluster", 0, peers).unwrap_err().code,
+        future.verify("RaftCluster", 0, 1, peers).unwrap_err().code,
         ResponseCode::Unsupported
     );
-    let bad_shard = Hello { shard: 2, ..h };
-    assert!(bad_shard.verify("RaftCluster", 0, peers).is_err());
+    let bad_shard = Hello {
+        shard: 2,
+        ..h.clone()
+    };
+    assert!(bad_shard.verify("RaftCluster", 0, 1, peers).is_err());
+    let bad_target = Hello {
+        target_shard: 1,
+        ..h.clone()
+    };
+    assert!(bad_target.verify("RaftCluster", 0, 1, peers).is_err());
+    assert!(bad_target.verify("RaftCluster", 0, 2, peers).is_ok());
 }
 
 #[test]
@@ -699,8 +746,8 @@ proptest! {
 
     #[test]
     fn hello_round_trip(v in any::<u16>(), node_id in any::<u32>(), shard in any::<u16>(), shard_count in any::<u16>(),
-                        cluster in arb_name(), client_addr in arb_host_port()) {
-        let m = Hello { protocol_version: v, node_id, shard, shard_count, cluster, client_addr };
+                        target_shard in any::<u16>(), cluster in arb_name(), client_addr in arb_host_port()) {
+        let m = Hello { protocol_version: v, node_id, shard, shard_count, target_shard, cluster, client_addr };
         prop_assert_eq!(round_trip(&m), m);
     }
 
