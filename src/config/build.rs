@@ -591,13 +591,18 @@ impl<'a> Ctx<'a> {
         let (key, entry) = match (single, list) {
             (None, None) => return Ok(None),
             (Some((k, e)), None) | (None, Some((k, e))) => (k, e),
-            (Some(_), Some((k, e))) => {
+            // DLedger treats preferredLeaderId as a deprecated alias of preferredLeaderIds.
+            (Some((_, a)), Some((k, e))) if a.value != e.value => {
                 return Err(self.error(
                     &k,
                     Some(e.line),
-                    "set preferredLeaderId or preferredLeaderIds, not both".to_string(),
+                    format!(
+                        "'{}' contradicts preferredLeaderId='{}' (aliases in DLedger); set one",
+                        e.value, a.value
+                    ),
                 ));
             }
+            (Some(_), Some((k, e))) => (k, e),
         };
         let names: Vec<String> = entry
             .value

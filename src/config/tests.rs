@@ -239,10 +239,10 @@ fn every_error_class_names_its_key_and_line() {
             "not a peer",
         ),
         (
-            "preferredLeaderId=n1\npreferredLeaderIds=n1\n",
+            "preferredLeaderId=n1\npreferredLeaderIds=n2\n",
             "preferredLeaderIds",
             Some(6),
-            "not both",
+            "contradicts",
         ),
         (
             "fileReservedTime=48\nfileReservedHours=72\n",
@@ -357,6 +357,8 @@ fn warnings_do_not_stop() {
             .iter()
             .any(|w| w.reason.contains("no failover"))
     );
+    let same = parse(&base("preferredLeaderId=n2\npreferredLeaderIds=n2\n")).unwrap();
+    assert_eq!(same.config.groups[0].preferred_leader, Some(2));
     let pref = parse(&base("preferredLeaderIds=n1;n2\n")).unwrap();
     assert_eq!(pref.config.groups[0].preferred_leader, Some(1));
     assert_eq!(pref.warnings.len(), 1);
