@@ -12,9 +12,11 @@
 
 mod build;
 mod error;
+mod groups;
 mod keys;
 mod model;
 mod properties;
+mod settings;
 mod values;
 
 #[cfg(test)]
