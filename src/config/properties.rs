@@ -240,6 +240,61 @@ mod tests {
         assert!(parse_properties("k=\\uD800").is_err());
     }
 
+    /// Writes `s` so that the parser reads it back unchanged: backslash, separators and
+    /// blanks escaped in keys; leading blanks, trailing whitespace, `#`/`!` and control
+    /// characters escaped in values.
+    fn escape(s: &str, is_key: bool) -> String {
+        let mut out = String::new();
+        let last = s.chars().count().saturating_sub(1);
+        for (i, c) in s.chars().enumerate() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '\u{c}' => out.push_str("\\f"),
+                '=' | ':' if is_key || i == 0 => out.push('\\'),
+                ' ' if is_key || i == 0 || i == last => out.push('\\'),
+                '#' | '!' if i == 0 => out.push('\\'),
+                c if c.is_whitespace() && i == last => {
+                    out.push_str(&format!("\\u{:04X}", c as u32));
+                    continue;
+                }
+                _ => {}
+            }
+            if !matches!(c, '\\' | '\n' | '\r' | '\t' | '\u{c}') {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn rendered_entries_parse_back(
+            entries in proptest::collection::vec(("[ -~]{1,12}", "[ -~\t\u{e9}\u{4e2d}]{0,20}"), 0..8),
+            sep in proptest::sample::select(vec!["=", " = ", ":", " ", "\t=\t"]),
+            crlf in proptest::bool::ANY,
+        ) {
+            let eol = if crlf { "\r\n" } else { "\n" };
+            let mut text = String::from("# generated");
+            text.push_str(eol);
+            for (k, v) in &entries {
+                text.push_str(&escape(k, true));
+                text.push_str(sep);
+                text.push_str(&escape(v, false));
+                text.push_str(eol);
+            }
+            let parsed = parse_properties(&text).unwrap();
+            proptest::prop_assert_eq!(parsed.len(), entries.len());
+            for (i, (p, (k, v))) in parsed.iter().zip(&entries).enumerate() {
+                proptest::prop_assert_eq!(&p.key, k);
+                proptest::prop_assert_eq!(&p.value, v);
+                proptest::prop_assert_eq!(p.line, i as u32 + 2);
+            }
+        }
+    }
+
     #[test]
     fn empty_key_is_an_error() {
         let err = parse_properties("a=1\n=2\n").unwrap_err();

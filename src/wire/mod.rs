@@ -6,9 +6,10 @@
 //!   against `max_frame_bytes` before anything is allocated.
 //! - [`client`]: append, get, metadata, cluster view, and the error response that carries
 //!   DLedger's [`ResponseCode`]s (NOT_LEADER with the leader's client address).
-//! - [`peer`]: the [`Hello`] handshake and the [`PeerBatch`] that carries many groups'
-//!   Raft messages (with their entry records as opaque byte ranges) and a compact
-//!   heartbeat section, from one node to one node's shard.
+//! - [`hello`]: the peer handshake [`Hello`].
+//! - [`peer`]: the [`PeerBatch`] that carries many groups' Raft messages (with their entry
+//!   records as opaque byte ranges) and compact heartbeat sections, from one node to one
+//!   node's shard.
 //!
 //! Encoders write into the caller's `BytesMut`; decoders hand out slices of the received
 //! frame for bodies and entry records. Every count and length read from the wire is
@@ -20,6 +21,7 @@ pub mod code;
 pub mod codec;
 pub mod error;
 pub mod frame;
+pub mod hello;
 pub mod limits;
 pub mod peer;
 
@@ -35,5 +37,6 @@ pub use client::{
 pub use code::ResponseCode;
 pub use error::WireError;
 pub use frame::{Frame, FrameDecoder, FrameHeader, FrameWriter, HEADER_LEN, Kind, parse_frame};
+pub use hello::{Hello, HelloRejected, PROTOCOL_VERSION};
 pub use limits::WireLimits;
-pub use peer::{GroupMessage, Hello, HelloRejected, PROTOCOL_VERSION, PeerBatch, PeerBatchWriter};
+pub use peer::{GroupMessage, PeerBatch, PeerBatchWriter};
