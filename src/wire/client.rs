@@ -34,7 +34,7 @@ impl Body for AppendRequest {
     fn write_body(&self, out: &mut BytesMut, limits: &WireLimits) -> Result<(), WireError> {
         put_str8(out, &self.group, "group")?;
         if self.bodies.is_empty() {
-            return Err(WireError::Misuse("an append needs at least one body"));
+            return Err(WireError::EmptyAppend);
         }
         put_count(
             out,
@@ -52,10 +52,7 @@ impl Body for AppendRequest {
         let group = r.str8("group")?;
         let n = r.count("bodies", limits.max_bodies_per_append, 4)?;
         if n == 0 {
-            return Err(WireError::BadValue {
-                what: "bodies (REQUEST_WITH_EMPTY_BODYS)",
-                value: 0,
-            });
+            return Err(WireError::EmptyAppend);
         }
         let mut bodies = Vec::with_capacity(n);
         for _ in 0..n {

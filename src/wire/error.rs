@@ -32,6 +32,8 @@ pub enum WireError {
     BadValue { what: &'static str, value: u64 },
     #[error("{what}: not UTF-8")]
     BadUtf8 { what: &'static str },
+    #[error("REQUEST_WITH_EMPTY_BODYS: an append must carry at least one body")]
+    EmptyAppend,
     #[error("unknown response code {0}")]
     UnknownResponseCode(u16),
     #[error("expected a {expected} frame, got kind {found:#04x}")]
@@ -58,6 +60,7 @@ impl WireError {
                 ResponseCode::Unsupported
             }
             WireError::TooMany { .. } => ResponseCode::Overloaded,
+            WireError::EmptyAppend => ResponseCode::RequestWithEmptyBodys,
             _ => ResponseCode::UnexpectedArgument,
         }
     }

@@ -416,7 +416,8 @@ fn counts_are_bounded_by_limits_and_by_bytes_present() {
     // Zero bodies: REQUEST_WITH_EMPTY_BODYS territory.
     body[2..6].copy_from_slice(&0u32.to_be_bytes());
     let f = reframe(Kind::AppendRequest, &body);
-    assert!(ClientMessage::decode(&f, &limits()).is_err());
+    let err = ClientMessage::decode(&f, &limits()).unwrap_err();
+    assert_eq!(err.response_code(), ResponseCode::RequestWithEmptyBodys);
     // A body length above max_body_bytes.
     let mut body = BytesMut::new();
     body.put_u8(0);
