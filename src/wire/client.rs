@@ -136,8 +136,9 @@ impl Body for AppendResponse {
     }
 }
 
-/// Read committed entries from `from_index`, up to `max_bytes` of bodies (at least one
-/// entry is returned if any is committed, even when larger).
+/// Read committed entries from `from_index`, up to `max_bytes` of bodies and at most
+/// `max_bodies_per_append` entries (at least one entry is returned if any is committed,
+/// even when larger than `max_bytes`).
 ///
 /// ```text
 /// str8 group | u64 from_index | u32 max_bytes
