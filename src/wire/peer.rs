@@ -1,7 +1,7 @@
 //! Node ↔ node messages: the handshake and the batched Raft traffic.
 //!
 //! One connection per (source node, destination node, destination shard). Its first frame
-//! in each direction is a [`Hello`]; every later frame is a [`PeerBatch`] whose `from` and
+//! in each direction is a [`Hello`](super::hello::Hello); every later frame is a [`PeerBatch`] whose `from` and
 //! `to` must match the handshake (a batch claiming another node's id is refused by
 //! [`PeerBatch::decode_into`]).
 //!
