@@ -1,8 +1,8 @@
-//! Node ↔ node messages: the handshake and the batched Raft traffic.
+//! Node ↔ node Raft traffic, batched.
 //!
 //! One connection per (source node, destination node, destination shard). Its first frame
-//! in each direction is a [`Hello`](super::hello::Hello); every later frame is a [`PeerBatch`] whose `from` and
-//! `to` must match the handshake (a batch claiming another node's id is refused by
+//! in each direction is a [`Hello`](super::hello::Hello); every later frame is a
+//! [`PeerBatch`] whose `from` and `to` must match the handshake (a batch claiming another node's id is refused by
 //! [`PeerBatch::decode_into`]).
 //!
 //! Groups are named on the wire by their 32-bit id (`config::group_id_of`: FNV-1a of the
