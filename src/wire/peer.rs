@@ -2,8 +2,8 @@
 //!
 //! One connection per (source node, destination node, destination shard). Its first frame
 //! in each direction is a [`Hello`](super::hello::Hello); every later frame is a
-//! [`PeerBatch`] whose `from` and `to` must match the handshake (a batch claiming another node's id is refused by
-//! [`PeerBatch::decode_into`]).
+//! [`PeerBatch`] whose `from` and `to` must match the handshake (a batch claiming another
+//! node's id is refused by [`PeerBatch::decode_into`]).
 //!
 //! Groups are named on the wire by their 32-bit id (`config::group_id_of`: FNV-1a of the
 //! name, collision-checked at config validation). Node ids are cluster-wide (`n0` is
