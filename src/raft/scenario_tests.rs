@@ -590,3 +590,62 @@ fn single_node_group_leads_and_commits_alone() {
     c.propose(0, 3).expect("leader");
     assert_eq!(c.nodes[0].commit_index(), 4);
 }
+
+/// The planted CommitOldTerm bug really does commit an entry of an earlier term by count
+/// (the same setup as `noop_commit_rule_and_follower_acks_only_durable_entries`).
+#[cfg(feature = "planted-bugs")]
+#[test]
+fn planted_commit_old_term_commits_by_count() {
+    let mut c = Cluster::with(
+        vec![
+            recovered(2, &[1, 2], 1),
+            recovered(2, &[1, 2], 1),
+            recovered(2, &[1], 1),
+        ],
+        |cfg| cfg.planted = Some(PlantedBug::CommitOldTerm),
+    );
+    c.auto_persist = false;
+    c.campaign(0);
+    c.persist(0);
+    c.deliver();
+    c.tick_all(6);
+    assert_eq!(
+        c.nodes[0].commit_index(),
+        2,
+        "the bug commits index 2 of term 2"
+    );
+}
+
+/// The planted AckBeforePersist bug acknowledges entries that are not durable.
+#[cfg(feature = "planted-bugs")]
+#[test]
+fn planted_ack_before_persist_acks_early() {
+    let recs = (0..3).map(|_| recovered(0, &[], 0)).collect();
+    let mut c = Cluster::with(recs, |cfg| cfg.planted = Some(PlantedBug::AckBeforePersist));
+    c.auto_persist = false;
+    c.campaign(0);
+    c.persist(0);
+    c.deliver();
+    assert_eq!(c.durable[1], 0);
+    assert_eq!(
+        c.nodes[0].commit_index(),
+        1,
+        "committed with one durable copy"
+    );
+}
+
+/// The planted VoteIgnoresLog bug grants a vote to a candidate with a shorter log.
+#[cfg(feature = "planted-bugs")]
+#[test]
+fn planted_vote_ignores_log_elects_a_stale_node() {
+    let mut c = Cluster::with(
+        vec![
+            recovered(2, &[1], 1),
+            recovered(2, &[1, 2, 2], 1),
+            recovered(2, &[1, 2, 2], 1),
+        ],
+        |cfg| cfg.planted = Some(PlantedBug::VoteIgnoresLog),
+    );
+    c.campaign(0);
+    assert_eq!(c.leaders(), vec![0]);
+}
