@@ -83,8 +83,10 @@ impl Node {
                         "leader {from} conflicts with committed entry {at} (commit {})",
                         self.log.commit_index()
                     );
-                    // This leader's log never changes under what it already sent us.
+                    // This leader's log never changes under what it already sent us,
+                    // and a leader never truncates its own log.
                     debug_assert!(at > self.verified_index);
+                    debug_assert_ne!(self.role, Role::Leader);
                     out.log_writes.push(LogWrite::Truncate { from: at });
                     self.log.truncate(at);
                     self.log.append(at, end, entries_term);

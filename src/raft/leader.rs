@@ -337,6 +337,23 @@ impl Node {
         }
     }
 
+    pub(super) fn mark_unreachable(&mut self, peer: NodeId) {
+        if self.role != Role::Leader || peer == self.cfg.id {
+            return;
+        }
+        let Some(slot) = self.slot_of(peer) else {
+            return;
+        };
+        let pr = &mut self.progress[slot];
+        if pr.state == ReplState::Replicate {
+            // What is in flight is likely lost: resume from the known match, one probe
+            // at a time (the next heartbeat answer lets it go out).
+            let next = pr.match_index + 1;
+            pr.become_probe(next);
+            pr.probe_sent = true;
+        }
+    }
+
     pub(super) fn start_transfer(&mut self, to: NodeId, out: &mut Outbox) {
         if self.role != Role::Leader || to == self.cfg.id {
             return;

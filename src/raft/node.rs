@@ -294,6 +294,12 @@ impl Node {
         self.finish(before, out);
     }
 
+    /// The driver could not deliver to `peer` (connection down, queue full). A leader
+    /// stops streaming to it and probes once per heartbeat until it answers again.
+    pub fn unreachable(&mut self, peer: NodeId) {
+        self.mark_unreachable(peer);
+    }
+
     pub fn id(&self) -> NodeId {
         self.cfg.id
     }

@@ -649,3 +649,26 @@ fn planted_vote_ignores_log_elects_a_stale_node() {
     c.campaign(0);
     assert_eq!(c.leaders(), vec![0]);
 }
+
+#[test]
+fn unreachable_peer_is_probed_not_streamed_to() {
+    let mut c = Cluster::new(3);
+    c.campaign(0);
+    c.tick_all(3);
+    c.nodes[0].unreachable(1);
+    let sent_before = c.sent.len();
+    c.cut[0][1] = true;
+    c.propose(0, 3).expect("leader");
+    c.deliver();
+    assert_eq!(
+        c.sent[sent_before..]
+            .iter()
+            .filter(|m| m.to == 1 && matches!(m.body, MsgBody::Append { .. }))
+            .count(),
+        0,
+        "no streaming to an unreachable peer"
+    );
+    c.cut[0][1] = false;
+    c.tick_all(6);
+    assert_eq!(c.nodes[0].match_index(1), Some(4));
+}
