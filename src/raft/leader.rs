@@ -20,6 +20,7 @@ impl Node {
         self.election_elapsed = 0;
         self.transfer = None;
         self.preferred_cooldown = 0;
+        self.preferred_backoff = self.preferred_backoff_min();
         let next = self.log.last_index() + 1;
         for slot in self.peer_slots() {
             self.progress[slot].reset(next);
@@ -393,6 +394,11 @@ impl Node {
 
     pub(super) fn end_transfer(&mut self, succeeded: bool, out: &mut Outbox) {
         if let Some(t) = self.transfer.take() {
+            if !succeeded && Some(t.to) == self.cfg.preferred_leader {
+                // The preferred node could not take over: try less often.
+                let max = self.preferred_backoff_min().saturating_mul(16);
+                self.preferred_backoff = self.preferred_backoff.saturating_mul(2).min(max);
+            }
             out.events.push(Event::TransferEnded {
                 to: t.to,
                 succeeded,
@@ -402,8 +408,9 @@ impl Node {
 
     /// A leader that is not the preferred node hands over once the preferred one is
     /// reachable and (nearly) caught up; a transfer stops proposals until it has caught
-    /// up fully. Tried at most once per cooldown so a preferred node that cannot win
-    /// does not keep the group without a leader.
+    /// up fully. Tried at most once per cooldown, and the cooldown doubles (up to 16x)
+    /// after each abandoned attempt, so a preferred node that cannot take over does not
+    /// keep the group from accepting writes.
     fn maybe_hand_to_preferred(&mut self, out: &mut Outbox) {
         let Some(preferred) = self.cfg.preferred_leader else {
             return;
@@ -418,8 +425,13 @@ impl Node {
         let caught_up =
             pr.match_index + u64::from(self.cfg.max_batch_entries) >= self.log.last_index();
         if caught_up && pr.recent_active {
-            self.preferred_cooldown = self.cfg.election_timeout_max_ticks.saturating_mul(4);
+            self.preferred_cooldown = self.preferred_backoff;
             self.start_transfer(preferred, out);
         }
+    }
+
+    /// Cooldown between automatic hand-overs while they succeed in starting.
+    fn preferred_backoff_min(&self) -> u32 {
+        self.cfg.election_timeout_max_ticks.saturating_mul(4)
     }
 }

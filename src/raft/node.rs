@@ -128,6 +128,8 @@ pub struct Node {
     pub(super) transfer: Option<Transfer>,
     /// Leader: ticks before the next automatic hand-over to the preferred leader.
     pub(super) preferred_cooldown: u32,
+    /// Leader: the cooldown after the next attempt; doubles while attempts fail.
+    pub(super) preferred_backoff: u32,
 }
 
 /// A leadership transfer in progress.
@@ -228,6 +230,7 @@ impl Node {
             acked_index: 0,
             transfer: None,
             preferred_cooldown: 0,
+            preferred_backoff: 0,
             cfg: config,
         };
         node.reset_election_timeout();
