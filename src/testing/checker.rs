@@ -427,7 +427,7 @@ mod tests {
         let lagging = disk(&[(1, "a")], false);
         let empty = SimDisk::default();
         let err = c
-            .on_commit(0, 0, 1, &[&leader, &lagging, &empty])
+            .on_commit(0, 1, 0, 1, &[&leader, &lagging, &empty])
             .map_err(|v| v.kind);
         assert_eq!(err, Err("commit-not-durable"));
         let mut c = GroupChecker::new(0, 3);
