@@ -24,7 +24,7 @@ struct Args {
     /// raft groups hosted on every node, 1 to 16 (default 2)
     #[argh(option, default = "2")]
     groups: usize,
-    /// length of the fault period in ticks (default 300)
+    /// length of the fault period in ticks (default 1000)
     #[argh(option)]
     ticks: Option<u32>,
     /// ticks after healing within which every group must commit (default 300)

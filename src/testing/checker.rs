@@ -11,8 +11,10 @@
 //!   hash, body); every later commit anywhere must match, no node may rewrite or
 //!   truncate an index it has committed (in any incarnation), and at the first commit the
 //!   entry is durable on a majority (sync durability).
-//! - Leader completeness: a new leader holds the whole committed prefix and every
-//!   acknowledged proposal at its acknowledged index.
+//! - Leader completeness (Raft §5.4): a leader of term T holds every entry first committed
+//!   by a node in a term below T, and every such acknowledged proposal at its index. (A
+//!   leader of an older term can still be elected late; it cannot commit anything, so
+//!   entries committed in later terms are not required of it.)
 
 use std::collections::BTreeMap;
 
@@ -25,6 +27,8 @@ use crate::raft::{Index, NodeId, Term};
 #[derive(Clone, Debug)]
 struct CommittedEntry {
     term: Term,
+    /// Term of the node that first committed this index.
+    commit_term: Term,
     prefix_hash: u64,
     body: Bytes,
 }
@@ -138,6 +142,7 @@ impl GroupChecker {
     pub fn on_commit(
         &mut self,
         node: NodeId,
+        node_term: Term,
         old: Index,
         new: Index,
         disks: &[&SimDisk],
@@ -190,6 +195,7 @@ impl GroupChecker {
                 let e = own.entry(i).expect("i <= new <= last_index");
                 self.committed.push(CommittedEntry {
                     term: e.term,
+                    commit_term: node_term,
                     prefix_hash: e.prefix_hash,
                     body: e.body.clone(),
                 });
@@ -233,7 +239,7 @@ impl GroupChecker {
                 self.leaders.insert(term, node);
             }
         }
-        let len = self.committed_len();
+        let len = self.committed_through_term(term);
         if len > 0 && disk.prefix_hash(len) != self.committed_at(len).map(|c| c.prefix_hash) {
             let first_bad = (1..=len)
                 .find(|&i| disk.prefix_hash(i) != self.committed_at(i).map(|c| c.prefix_hash))
@@ -241,19 +247,33 @@ impl GroupChecker {
             return Err(Violation::new(
                 "leader-completeness",
                 format!(
-                    "group {g} node {node} became leader of term {term} without committed index {first_bad} (committed through {len}; its last index {}, its term there {:?}, committed term {:?})",
+                    "group {g} node {node} became leader of term {term} without committed index {first_bad} (committed below term {term} through {len}; its last index {}, its term there {:?}, committed term {:?})",
                     disk.last_index(),
                     disk.term_at(first_bad),
                     self.committed_at(first_bad).map(|c| c.term)
                 ),
             ));
         }
-        self.check_acked_in(node, disk, "leader")?;
+        self.check_acked_in(node, disk, len, "leader")?;
         Ok(true)
     }
 
-    fn check_acked_in(&self, node: NodeId, disk: &SimDisk, role: &str) -> Result<(), Violation> {
-        for (index, body) in &self.acked {
+    /// How many entries were first committed in a term at or below `term`. Commit terms
+    /// never decrease along the log (a commit covers a prefix), so those entries are a
+    /// prefix. (Nothing can be committed in `term` before its leader exists.)
+    fn committed_through_term(&self, term: Term) -> Index {
+        self.committed.partition_point(|c| c.commit_term <= term) as Index
+    }
+
+    /// Every acknowledged proposal at or below `upto` is in `disk` at its index.
+    fn check_acked_in(
+        &self,
+        node: NodeId,
+        disk: &SimDisk,
+        upto: Index,
+        role: &str,
+    ) -> Result<(), Violation> {
+        for (index, body) in self.acked.iter().filter(|(i, _)| *i <= upto) {
             let held = disk.entry(*index).map(|e| &e.body);
             if held != Some(body) {
                 return Err(Violation::new(
@@ -310,13 +330,13 @@ impl GroupChecker {
     }
 
     /// End of run: every node's log matches the committed log up to its commit index, and
-    /// the current leaders hold every acknowledged proposal.
+    /// a current leader holds every acknowledged proposal committed up to its term.
     pub fn final_check(
         &self,
         node: NodeId,
         disk: &SimDisk,
         commit: Index,
-        is_leader: bool,
+        leader_term: Option<Term>,
     ) -> Result<(), Violation> {
         let upto = commit.min(self.committed_len());
         if upto > 0 && disk.prefix_hash(upto) != self.committed_at(upto).map(|c| c.prefix_hash) {
@@ -328,8 +348,19 @@ impl GroupChecker {
                 ),
             ));
         }
-        if is_leader {
-            self.check_acked_in(node, disk, "final leader")?;
+        if let Some(term) = leader_term {
+            let upto = self.committed_through_term(term);
+            if upto > 0 && disk.prefix_hash(upto) != self.committed_at(upto).map(|c| c.prefix_hash)
+            {
+                return Err(Violation::new(
+                    "leader-completeness",
+                    format!(
+                        "group {} leader node {node} of term {term} at the end lacks entries committed through {upto}",
+                        self.group
+                    ),
+                ));
+            }
+            self.check_acked_in(node, disk, upto, "final leader")?;
         }
         for (index, body) in self.acked.iter().filter(|(i, _)| *i <= commit) {
             if disk.entry(*index).map(|e| &e.body) != Some(body) {
@@ -396,12 +427,15 @@ mod tests {
         let lagging = disk(&[(1, "a")], false);
         let empty = SimDisk::default();
         let err = c
-            .on_commit(0, 0, 1, &[&leader, &lagging, &empty])
+            .on_commit(0, 1, 0, 1, &[&leader, &lagging, &empty])
             .map_err(|v| v.kind);
         assert_eq!(err, Err("commit-not-durable"));
         let mut c = GroupChecker::new(0, 3);
         let follower = disk(&[(1, "a")], true);
-        assert!(c.on_commit(0, 0, 1, &[&leader, &follower, &empty]).is_ok());
+        assert!(
+            c.on_commit(0, 1, 0, 1, &[&leader, &follower, &empty])
+                .is_ok()
+        );
     }
 
     #[test]
@@ -410,7 +444,7 @@ mod tests {
         let a = disk(&[(1, "a"), (1, "b")], true);
         let b = disk(&[(1, "a"), (1, "b")], true);
         let stale = disk(&[(1, "a"), (2, "q")], true);
-        assert!(c.on_commit(0, 0, 2, &[&a, &b, &stale]).is_ok());
+        assert!(c.on_commit(0, 1, 0, 2, &[&a, &b, &stale]).is_ok());
         let body = Bytes::from_static(b"b");
         assert!(c.on_ack(2, &body).is_ok());
         assert_eq!(
@@ -418,7 +452,8 @@ mod tests {
             Err("leader-completeness")
         );
         assert_eq!(
-            c.on_commit(2, 0, 2, &[&a, &b, &stale]).map_err(|v| v.kind),
+            c.on_commit(2, 1, 0, 2, &[&a, &b, &stale])
+                .map_err(|v| v.kind),
             Err("committed-changed")
         );
         assert_eq!(

@@ -333,7 +333,9 @@ impl Sim {
         if role == Role::Leader && self.checkers[group].on_leader(node as NodeId, term, &r.disk)? {
             self.stats.elections += 1;
             self.trace(|| format!("g{group}/n{node} LEADER term {term} last {last}"));
+            self.maybe_churn(node, group, term);
         }
+        let r = &self.replicas[i];
         if commit < r.last_commit {
             return Err(Violation::new(
                 "commit-regressed",
@@ -350,7 +352,7 @@ impl Sim {
             let disks: Vec<_> = (0..self.opts.nodes)
                 .map(|n| &replicas[n * groups + group].disk)
                 .collect();
-            self.checkers[group].on_commit(node as NodeId, old, commit, &disks)?;
+            self.checkers[group].on_commit(node as NodeId, term, old, commit, &disks)?;
             let ckpt = self.faults.checkpoint_prob > 0.0
                 && self.rng.random_bool(self.faults.checkpoint_prob);
             let r = &mut self.replicas[i];

@@ -7,7 +7,7 @@ use rand::seq::IndexedRandom;
 use super::clock::SimMs;
 use super::report::Violation;
 use super::sim::{Ev, Sim};
-use crate::raft::{Node, NodeId, Role};
+use crate::raft::{Node, NodeId, Role, Term};
 
 impl Sim {
     pub(super) fn fault_gap(&mut self) -> SimMs {
@@ -104,7 +104,48 @@ impl Sim {
         Ok(())
     }
 
+    /// A new leader was elected: maybe schedule its early end (leader churn).
+    pub(super) fn maybe_churn(&mut self, node: usize, group: usize, term: Term) {
+        let p = self.faults.churn_prob;
+        if self.healed || p <= 0.0 || !self.rng.random_bool(p) {
+            return;
+        }
+        let d = self.rng.random_range(0..=self.faults.churn_delay_max_ms);
+        self.sched.after(d, Ev::Churn { node, group, term });
+    }
+
+    pub(super) fn on_churn(
+        &mut self,
+        node: usize,
+        group: usize,
+        term: Term,
+    ) -> Result<(), Violation> {
+        let leads = self.replicas[self.idx(node, group)]
+            .raft
+            .as_ref()
+            .is_some_and(|r| r.role() == Role::Leader && r.term() == term);
+        if self.healed || !self.nodes[node].up || !leads {
+            return Ok(());
+        }
+        let outage = self
+            .rng
+            .random_range(self.faults.outage_min_ms..=self.faults.churn_outage_max_ms);
+        self.trace(|| format!("g{group}/n{node} CHURN leader of term {term}"));
+        if self.rng.random_bool(0.5) {
+            self.crash_node_for(node, outage);
+        } else {
+            let rest: Vec<usize> = (0..self.opts.nodes).filter(|&n| n != node).collect();
+            self.cut_for(vec![node], rest, true, outage);
+        }
+        Ok(())
+    }
+
     fn cut(&mut self, from: Vec<usize>, to: Vec<usize>, symmetric: bool) {
+        let d = self.outage();
+        self.cut_for(from, to, symmetric, d);
+    }
+
+    fn cut_for(&mut self, from: Vec<usize>, to: Vec<usize>, symmetric: bool, outage_ms: SimMs) {
         if to.is_empty() {
             return;
         }
@@ -116,11 +157,15 @@ impl Sim {
         });
         let id = self.net.cut(from, to, symmetric);
         self.stats.partitions += 1;
-        let d = self.outage();
-        self.sched.after(d, Ev::HealCut { id });
+        self.sched.after(outage_ms, Ev::HealCut { id });
     }
 
     fn crash_node(&mut self, node: usize) {
+        let d = self.outage();
+        self.crash_node_for(node, d);
+    }
+
+    fn crash_node_for(&mut self, node: usize, outage_ms: SimMs) {
         if !self.nodes[node].up {
             return;
         }
@@ -129,8 +174,7 @@ impl Sim {
         for g in 0..self.opts.groups {
             self.crash_replica(node, g);
         }
-        let d = self.outage();
-        self.sched.after(d, Ev::Restart { node });
+        self.sched.after(outage_ms, Ev::Restart { node });
     }
 
     /// Stop one group on one node as a crash would: unsynced writes are lost except a

@@ -52,6 +52,13 @@ pub struct FaultProfile {
     pub append_budget_bytes: Option<usize>,
     /// Chance that a commit advance also writes a durable commit checkpoint.
     pub checkpoint_prob: f64,
+    /// Leader churn: chance that a freshly elected leader is crashed or cut off soon
+    /// after its election (while its no-op and older entries are half replicated, which
+    /// is when an old-term commit would be unsafe, Raft Figure 8).
+    pub churn_prob: f64,
+    pub churn_delay_max_ms: SimMs,
+    /// Outage of a churned leader.
+    pub churn_outage_max_ms: SimMs,
 }
 
 /// Raft settings drawn per run (the same for every node and group of the run).
@@ -127,6 +134,13 @@ pub fn draw_faults(rng: &mut impl Rng, tick_ms: SimMs) -> FaultProfile {
         } else {
             None
         },
+        churn_prob: if rng.random_bool(0.5) {
+            rng.random_range(0.1..0.8)
+        } else {
+            0.0
+        },
+        churn_delay_max_ms: rng.random_range(1..=tick_ms * 3),
+        churn_outage_max_ms: tick_ms * rng.random_range(3..=30),
         checkpoint_prob: if rng.random_bool(0.5) {
             rng.random_range(0.0..1.0)
         } else {

@@ -42,7 +42,7 @@ impl Default for SimOptions {
         SimOptions {
             nodes: 3,
             groups: 2,
-            fault_ticks: 300,
+            fault_ticks: 1000,
             liveness_ticks: 300,
             tick_ms: 10,
             verbose: false,
@@ -130,6 +130,12 @@ pub(super) enum Ev {
         client: usize,
     },
     Fault,
+    /// Leader churn: take `node` down or cut it off if it still leads `group` in `term`.
+    Churn {
+        node: usize,
+        group: usize,
+        term: Term,
+    },
     HealCut {
         id: u64,
     },
@@ -321,6 +327,7 @@ impl Sim {
             } => self.on_sync_done(node, group, incarnation, ticket),
             Ev::Client { client } => self.on_client(client),
             Ev::Fault => self.on_fault(),
+            Ev::Churn { node, group, term } => self.on_churn(node, group, term),
             Ev::HealCut { id } => {
                 self.net.heal_cut(id);
                 self.trace(|| format!("heal cut {id}"));
@@ -484,7 +491,7 @@ impl Sim {
             for n in 0..self.opts.nodes {
                 let r = &self.replicas[self.idx(n, g)];
                 if let Some(node) = &r.raft {
-                    let leader = node.role() == crate::raft::Role::Leader;
+                    let leader = (node.role() == crate::raft::Role::Leader).then(|| node.term());
                     self.checkers[g].final_check(
                         n as NodeId,
                         &r.disk,
