@@ -383,4 +383,111 @@ mod tests {
         assert!(RaftLog::recovered(&[run(1, 1)], 3, 4).is_err());
         assert!(RaftLog::recovered(&[run(1, 1), run(5, 2)], 4, 0).is_err());
     }
+
+    /// The run-based log agrees with a plain one-term-per-index model under random
+    /// appends and truncations.
+    mod model {
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Clone, Debug)]
+        enum Op {
+            /// Append `len` entries, raising the term by `bump` (0 keeps it).
+            Append {
+                len: u64,
+                bump: u64,
+            },
+            /// Truncate at `at` (taken modulo the log length, above commit).
+            Truncate {
+                at: u64,
+            },
+            Commit {
+                at: u64,
+            },
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                3 => (1u64..6, 0u64..3).prop_map(|(len, bump)| Op::Append { len, bump }),
+                1 => (0u64..1000).prop_map(|at| Op::Truncate { at }),
+                1 => (0u64..1000).prop_map(|at| Op::Commit { at }),
+            ]
+        }
+
+        fn model_term(model: &[Term], index: Index) -> Option<Term> {
+            if index == 0 {
+                return Some(0);
+            }
+            model.get(index as usize - 1).copied()
+        }
+
+        proptest! {
+            #[test]
+            fn runs_match_plain_model(ops in proptest::collection::vec(op(), 1..60)) {
+                let mut log = RaftLog::recovered(&[], 0, 0).expect("empty log");
+                let mut model: Vec<Term> = Vec::new();
+                let mut term = 1;
+                for op in ops {
+                    match op {
+                        Op::Append { len, bump } => {
+                            term += bump;
+                            let first = log.last_index() + 1;
+                            log.append(first, first + len - 1, term);
+                            model.extend((0..len).map(|_| term));
+                        }
+                        Op::Truncate { at } => {
+                            let commit = log.commit_index();
+                            let last = log.last_index();
+                            if last > commit {
+                                let from = commit + 1 + at % (last - commit);
+                                log.truncate(from);
+                                model.truncate(from as usize - 1);
+                            }
+                        }
+                        Op::Commit { at } => {
+                            let last = log.last_index();
+                            if last > 0 {
+                                log.commit_to(1 + at % last);
+                            }
+                        }
+                    }
+                    let last = model.len() as Index;
+                    prop_assert_eq!(log.last_index(), last);
+                    prop_assert_eq!(log.last_term(), model.last().copied().unwrap_or(0));
+                    for i in 0..=last + 1 {
+                        prop_assert_eq!(log.term_at(i), model_term(&model, i));
+                    }
+                    for t in 0..=term + 1 {
+                        let expect = model.iter().rposition(|&x| x == t).map(|p| p as Index + 1);
+                        prop_assert_eq!(log.last_index_of_term(t), expect);
+                    }
+                    for prev in 0..=last + 1 {
+                        let hint = log.reject_hint(prev);
+                        prop_assert_eq!(hint.last_index, last);
+                        if prev >= 1 && prev <= last {
+                            let t = model[prev as usize - 1];
+                            let first = model.iter().position(|&x| x == t).map_or(0, |p| p as Index + 1);
+                            prop_assert_eq!(hint.conflict_term, t);
+                            prop_assert_eq!(hint.conflict_first_index, first);
+                        } else {
+                            prop_assert_eq!(hint.conflict_term, 0);
+                        }
+                    }
+                    // fit_batch against the model, for every matching prev and a few
+                    // batch shapes.
+                    for prev in 0..=last {
+                        for (count, t) in [(1, term), (3, term), (4, term + 1), (2, model_term(&model, prev + 1).unwrap_or(term))] {
+                            let fit = log.fit_batch(prev, count, t);
+                            let expect = (prev + 1..=prev + count)
+                                .find(|&i| model_term(&model, i) != Some(t))
+                                .map_or(BatchFit::AllPresent, |i| {
+                                    if i > last { BatchFit::AppendFrom(i) } else { BatchFit::ConflictAt(i) }
+                                });
+                            prop_assert_eq!(fit, expect);
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
