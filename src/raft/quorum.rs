@@ -84,4 +84,18 @@ mod tests {
             Pending
         );
     }
+
+    proptest::proptest! {
+        /// The quorum index is the largest index that at least a majority holds.
+        #[test]
+        fn quorum_index_is_the_largest_majority_index(
+            matches in proptest::collection::vec(0u64..20, 1..=MAX_PEERS)
+        ) {
+            let need = majority(matches.len());
+            let holders = |i: Index| matches.iter().filter(|&&m| m >= i).count();
+            let q = quorum_index(&mut matches.clone());
+            proptest::prop_assert!(holders(q) >= need);
+            proptest::prop_assert!(holders(q + 1) < need);
+        }
+    }
 }
