@@ -27,7 +27,8 @@ struct Args {
     /// length of the fault period in ticks (default 1000)
     #[argh(option)]
     ticks: Option<u32>,
-    /// ticks after healing within which every group must commit (default 300)
+    /// after healing, a group must commit something at least once per this many ticks until a
+    /// proposal made after healing commits (default 300; capped at 10 windows)
     #[argh(option)]
     liveness_ticks: Option<u32>,
     /// plant a deliberate bug (needs --features planted-bugs): vote-ignores-log,

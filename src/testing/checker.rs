@@ -70,6 +70,11 @@ impl GroupChecker {
         self.acked.len()
     }
 
+    /// Term of the committed entry at `index`, if committed.
+    pub fn committed_term(&self, index: Index) -> Option<Term> {
+        self.committed_at(index).map(|c| c.term)
+    }
+
     fn committed_at(&self, index: Index) -> Option<&CommittedEntry> {
         let i = usize::try_from(index.checked_sub(1)?).ok()?;
         self.committed.get(i)

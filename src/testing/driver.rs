@@ -361,6 +361,7 @@ impl Sim {
             if ckpt {
                 r.disk.write_commit_checkpoint(commit);
             }
+            self.update_live(group);
         }
         if !self.replicas[i].pending.is_empty() {
             self.settle_pending(node, group)?;
@@ -407,9 +408,6 @@ impl Sim {
                 self.checkers[group].on_ack(p.first + k as Index, body)?;
             }
             self.stats.acked += p.bodies.len() as u64;
-            if self.healed && p.proposed_ms >= self.heal_ms {
-                self.live[group] = true;
-            }
             self.trace(|| {
                 format!(
                     "g{group}/n{node} ack {}..={} term {}",

@@ -26,8 +26,9 @@ pub struct SimOptions {
     pub groups: usize,
     /// Length of the fault period, in ticks; then every fault heals.
     pub fault_ticks: u32,
-    /// After healing, every group must elect a leader and commit a new proposal within
-    /// this many ticks.
+    /// After healing, every group must keep its commit index moving (at least once per
+    /// this many ticks) until a proposal made after healing commits, and get there within
+    /// [`LIVENESS_CAP_FACTOR`] times this many ticks.
     pub liveness_ticks: u32,
     /// Simulated milliseconds per raft tick.
     pub tick_ms: SimMs,
@@ -51,6 +52,10 @@ impl Default for SimOptions {
         }
     }
 }
+
+/// The hard cap on the post-heal window, in units of `liveness_ticks`: a slow but moving
+/// catch-up (tiny batches, one append in flight) may need several windows.
+pub const LIVENESS_CAP_FACTOR: u64 = 10;
 
 /// Names accepted by `--plant`.
 #[cfg(feature = "planted-bugs")]
@@ -196,8 +201,12 @@ pub struct Sim {
     pub(super) stats: SeedStats,
     pub(super) heal_ms: SimMs,
     pub(super) healed: bool,
-    /// Per group: a proposal made after healing was acknowledged.
+    /// Per group: a proposal made after healing was committed.
     pub(super) live: Vec<bool>,
+    /// Per group: (first index, term) of proposals accepted after healing.
+    pub(super) post_heal: Vec<Vec<(Index, Term)>>,
+    /// Per group: committed length at the previous liveness check.
+    pub(super) progress_mark: Vec<Index>,
 }
 
 impl Sim {
@@ -258,6 +267,8 @@ impl Sim {
             heal_ms: SimMs::from(opts.fault_ticks) * tick_ms,
             healed: false,
             live: vec![false; opts.groups],
+            post_heal: vec![Vec::new(); opts.groups],
+            progress_mark: vec![0; opts.groups],
         }
     }
 
@@ -369,6 +380,7 @@ impl Sim {
             return Ok(());
         }
         let msg = p.msg;
+        self.trace(|| format!("g{} deliver {msg:?} (+{} bodies)", p.group, p.bodies.len()));
         self.call(to, p.group, Some(&p), |n, out| n.step(msg, out))
     }
 
@@ -432,6 +444,9 @@ impl Sim {
             Ok((first, term)) => {
                 self.stats.proposals += 1;
                 self.clients[ci].outstanding += 1;
+                if self.healed {
+                    self.post_heal[g].push((first, term));
+                }
                 let i = self.idx(n, g);
                 let r = &mut self.replicas[i];
                 r.pending.push(Pending {
@@ -457,15 +472,49 @@ impl Sim {
         }
     }
 
+    /// After healing: did a proposal made since then commit in `group`?
+    pub(super) fn update_live(&mut self, group: usize) {
+        if !self.healed || self.live[group] {
+            return;
+        }
+        let c = &self.checkers[group];
+        let committed = c.committed_len();
+        // A proposal whose index committed with another term was replaced: forget it.
+        self.post_heal[group].retain(|&(i, t)| i > committed || c.committed_term(i) == Some(t));
+        if self.post_heal[group].iter().any(|&(i, _)| i <= committed) {
+            self.live[group] = true;
+        }
+    }
+
+    /// Periodic liveness check after healing: every group still waiting for a post-heal
+    /// commit must have moved its commit index since the previous check, and the whole
+    /// wait is capped.
     fn on_deadline(&mut self) -> Result<(), Violation> {
-        let stuck: Vec<usize> = (0..self.opts.groups).filter(|&g| !self.live[g]).collect();
+        let window_ms = SimMs::from(self.opts.liveness_ticks) * self.opts.tick_ms;
+        let capped = self.sched.now_ms() >= self.heal_ms + LIVENESS_CAP_FACTOR * window_ms;
+        let mut stuck = Vec::new();
+        for g in 0..self.opts.groups {
+            let len = self.checkers[g].committed_len();
+            if !self.live[g] && (capped || len == self.progress_mark[g]) {
+                stuck.push(g);
+            }
+            self.progress_mark[g] = len;
+        }
         if stuck.is_empty() {
+            self.sched.after(window_ms, Ev::Deadline);
             return Ok(());
         }
-        let mut detail = format!(
-            "{} ticks after healing, group(s) {stuck:?} have not committed a new proposal;",
-            self.opts.liveness_ticks
-        );
+        let mut detail = if capped {
+            format!(
+                "{} ticks after healing, group(s) {stuck:?} have not committed a proposal made after healing;",
+                LIVENESS_CAP_FACTOR * u64::from(self.opts.liveness_ticks)
+            )
+        } else {
+            format!(
+                "after healing, group(s) {stuck:?} committed nothing for {} ticks and no proposal made after healing committed;",
+                self.opts.liveness_ticks
+            )
+        };
         for &g in &stuck {
             for n in 0..self.opts.nodes {
                 let r = &self.replicas[self.idx(n, g)];
