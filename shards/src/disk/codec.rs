@@ -14,8 +14,9 @@
 //! |     16 |     4 | voted_for (0 when none)                           |
 //! |     20 |     4 | CRC32 of bytes 0..20                              |
 //!
-//! `checkpoint` (32 bytes, big-endian): the commit index known durable and the
-//! position of the record carrying it.
+//! `checkpoint` (40 bytes, big-endian): the commit index known durable, the position
+//! of the record carrying it, and the last index that was durable when it was
+//! written (recovery treats damage at or below the higher of the two as corruption).
 //!
 //! | offset | bytes | field                                             |
 //! |-------:|------:|---------------------------------------------------|
@@ -24,13 +25,14 @@
 //! |      5 |     3 | reserved (0)                                      |
 //! |      8 |     8 | commit_index                                      |
 //! |     16 |     8 | commit_pos (position of record `commit_index`)    |
-//! |     24 |     4 | reserved (0)                                      |
-//! |     28 |     4 | CRC32 of bytes 0..28                              |
+//! |     24 |     8 | durable_index                                     |
+//! |     32 |     4 | reserved (0)                                      |
+//! |     36 |     4 | CRC32 of bytes 0..36                              |
 
 use dledger::raft::HardState;
 
 pub(crate) const HARD_STATE_BYTES: usize = 24;
-pub(crate) const CHECKPOINT_BYTES: usize = 32;
+pub(crate) const CHECKPOINT_BYTES: usize = 40;
 const HARD_STATE_MAGIC: &[u8; 4] = b"DLHS";
 const CHECKPOINT_MAGIC: &[u8; 4] = b"DLCP";
 const VERSION: u8 = 1;
@@ -42,6 +44,16 @@ pub struct Checkpoint {
     pub commit_index: u64,
     /// Position of the record `commit_index` (0 when `commit_index` is 0).
     pub commit_pos: u64,
+    /// Last index durable when the checkpoint was written (`>= commit_index` unless a
+    /// truncation lowered it). Nothing at or below it may be dropped by recovery.
+    pub durable_index: u64,
+}
+
+impl Checkpoint {
+    /// Recovery refuses to drop anything at or below this index.
+    pub fn protected_index(&self) -> u64 {
+        self.commit_index.max(self.durable_index)
+    }
 }
 
 fn be_u64(b: &[u8], at: usize) -> u64 {
@@ -94,8 +106,9 @@ pub(crate) fn encode_checkpoint(cp: &Checkpoint) -> [u8; CHECKPOINT_BYTES] {
     b[4] = VERSION;
     b[8..16].copy_from_slice(&cp.commit_index.to_be_bytes());
     b[16..24].copy_from_slice(&cp.commit_pos.to_be_bytes());
-    let crc = crc32fast::hash(&b[0..28]);
-    b[28..32].copy_from_slice(&crc.to_be_bytes());
+    b[24..32].copy_from_slice(&cp.durable_index.to_be_bytes());
+    let crc = crc32fast::hash(&b[0..36]);
+    b[36..40].copy_from_slice(&crc.to_be_bytes());
     b
 }
 
@@ -107,7 +120,7 @@ pub(crate) fn decode_checkpoint(b: &[u8]) -> Result<Checkpoint, String> {
     if &b[0..4] != CHECKPOINT_MAGIC || b[4] != VERSION {
         return Err("bad magic or version".into());
     }
-    let (stored, computed) = (be_u32(b, 28), crc32fast::hash(&b[0..28]));
+    let (stored, computed) = (be_u32(b, 36), crc32fast::hash(&b[0..36]));
     if stored != computed {
         return Err(format!(
             "CRC mismatch: stored {stored:#010x}, computed {computed:#010x}"
@@ -116,6 +129,7 @@ pub(crate) fn decode_checkpoint(b: &[u8]) -> Result<Checkpoint, String> {
     Ok(Checkpoint {
         commit_index: be_u64(b, 8),
         commit_pos: be_u64(b, 16),
+        durable_index: be_u64(b, 24),
     })
 }
 

@@ -205,15 +205,19 @@ impl GroupLog {
         } else {
             scanned.last_index()
         };
-        if last_index < checkpoint.commit_index {
+        if last_index < checkpoint.protected_index() {
             let reason = match &scanned.end {
                 ScanEnd::Clean => format!(
-                    "the log ends at index {last_index}, below the durable commit index {}",
-                    checkpoint.commit_index
+                    "the log ends at index {last_index}, below index {} that the checkpoint \
+                     records as committed (up to {}) and durable (up to {})",
+                    checkpoint.protected_index(),
+                    checkpoint.commit_index,
+                    checkpoint.durable_index
                 ),
                 ScanEnd::Bad { reason } => format!(
-                    "{reason} (at or below the durable commit index {})",
-                    checkpoint.commit_index
+                    "{reason}; the checkpoint records entries up to {} as committed and up to \
+                     {} as durable",
+                    checkpoint.commit_index, checkpoint.durable_index
                 ),
             };
             return Err(DiskError::Corruption {
@@ -477,16 +481,23 @@ impl GroupLog {
         }
     }
 
-    /// Records `commit_index` as the durable commit point: recovery will refuse to
-    /// drop anything at or below it. It must be durable already.
+    /// Records `commit_index` as the durable commit point, together with the current
+    /// durable index: recovery will refuse to drop anything at or below either (it
+    /// reports corruption instead). `commit_index` must be durable already. Call it
+    /// periodically (DLedger's `checkPointInterval`).
     pub async fn persist_checkpoint(&self, commit_index: u64) -> Result<(), DiskError> {
         self.inner.check_usable()?;
         let cp = {
             let st = self.inner.st.borrow();
-            if commit_index <= st.checkpoint.commit_index {
+            if commit_index < st.checkpoint.commit_index
+                || (commit_index == st.checkpoint.commit_index
+                    && self.durable_index() == st.checkpoint.durable_index)
+            {
                 return Ok(());
             }
-            if commit_index > self.durable_index() || commit_index < st.first_index {
+            if commit_index > self.durable_index()
+                || (commit_index > 0 && commit_index < st.first_index)
+            {
                 return Err(DiskError::Inconsistent {
                     message: format!(
                         "checkpoint {commit_index} is not in the durable log [{}, {}]",
@@ -497,15 +508,19 @@ impl GroupLog {
             }
             Checkpoint {
                 commit_index,
-                commit_pos: st.positions[(commit_index - st.first_index) as usize],
+                commit_pos: if commit_index == 0 {
+                    0
+                } else {
+                    st.positions[(commit_index - st.first_index) as usize]
+                },
+                durable_index: self.durable_index(),
             }
         };
         match files::write_atomically(&self.inner.paths.checkpoint, &codec::encode_checkpoint(&cp))
             .await
         {
             Ok(()) => {
-                let mut st = self.inner.st.borrow_mut();
-                st.checkpoint = cp.max_by_index(st.checkpoint);
+                self.inner.st.borrow_mut().checkpoint = cp;
                 Ok(())
             }
             Err(e) => Err(self.inner.fail_with(e)),
