@@ -71,7 +71,11 @@ fn o_dsync_versus_fdatasync() {
                 println!(
                     "{:>6} B {:<18} p50 {:>5} us  p90 {:>5} us  p99 {:>5} us  max {:>6} us",
                     write_bytes,
-                    if o_dsync { "O_DSYNC write" } else { "write+fdatasync" },
+                    if o_dsync {
+                        "O_DSYNC write"
+                    } else {
+                        "write+fdatasync"
+                    },
                     percentile(&s, 0.5),
                     percentile(&s, 0.9),
                     percentile(&s, 0.99),
