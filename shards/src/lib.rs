@@ -5,3 +5,6 @@
 
 pub mod disk;
 pub mod memlock;
+
+pub mod net;
+pub mod runtime;
