@@ -8,3 +8,4 @@ pub mod memlock;
 
 pub mod net;
 pub mod runtime;
+pub mod server;

@@ -1,0 +1,296 @@
+//! The client service: pipelined wire requests on `listenPort`, answered by request id.
+//!
+//! Per connection: a reader that cuts frames and starts one task per request (at most
+//! [`REQUESTS_IN_FLIGHT_MAX`] at once: the reader waits for a permit, so a client that
+//! pipelines without reading answers is slowed down, not buffered without bound), and a
+//! writer that sends answers as they complete (possibly out of order). A malformed frame
+//! closes that connection only.
+
+use std::{net::SocketAddr, rc::Rc};
+
+use bytes::{Bytes, BytesMut};
+use dledger::wire::{
+    AppendRequest, ClientMessage, ErrorResponse, FrameDecoder, GetRequest, GetResponse, GotEntry,
+    MetadataRequest, MetadataResponse, PeerInfo, ResponseCode, WireLimits,
+};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::{
+    channels::local_channel,
+    net::{TcpListener, TcpStream},
+    sync::Semaphore,
+};
+
+use super::{group::Group, shard::ShardState};
+use crate::runtime::ShardStop;
+
+/// Requests of one connection being served at once.
+pub const REQUESTS_IN_FLIGHT_MAX: usize = 1024;
+/// Bytes read from a socket per call.
+const READ_CHUNK_BYTES: usize = 64 << 10;
+/// Room kept for the frame header and response fields when sizing a get answer.
+const GET_RESPONSE_OVERHEAD_BYTES: usize = 4096;
+
+/// Accepts client connections on this shard until it stops.
+pub async fn accept_loop(shard: Rc<ShardState>, listener: TcpListener, stop: ShardStop) {
+    loop {
+        let Some(accepted) = crate::net::until_stop(&stop, listener.accept()).await else {
+            return;
+        };
+        match accepted {
+            Ok(stream) => {
+                let open = shard.client_connections.get();
+                if open >= shard.node_cfg.limits.max_client_connections as usize {
+                    tracing::warn!(
+                        open,
+                        "refusing a client connection: maxClientConnections reached"
+                    );
+                    continue;
+                }
+                shard.client_connections.set(open + 1);
+                let shard = shard.clone();
+                let stop = stop.clone();
+                glommio::spawn_local(async move {
+                    let peer = stream.peer_addr().ok();
+                    if let Err(e) = serve(shard.clone(), stream, stop).await {
+                        tracing::debug!(?peer, error = %e, "client connection closed");
+                    }
+                    shard
+                        .client_connections
+                        .set(shard.client_connections.get() - 1);
+                })
+                .detach();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "client accept failed");
+                glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+async fn serve(shard: Rc<ShardState>, stream: TcpStream, stop: ShardStop) -> Result<(), String> {
+    let (mut reader, mut writer) = futures_lite::io::split(stream);
+    let (tx, rx) = local_channel::new_bounded::<Bytes>(REQUESTS_IN_FLIGHT_MAX);
+    let writer_task = glommio::spawn_local(async move {
+        while let Some(bytes) = rx.recv().await {
+            if writer.write_all(&bytes).await.is_err() {
+                return;
+            }
+        }
+    });
+    let tx = Rc::new(tx);
+    let permits = Rc::new(Semaphore::new(REQUESTS_IN_FLIGHT_MAX as u64));
+    let decoder = FrameDecoder::new(shard.limits.max_frame_bytes);
+    let mut buf = BytesMut::new();
+    let mut chunk = vec![0u8; READ_CHUNK_BYTES];
+    let result = loop {
+        let frame = match decoder.decode(&mut buf) {
+            Ok(Some(frame)) => frame,
+            Ok(None) => {
+                let Some(read) = crate::net::until_stop(&stop, reader.read(&mut chunk)).await
+                else {
+                    break Ok(());
+                };
+                match read {
+                    Ok(0) => break Ok(()),
+                    Ok(n) => {
+                        buf.extend_from_slice(&chunk[..n]);
+                        continue;
+                    }
+                    Err(e) => break Err(e.to_string()),
+                }
+            }
+            Err(e) => break Err(format!("malformed frame: {e}")),
+        };
+        let request_id = frame.header.request_id;
+        let msg = match ClientMessage::decode(&frame, &shard.limits) {
+            Ok(m) => m,
+            Err(e) => break Err(format!("malformed request {request_id}: {e}")),
+        };
+        let Ok(permit) = permits.acquire_static_permit(1).await else {
+            break Ok(());
+        };
+        let (shard, tx) = (shard.clone(), tx.clone());
+        glommio::spawn_local(async move {
+            let answer = handle(&shard, request_id, msg).await;
+            let _ = tx.send(answer).await;
+            drop(permit);
+        })
+        .detach();
+    };
+    // Let answers in flight go out before the writer ends.
+    drop(tx);
+    let _ = permits.acquire(REQUESTS_IN_FLIGHT_MAX as u64).await;
+    let _ = writer_task.await;
+    result
+}
+
+/// Serves one request; the answer is one encoded frame.
+pub async fn handle(shard: &Rc<ShardState>, request_id: u64, msg: ClientMessage) -> Bytes {
+    let answer = match msg {
+        ClientMessage::AppendRequest(r) => append(shard, r).await,
+        ClientMessage::GetRequest(r) => get(shard, r).await,
+        ClientMessage::MetadataRequest(r) => metadata(shard, r),
+        other => Err(plain_error(
+            ResponseCode::Unsupported,
+            format!("{} is not a request this node serves", kind_name(&other)),
+        )),
+    };
+    encode(request_id, answer, &shard.limits)
+}
+
+fn kind_name(m: &ClientMessage) -> &'static str {
+    match m {
+        ClientMessage::ClusterViewRequest(_) => "ClusterViewRequest",
+        ClientMessage::AppendResponse(_)
+        | ClientMessage::GetResponse(_)
+        | ClientMessage::MetadataResponse(_)
+        | ClientMessage::ClusterViewResponse(_)
+        | ClientMessage::ErrorResponse(_) => "a response",
+        _ => "this kind",
+    }
+}
+
+fn encode(
+    request_id: u64,
+    answer: Result<ClientMessage, ErrorResponse>,
+    limits: &WireLimits,
+) -> Bytes {
+    let mut out = BytesMut::new();
+    let msg = answer.unwrap_or_else(ClientMessage::ErrorResponse);
+    if let Err(e) = msg.encode(request_id, limits, &mut out) {
+        out.clear();
+        let fallback = ClientMessage::ErrorResponse(plain_error(
+            ResponseCode::InternalError,
+            format!("cannot encode the answer: {e}"),
+        ));
+        // A short error always fits a frame.
+        if let Err(e) = fallback.encode(request_id, limits, &mut out) {
+            tracing::error!(error = %e, "cannot encode an error answer");
+        }
+    }
+    out.freeze()
+}
+
+fn plain_error(code: ResponseCode, message: impl Into<String>) -> ErrorResponse {
+    ErrorResponse {
+        code,
+        leader: None,
+        message: message.into(),
+    }
+}
+
+fn group_of(shard: &ShardState, name: &str) -> Result<Rc<Group>, ErrorResponse> {
+    shard.groups.get(name).cloned().ok_or_else(|| {
+        plain_error(
+            ResponseCode::UnknownGroup,
+            format!("this node serves no group named {name:?}"),
+        )
+    })
+}
+
+async fn append(shard: &Rc<ShardState>, r: AppendRequest) -> Result<ClientMessage, ErrorResponse> {
+    let group = group_of(shard, &r.group)?;
+    let rx = group.propose(r.bodies)?;
+    match rx.recv().await {
+        Some(Ok(entries)) => Ok(ClientMessage::AppendResponse(
+            dledger::wire::AppendResponse { entries },
+        )),
+        Some(Err(e)) => Err(e),
+        None => Err(plain_error(
+            ResponseCode::InternalError,
+            "the append was dropped without an answer",
+        )),
+    }
+}
+
+async fn get(shard: &Rc<ShardState>, r: GetRequest) -> Result<ClientMessage, ErrorResponse> {
+    let group = group_of(shard, &r.group)?;
+    let commit = group.commit_index();
+    let first = group.log.first_index();
+    if r.from_index < first.max(1) {
+        return Err(plain_error(
+            ResponseCode::IndexLessThanLocalBegin,
+            format!(
+                "index {} is below the first stored index {first}",
+                r.from_index
+            ),
+        ));
+    }
+    let frame_room =
+        (shard.limits.max_frame_bytes as usize).saturating_sub(GET_RESPONSE_OVERHEAD_BYTES);
+    let budget = (r.max_bytes as usize).min(frame_room);
+    let max_entries = shard.limits.max_bodies_per_append as usize;
+    let mut entries = Vec::new();
+    let mut bytes = 0usize;
+    let mut index = r.from_index;
+    while index <= commit && entries.len() < max_entries {
+        let entry = group.log.entry(index).await.map_err(|e| {
+            plain_error(
+                ResponseCode::from_u16(e.code()).unwrap_or(ResponseCode::DiskError),
+                format!("reading entry {index}: {e}"),
+            )
+        })?;
+        let body = entry.body();
+        // Noop entries (a new leader's empty entry) carry no body; clients see them as
+        // empty bodies at their index, so indices stay dense.
+        let cost = body.len() + 28;
+        if !entries.is_empty() && bytes + cost > budget {
+            break;
+        }
+        if cost > frame_room {
+            break;
+        }
+        bytes += cost;
+        entries.push(GotEntry {
+            index,
+            term: entry.term,
+            pos: entry.pos,
+            body,
+        });
+        index += 1;
+    }
+    Ok(ClientMessage::GetResponse(GetResponse {
+        commit_index: commit,
+        entries,
+    }))
+}
+
+fn metadata(shard: &Rc<ShardState>, r: MetadataRequest) -> Result<ClientMessage, ErrorResponse> {
+    let group = group_of(shard, &r.group)?;
+    let cfg = &shard.node_cfg;
+    let peers = group
+        .cfg
+        .members
+        .iter()
+        .filter_map(|&id| {
+            let p = cfg.peer(id)?;
+            Some(PeerInfo {
+                id,
+                peer_addr: p.peer_addr.clone(),
+                client_addr: group.client_addr_of(id).map(super::host_port),
+            })
+        })
+        .collect();
+    Ok(ClientMessage::MetadataResponse(MetadataResponse {
+        group: group.cfg.name.clone(),
+        self_id: cfg.self_id,
+        role: group.role(),
+        term: group.term(),
+        leader: group.leader_hint(),
+        commit_index: group.commit_index(),
+        ledger_begin: group.log.first_index(),
+        ledger_end: group.last_index(),
+        peers,
+    }))
+}
+
+/// The address clients reach this node at, resolved.
+pub fn resolve(host_port: &dledger::config::HostPort) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    (host_port.host.as_str(), host_port.port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {host_port}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{host_port} resolves to no address"))
+}

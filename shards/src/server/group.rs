@@ -1,0 +1,718 @@
+//! One Raft group on its shard: the sans-IO node, its log, and the driver that applies
+//! every outbox in order (the contract above `dledger::raft::Outbox`).
+//!
+//! Inputs (`tick`, `step`, `propose`, `persisted`) run synchronously on the shard and
+//! leave their effects in one shared outbox; a single driver task takes that outbox and
+//! applies it: hard state first (awaited), then log writes in order, then messages, then
+//! events. Because only the driver applies outboxes, one at a time, no message of a
+//! later outbox can leave before an earlier hard state is durable, and log writes land in
+//! the order the core produced them.
+
+use std::{
+    cell::{Cell, RefCell},
+    collections::{HashMap, VecDeque},
+    net::SocketAddr,
+    rc::Rc,
+    time::{Duration, Instant},
+};
+
+use bytes::{Bytes, BytesMut};
+use dledger::{
+    config::{GroupConfig, NodeConfig},
+    raft::{
+        Event, Index, LogWrite, Message, MsgBody, Node, NodeId, Outbox, ProposeError, Role, Term,
+    },
+    store::record::decode_header,
+    wire::{AppendedEntry, ErrorResponse, GroupMessage, LeaderHint, ResponseCode},
+};
+use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
+
+use super::peer::PeerItem;
+use crate::{
+    disk::{DiskError, GroupLog},
+    net::PeerNet,
+    runtime::ShardStop,
+};
+
+/// Raft messages queued for a group before the driver steps them; beyond, new ones are
+/// dropped (Raft copes with loss; the bound keeps a flood from growing memory).
+pub const INBOX_MESSAGES_MAX: usize = 8192;
+/// How far the commit index moves between two recovery checkpoints: keeps recovery
+/// short without a checkpoint write per commit (a final one is written at stop).
+pub const CHECKPOINT_STRIDE_ENTRIES: Index = 1024;
+
+/// What a client append gets back.
+pub type AppendOutcome = Result<Vec<AppendedEntry>, ErrorResponse>;
+
+/// A client append waiting for its commit.
+struct PendingAppend {
+    first: Index,
+    last: Index,
+    term: Term,
+    /// Filled by the driver once the entries are in the log.
+    positions: Vec<u64>,
+    deadline: Instant,
+    reply: LocalSender<AppendOutcome>,
+}
+
+/// Where the other nodes serve clients (learned from their ClientAddr items).
+pub type ClientAddrs = Rc<RefCell<HashMap<NodeId, SocketAddr>>>;
+
+/// One group on this shard.
+pub struct Group {
+    pub cfg: GroupConfig,
+    node_cfg: Rc<NodeConfig>,
+    pub log: GroupLog,
+    node: RefCell<Node>,
+    /// Effects of inputs not yet applied by the driver.
+    outbox: RefCell<Outbox>,
+    /// Records of `FromMessage` writes still in `outbox`, in order.
+    from_message_records: RefCell<VecDeque<Bytes>>,
+    /// Bodies of `Proposed` writes still in `outbox`, in order.
+    proposed_bodies: RefCell<VecDeque<Vec<Bytes>>>,
+    pending: RefCell<VecDeque<PendingAppend>>,
+    inbox: RefCell<VecDeque<GroupMessage>>,
+    wake_tx: LocalSender<()>,
+    wake_rx: RefCell<Option<LocalReceiver<()>>>,
+    net: Rc<PeerNet<PeerItem>>,
+    client_addrs: ClientAddrs,
+    /// Set on a fatal log error: the group stops acknowledging and says why.
+    failure: RefCell<Option<DiskError>>,
+    last_checkpoint: Cell<Index>,
+}
+
+impl std::fmt::Debug for Group {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Group")
+            .field("name", &self.cfg.name)
+            .field("role", &self.role())
+            .field("term", &self.term())
+            .field("commit_index", &self.commit_index())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Group {
+    pub fn new(
+        cfg: GroupConfig,
+        node_cfg: Rc<NodeConfig>,
+        log: GroupLog,
+        net: Rc<PeerNet<PeerItem>>,
+        client_addrs: ClientAddrs,
+        rng_seed: u64,
+    ) -> Result<Rc<Group>, String> {
+        let recovered = log.recovered();
+        let checkpoint = recovered.commit_index;
+        let node = Node::new(node_cfg.raft_config(&cfg), recovered, rng_seed)
+            .map_err(|e| format!("group {}: raft config: {e}", cfg.name))?;
+        let (wake_tx, wake_rx) = local_channel::new_bounded(1);
+        Ok(Rc::new(Group {
+            cfg,
+            node_cfg,
+            log,
+            node: RefCell::new(node),
+            outbox: RefCell::new(Outbox::default()),
+            from_message_records: RefCell::new(VecDeque::new()),
+            proposed_bodies: RefCell::new(VecDeque::new()),
+            pending: RefCell::new(VecDeque::new()),
+            inbox: RefCell::new(VecDeque::new()),
+            wake_tx,
+            wake_rx: RefCell::new(Some(wake_rx)),
+            net,
+            client_addrs,
+            failure: RefCell::new(None),
+            last_checkpoint: Cell::new(checkpoint),
+        }))
+    }
+
+    fn wake(&self) {
+        // A full channel already holds a wake-up: nothing is lost.
+        let _ = self.wake_tx.try_send(());
+    }
+
+    /// A message from a peer; stepped by the driver.
+    pub fn deliver(&self, msg: GroupMessage) {
+        let mut inbox = self.inbox.borrow_mut();
+        if inbox.len() >= INBOX_MESSAGES_MAX {
+            tracing::debug!(group = %self.cfg.name, "inbox full: dropping a peer message");
+            return;
+        }
+        inbox.push_back(msg);
+        drop(inbox);
+        self.wake();
+    }
+
+    // ---- queries for clients ----
+
+    pub fn role(&self) -> Role {
+        self.node.borrow().role()
+    }
+    pub fn term(&self) -> Term {
+        self.node.borrow().term()
+    }
+    pub fn commit_index(&self) -> Index {
+        self.node.borrow().commit_index()
+    }
+    pub fn last_index(&self) -> Index {
+        self.node.borrow().last_index()
+    }
+    pub fn failure(&self) -> Option<DiskError> {
+        self.failure.borrow().clone()
+    }
+
+    /// The client address of `id` if known.
+    pub fn client_addr_of(&self, id: NodeId) -> Option<SocketAddr> {
+        if id == self.node_cfg.self_id {
+            return format!("{}", self.node_cfg.client_listen).parse().ok();
+        }
+        self.client_addrs.borrow().get(&id).copied()
+    }
+
+    /// The leader as known, with its client address when known.
+    pub fn leader_hint(&self) -> Option<LeaderHint> {
+        let id = self.node.borrow().leader()?;
+        Some(LeaderHint {
+            id,
+            client_addr: self.client_addr_of(id).map(host_port),
+        })
+    }
+
+    fn error(&self, code: ResponseCode, message: impl Into<String>) -> ErrorResponse {
+        ErrorResponse {
+            code,
+            leader: self.leader_hint(),
+            message: message.into(),
+        }
+    }
+
+    fn not_leader(&self) -> ErrorResponse {
+        let text = match self.node.borrow().leader() {
+            Some(l) => format!("group {}: node {l} is the leader", self.cfg.name),
+            None => format!("group {}: no leader known yet", self.cfg.name),
+        };
+        self.error(ResponseCode::NotLeader, text)
+    }
+
+    /// Proposes `bodies` as consecutive entries; the receiver answers once they are
+    /// committed (or why not).
+    pub fn propose(
+        &self,
+        bodies: Vec<Bytes>,
+    ) -> Result<LocalReceiver<AppendOutcome>, ErrorResponse> {
+        if let Some(f) = self.failure() {
+            return Err(disk_error(self, &f));
+        }
+        if bodies.is_empty() {
+            return Err(self.error(ResponseCode::RequestWithEmptyBodys, "append without bodies"));
+        }
+        if self.pending.borrow().len() as u64 >= self.cfg.max_pending_requests {
+            return Err(self.error(
+                ResponseCode::LeaderPendingFull,
+                format!(
+                    "group {}: {} appends already wait for their quorum (maxPendingRequestsNum)",
+                    self.cfg.name, self.cfg.max_pending_requests
+                ),
+            ));
+        }
+        let count = u32::try_from(bodies.len()).map_err(|_| {
+            self.error(
+                ResponseCode::UnexpectedArgument,
+                "too many bodies in one append",
+            )
+        })?;
+        let proposed = {
+            let mut node = self.node.borrow_mut();
+            let mut out = self.outbox.borrow_mut();
+            node.propose(count, &mut out)
+        };
+        let (first, term) = match proposed {
+            Ok(v) => v,
+            Err(ProposeError::NotLeader { .. }) => return Err(self.not_leader()),
+            Err(ProposeError::Transferring) => {
+                return Err(self.error(
+                    ResponseCode::LeaderTransferring,
+                    "leadership transfer in progress",
+                ));
+            }
+            Err(ProposeError::PendingFull { limit }) => {
+                return Err(self.error(
+                    ResponseCode::LeaderPendingFull,
+                    format!("{limit} entries already wait for their quorum"),
+                ));
+            }
+            Err(ProposeError::Empty) => {
+                return Err(
+                    self.error(ResponseCode::RequestWithEmptyBodys, "append without bodies")
+                );
+            }
+        };
+        let (reply, rx) = local_channel::new_bounded(1);
+        self.proposed_bodies.borrow_mut().push_back(bodies);
+        self.pending.borrow_mut().push_back(PendingAppend {
+            first,
+            last: first + Index::from(count) - 1,
+            term,
+            positions: Vec::new(),
+            deadline: Instant::now() + Duration::from_millis(u64::from(self.cfg.max_wait_ack_ms)),
+            reply,
+        });
+        self.wake();
+        Ok(rx)
+    }
+
+    // ---- the driver ----
+
+    /// Ticks every `tick_ms` and expires waiting appends, until the shard stops.
+    pub async fn run_ticker(self: Rc<Self>, stop: ShardStop) {
+        let tick = Duration::from_millis(u64::from(self.node_cfg.timing.tick_ms));
+        while !stop.is_stopped() {
+            glommio::timer::sleep(tick).await;
+            {
+                let mut node = self.node.borrow_mut();
+                let mut out = self.outbox.borrow_mut();
+                node.tick(&mut out);
+            }
+            self.expire_pending();
+            self.wake();
+        }
+    }
+
+    fn expire_pending(&self) {
+        let now = Instant::now();
+        loop {
+            let expired = {
+                let mut pending = self.pending.borrow_mut();
+                match pending.front() {
+                    Some(p) if p.deadline <= now => pending.pop_front(),
+                    _ => None,
+                }
+            };
+            let Some(p) = expired else { break };
+            let e = self.error(
+                ResponseCode::WaitQuorumAckTimeout,
+                format!(
+                    "entries {}..={} not committed within maxWaitAckTimeMs ({} ms)",
+                    p.first, p.last, self.cfg.max_wait_ack_ms
+                ),
+            );
+            let _ = p.reply.try_send(Err(e));
+        }
+    }
+
+    /// Steps inbound messages and applies outboxes until the shard stops.
+    pub async fn run_driver(self: Rc<Self>, stop: ShardStop) {
+        let Some(wake_rx) = self.wake_rx.borrow_mut().take() else {
+            tracing::error!(group = %self.cfg.name, "driver started twice");
+            return;
+        };
+        let mut spare = Outbox::default();
+        while !stop.is_stopped() {
+            if crate::net::until_stop(&stop, wake_rx.recv())
+                .await
+                .is_none()
+            {
+                break;
+            }
+            self.step_inbox();
+            loop {
+                spare.clear();
+                std::mem::swap(&mut spare, &mut *self.outbox.borrow_mut());
+                if spare.is_empty() {
+                    break;
+                }
+                if self.failure.borrow().is_some() {
+                    // A failed group applies nothing more: no acks, no votes.
+                    continue;
+                }
+                if let Err(e) = self.apply(&spare).await {
+                    self.fail(e);
+                }
+                self.step_inbox();
+            }
+        }
+    }
+
+    fn step_inbox(&self) {
+        loop {
+            let Some(gm) = self.inbox.borrow_mut().pop_front() else {
+                return;
+            };
+            let mut node = self.node.borrow_mut();
+            let mut out = self.outbox.borrow_mut();
+            let writes_before = out.log_writes.len();
+            node.step(gm.msg, &mut out);
+            // Keep the records of any FromMessage write this step produced: they are
+            // the message's, which is dropped after this.
+            for w in &out.log_writes[writes_before..] {
+                if let LogWrite::FromMessage { first, last, .. } = *w {
+                    let MsgBody::Append { prev_index, .. } = gm.msg.body else {
+                        debug_assert!(false, "FromMessage after a non-Append step");
+                        continue;
+                    };
+                    match slice_records(&gm.entries, first - prev_index - 1, last - first + 1) {
+                        Ok(records) => self.from_message_records.borrow_mut().push_back(records),
+                        Err(e) => {
+                            // The wire CRC passed, so this is a leader bug: refuse to
+                            // write what we cannot place.
+                            tracing::error!(group = %self.cfg.name, error = %e, "bad pushed records");
+                            self.from_message_records
+                                .borrow_mut()
+                                .push_back(Bytes::new());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn fail(&self, e: DiskError) {
+        tracing::error!(group = %self.cfg.name, error = %e, "group stops: fatal log error");
+        let err = disk_error(self, &e);
+        *self.failure.borrow_mut() = Some(e);
+        for p in self.pending.borrow_mut().drain(..) {
+            let _ = p.reply.try_send(Err(err.clone()));
+        }
+    }
+
+    async fn apply(self: &Rc<Self>, out: &Outbox) -> Result<(), DiskError> {
+        if let Some(hs) = out.hard_state {
+            self.log.persist_hard_state(hs).await?;
+        }
+        for w in &out.log_writes {
+            self.apply_write(*w).await?;
+        }
+        for m in &out.messages {
+            self.send(m).await;
+        }
+        for ev in &out.events {
+            self.on_event(*ev).await;
+        }
+        Ok(())
+    }
+
+    async fn apply_write(self: &Rc<Self>, w: LogWrite) -> Result<(), DiskError> {
+        match w {
+            LogWrite::Truncate { from } => {
+                let commit = self.node.borrow().commit_index();
+                self.log.truncate_suffix(from, commit).await?;
+            }
+            LogWrite::Proposed { first, last, term } => {
+                let bodies = self
+                    .proposed_bodies
+                    .borrow_mut()
+                    .pop_front()
+                    .ok_or_else(|| DiskError::Inconsistent {
+                        message: format!("no bodies for proposed entries {first}..={last}"),
+                    })?;
+                let refs: Vec<&[u8]> = bodies.iter().map(|b| &b[..]).collect();
+                let appended = self.log.append(term, &refs).await?;
+                check_placed(first, last, appended.first_index, appended.last_index)?;
+                if let Some(p) = self
+                    .pending
+                    .borrow_mut()
+                    .iter_mut()
+                    .find(|p| p.first == first && p.term == term)
+                {
+                    p.positions = appended.positions;
+                }
+                self.watch_persisted(last, term);
+            }
+            LogWrite::Noop { index, term } => {
+                let appended = self.log.append_noop(term).await?;
+                check_placed(index, index, appended.first_index, appended.last_index)?;
+                self.watch_persisted(index, term);
+            }
+            LogWrite::FromMessage { first, last, term } => {
+                let records = self
+                    .from_message_records
+                    .borrow_mut()
+                    .pop_front()
+                    .unwrap_or_default();
+                let appended = self.log.append_encoded(&records).await?;
+                check_placed(first, last, appended.first_index, appended.last_index)?;
+                self.watch_persisted(last, term);
+            }
+        }
+        Ok(())
+    }
+
+    /// Reports `index` (of `term`) to the core once the log says it is durable (in the
+    /// group's flush mode).
+    fn watch_persisted(self: &Rc<Self>, index: Index, term: Term) {
+        let this = self.clone();
+        glommio::spawn_local(async move {
+            if this.log.wait_persisted(index).await.is_ok() {
+                {
+                    let mut node = this.node.borrow_mut();
+                    let mut out = this.outbox.borrow_mut();
+                    node.persisted(index, term, &mut out);
+                }
+                this.wake();
+            }
+        })
+        .detach();
+    }
+
+    async fn send(&self, m: &Message) {
+        let Some(sender) = self.net.sender(m.to) else {
+            return;
+        };
+        let records = match m.body {
+            MsgBody::Append {
+                prev_index, count, ..
+            } if count > 0 => match self.read_records(prev_index + 1, count).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(group = %self.cfg.name, error = %e, "cannot read entries to push");
+                    return;
+                }
+            },
+            _ => Bytes::new(),
+        };
+        for (msg, records) in split_append(m, records, self.node_cfg.limits.max_batch_push_bytes) {
+            let item = PeerItem::Raft {
+                group: self.cfg.id,
+                msg,
+                records,
+            };
+            if sender.try_send(item).is_err() {
+                self.node.borrow_mut().unreachable(m.to);
+                return;
+            }
+        }
+    }
+
+    async fn read_records(&self, first: Index, count: u32) -> Result<Bytes, DiskError> {
+        if count == 1 {
+            return Ok(self.log.entry(first).await?.record);
+        }
+        let mut buf = BytesMut::new();
+        for i in first..first + Index::from(count) {
+            buf.extend_from_slice(&self.log.entry(i).await?.record);
+        }
+        Ok(buf.freeze())
+    }
+
+    async fn on_event(&self, ev: Event) {
+        match ev {
+            Event::Committed { index } => {
+                self.resolve_committed(index);
+                // The checkpoint must be durable here: followers commit only what they
+                // hold durably, a leader only what a majority (itself included) does.
+                let due = index >= self.last_checkpoint.get() + CHECKPOINT_STRIDE_ENTRIES
+                    && index <= self.log.durable_index();
+                if due {
+                    match self.log.persist_checkpoint(index).await {
+                        Ok(()) => self.last_checkpoint.set(index),
+                        Err(e) => {
+                            tracing::warn!(group = %self.cfg.name, error = %e, "checkpoint failed")
+                        }
+                    }
+                }
+            }
+            Event::RoleChanged { role, term, leader } => {
+                tracing::info!(group = %self.cfg.name, ?role, term, ?leader, "role changed");
+                if role != Role::Leader {
+                    let err = self.not_leader();
+                    for p in self.pending.borrow_mut().drain(..) {
+                        let _ = p.reply.try_send(Err(err.clone()));
+                    }
+                }
+            }
+            Event::TransferEnded { to, succeeded } => {
+                tracing::info!(group = %self.cfg.name, to, succeeded, "leadership transfer ended");
+            }
+        }
+    }
+
+    fn resolve_committed(&self, commit: Index) {
+        loop {
+            let done = {
+                let mut pending = self.pending.borrow_mut();
+                match pending.front() {
+                    Some(p) if p.last <= commit => pending.pop_front(),
+                    _ => None,
+                }
+            };
+            let Some(p) = done else { return };
+            let same_term = self.node.borrow().term_at(p.last) == Some(p.term);
+            let outcome = if same_term && p.positions.len() as u64 == p.last - p.first + 1 {
+                Ok((p.first..=p.last)
+                    .zip(p.positions.iter())
+                    .map(|(index, &pos)| AppendedEntry { index, pos })
+                    .collect())
+            } else {
+                Err(self.error(
+                    ResponseCode::TermChanged,
+                    format!(
+                        "entries {}..={} were replaced by another leader",
+                        p.first, p.last
+                    ),
+                ))
+            };
+            let _ = p.reply.try_send(outcome);
+        }
+    }
+
+    /// Leader only: hands leadership to the most caught-up follower, and waits (up to
+    /// `wait`) until this node is no longer the leader.
+    pub async fn transfer_away(&self, wait: Duration) {
+        let target = {
+            let node = self.node.borrow();
+            if node.role() != Role::Leader {
+                return;
+            }
+            self.cfg
+                .members
+                .iter()
+                .filter(|&&m| m != self.node_cfg.self_id)
+                .max_by_key(|&&m| node.match_index(m).unwrap_or(0))
+                .copied()
+        };
+        let Some(target) = target else { return };
+        {
+            let mut node = self.node.borrow_mut();
+            let mut out = self.outbox.borrow_mut();
+            node.transfer_leadership(target, &mut out);
+        }
+        self.wake();
+        let until = Instant::now() + wait;
+        while Instant::now() < until && self.role() == Role::Leader {
+            glommio::timer::sleep(Duration::from_millis(10)).await;
+        }
+        tracing::info!(group = %self.cfg.name, target, still_leader = self.role() == Role::Leader, "leadership hand-over at stop");
+    }
+}
+
+fn host_port(a: SocketAddr) -> dledger::config::HostPort {
+    dledger::config::HostPort {
+        host: a.ip().to_string(),
+        port: a.port(),
+    }
+}
+
+fn disk_error(g: &Group, e: &DiskError) -> ErrorResponse {
+    let code = ResponseCode::from_u16(e.code()).unwrap_or(ResponseCode::DiskError);
+    g.error(code, format!("group {}: {e}", g.cfg.name))
+}
+
+fn check_placed(
+    first: Index,
+    last: Index,
+    got_first: Index,
+    got_last: Index,
+) -> Result<(), DiskError> {
+    if first == got_first && last == got_last {
+        Ok(())
+    } else {
+        Err(DiskError::Inconsistent {
+            message: format!(
+                "raft placed entries {first}..={last} but the log wrote {got_first}..={got_last}"
+            ),
+        })
+    }
+}
+
+/// The `count` records after skipping `skip` from back-to-back encoded `records`.
+fn slice_records(records: &Bytes, skip: u64, count: u64) -> Result<Bytes, String> {
+    let mut at = 0usize;
+    let mut start = 0usize;
+    for i in 0..skip + count {
+        if i == skip {
+            start = at;
+        }
+        let h = decode_header(&records[at..], u32::MAX).map_err(|e| format!("record {i}: {e}"))?;
+        let len = usize::try_from(h.record_bytes()).map_err(|_| format!("record {i} too long"))?;
+        if records.len() - at < len {
+            return Err(format!("record {i} runs past the message"));
+        }
+        at += len;
+    }
+    Ok(records.slice(start..at))
+}
+
+/// Splits an Append whose records exceed `max_bytes` into consecutive Appends (a batch
+/// is single-term, so every chunk's `prev_term` is the batch's term except the first's).
+fn split_append(m: &Message, records: Bytes, max_bytes: u32) -> Vec<(Message, Bytes)> {
+    let MsgBody::Append {
+        prev_index,
+        prev_term,
+        entries_term,
+        count,
+        commit,
+    } = m.body
+    else {
+        return vec![(*m, records)];
+    };
+    if records.len() <= max_bytes as usize || count <= 1 {
+        return vec![(*m, records)];
+    }
+    let mut out = Vec::new();
+    let (mut at, mut start, mut in_chunk, mut chunk_prev) = (0usize, 0usize, 0u32, prev_index);
+    let mut index = prev_index;
+    while at < records.len() {
+        let Ok(h) = decode_header(&records[at..], u32::MAX) else {
+            return vec![(*m, records)];
+        };
+        let len = h.record_bytes() as usize;
+        if in_chunk > 0 && at + len - start > max_bytes as usize {
+            out.push((
+                chunk(
+                    m,
+                    chunk_prev,
+                    prev_index,
+                    prev_term,
+                    entries_term,
+                    in_chunk,
+                    commit,
+                ),
+                records.slice(start..at),
+            ));
+            start = at;
+            chunk_prev = index;
+            in_chunk = 0;
+        }
+        at += len;
+        index += 1;
+        in_chunk += 1;
+    }
+    out.push((
+        chunk(
+            m,
+            chunk_prev,
+            prev_index,
+            prev_term,
+            entries_term,
+            in_chunk,
+            commit,
+        ),
+        records.slice(start..at),
+    ));
+    debug_assert_eq!(index - prev_index, u64::from(count));
+    out
+}
+
+fn chunk(
+    m: &Message,
+    chunk_prev: Index,
+    prev_index: Index,
+    prev_term: Term,
+    entries_term: Term,
+    count: u32,
+    commit: Index,
+) -> Message {
+    Message {
+        body: MsgBody::Append {
+            prev_index: chunk_prev,
+            prev_term: if chunk_prev == prev_index {
+                prev_term
+            } else {
+                entries_term
+            },
+            entries_term,
+            count,
+            commit,
+        },
+        ..*m
+    }
+}

@@ -1,0 +1,285 @@
+//! One shard of the server: opens its groups' logs, starts the peer transport, the group
+//! drivers and the client service, and drains on stop.
+
+use std::{
+    cell::{Cell, RefCell},
+    collections::HashMap,
+    rc::Rc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use dledger::{
+    config::{FlushDiskType, GroupId, NodeConfig},
+    raft::NodeId,
+    wire::WireLimits,
+};
+use glommio::net::TcpListener;
+
+use super::{
+    client,
+    group::{ClientAddrs, Group},
+    peer::{Inbound, PeerItem, ServerPeerCodec, decode_payload},
+};
+use crate::{
+    disk::{FlushMode, GroupLog, LogConfig},
+    net::{FrameRejected, PeerFrameHandler, PeerNet, PeerNetConfig},
+    runtime::ShardContext,
+};
+
+/// How often each shard tells its peers where it serves clients.
+const CLIENT_ADDR_ANNOUNCE_MS: u64 = 1000;
+/// How long a stopping leader waits for a follower to take over.
+pub const STOP_TRANSFER_WAIT_MS: u64 = 1000;
+
+/// What the shards share with the main thread.
+#[derive(Debug, Default)]
+pub struct Shared {
+    /// Set when a stop signal arrived: shards hand over leadership and flush.
+    pub draining: AtomicBool,
+    /// Shards that finished draining.
+    pub drained: AtomicUsize,
+    /// Shards that finished starting (or failed to).
+    pub started: AtomicUsize,
+}
+
+/// Messages between shards (none yet: every group a client names must live on the shard
+/// that accepted the connection, so the server runs one shard; see `docs/server.md`).
+#[derive(Debug)]
+pub enum ShardMsg {}
+
+/// What the client service of a shard needs.
+pub struct ShardState {
+    pub node_cfg: Rc<NodeConfig>,
+    pub limits: WireLimits,
+    pub groups: HashMap<String, Rc<Group>>,
+    pub client_connections: Cell<usize>,
+}
+
+/// Routes inbound peer items to this shard's groups.
+struct PeerInbox {
+    self_id: NodeId,
+    limits: WireLimits,
+    groups: RefCell<HashMap<GroupId, Rc<Group>>>,
+    client_addrs: ClientAddrs,
+}
+
+impl PeerFrameHandler for PeerInbox {
+    fn on_peer_frame(
+        &self,
+        from: NodeId,
+        _from_shard: u32,
+        payload: &[u8],
+    ) -> Result<(), FrameRejected> {
+        let groups = self.groups.borrow();
+        decode_payload(
+            payload,
+            from,
+            self.self_id,
+            &self.limits,
+            |item| match item {
+                Inbound::Raft(batch) => {
+                    for gm in batch.items {
+                        match groups.get(&gm.group) {
+                            Some(g) => g.deliver(gm),
+                            None => tracing::debug!(
+                                group = gm.group,
+                                from,
+                                "peer message for a group not on this shard"
+                            ),
+                        }
+                    }
+                }
+                Inbound::ClientAddr(addr) => {
+                    self.client_addrs.borrow_mut().insert(from, addr);
+                }
+            },
+        )
+        .map_err(FrameRejected)
+    }
+}
+
+fn log_config(cfg: &NodeConfig, group: &dledger::config::GroupConfig) -> LogConfig {
+    let mut lc = LogConfig::new(&cfg.storage.dledger_base_dir, &cfg.self_name, &group.name);
+    lc.segment_bytes = cfg.storage.data_segment_bytes;
+    lc.max_record_bytes = cfg
+        .limits
+        .max_body_bytes
+        .saturating_add(dledger::store::record::HEADER_BYTES as u32);
+    lc.flush_mode = match group.flush {
+        FlushDiskType::SyncFlush => FlushMode::SyncFlush,
+        FlushDiskType::AsyncFlush => FlushMode::AsyncFlush {
+            flush_interval_ms: u64::from(cfg.timing.flush_file_interval_ms),
+        },
+    };
+    lc.file_reserved_hours = u64::from(group.file_reserved_hours);
+    lc.disk_ratio_check_expired = cfg.storage.disk_ratio_check_expired;
+    lc.disk_ratio_force_clean = cfg.storage.disk_ratio_force_clean;
+    lc.disk_ratio_refuse_writes = cfg.storage.disk_ratio_refuse_writes;
+    lc
+}
+
+/// A shard's life: start, serve until draining, drain, wait for the stop.
+pub async fn shard_main(
+    ctx: ShardContext<ShardMsg>,
+    node_cfg: Arc<NodeConfig>,
+    shared: Arc<Shared>,
+) -> Result<(), String> {
+    let started = start(ctx, node_cfg, shared.clone()).await;
+    shared.started.fetch_add(1, Ordering::SeqCst);
+    let (groups, stop) = started?;
+    while !shared.draining.load(Ordering::SeqCst) && !stop.is_stopped() {
+        glommio::timer::sleep(Duration::from_millis(20)).await;
+    }
+    // Hand over leadership (bounded), then flush and close every log.
+    let transfers = groups.values().map(|g| {
+        let g = g.clone();
+        glommio::spawn_local(async move {
+            g.transfer_away(Duration::from_millis(STOP_TRANSFER_WAIT_MS))
+                .await;
+        })
+    });
+    let transfers: Vec<_> = transfers.collect();
+    for t in transfers {
+        t.await;
+    }
+    for g in groups.values() {
+        let commit = g.commit_index();
+        if commit > g.log.checkpoint().commit_index && commit <= g.log.durable_index() {
+            if let Err(e) = g.log.persist_checkpoint(commit).await {
+                tracing::warn!(group = %g.cfg.name, error = %e, "final checkpoint failed");
+            }
+        }
+        if let Err(e) = g.log.clone().close().await {
+            tracing::warn!(group = %g.cfg.name, error = %e, "closing the log failed");
+        }
+    }
+    shared.drained.fetch_add(1, Ordering::SeqCst);
+    stop.wait().await;
+    Ok(())
+}
+
+type Started = (HashMap<String, Rc<Group>>, crate::runtime::ShardStop);
+
+async fn start(
+    mut ctx: ShardContext<ShardMsg>,
+    node_cfg: Arc<NodeConfig>,
+    _shared: Arc<Shared>,
+) -> Result<Started, String> {
+    let cfg = Rc::new((*node_cfg).clone());
+    let limits = WireLimits::from_config(&cfg);
+    let mine: Vec<_> = cfg
+        .groups
+        .iter()
+        .filter(|g| dledger::placement::shard_of(&g.name, ctx.shard_count) == ctx.shard_id)
+        .cloned()
+        .collect();
+
+    // Peer transport.
+    let mut nodes = HashMap::new();
+    for p in &cfg.peers {
+        nodes.insert(p.id, client::resolve(&p.peer_addr)?);
+    }
+    let listen = client::resolve(&cfg.peer_listen)?;
+    let mut net_cfg = PeerNetConfig::new(cfg.cluster_name.clone(), cfg.self_id, listen, nodes);
+    net_cfg.max_frame_bytes = cfg.limits.max_frame_bytes as usize;
+    let client_addrs: ClientAddrs = Rc::new(RefCell::new(HashMap::new()));
+    let inbox = Rc::new(PeerInbox {
+        self_id: cfg.self_id,
+        limits,
+        groups: RefCell::new(HashMap::new()),
+        client_addrs: client_addrs.clone(),
+    });
+    let codec = Rc::new(ServerPeerCodec { limits });
+    let net = Rc::new(
+        PeerNet::start(&mut ctx, Rc::new(net_cfg), codec, inbox.clone())
+            .map_err(|e| format!("peer transport: {e}"))?,
+    );
+
+    // Groups.
+    let mut groups = HashMap::new();
+    for (i, gc) in mine.into_iter().enumerate() {
+        let log = GroupLog::open(log_config(&cfg, &gc))
+            .await
+            .map_err(|e| format!("group {}: cannot open its log: {e}", gc.name))?;
+        let seed = seed_for(cfg.self_id, i);
+        let group = Group::new(
+            gc.clone(),
+            cfg.clone(),
+            log,
+            net.clone(),
+            client_addrs.clone(),
+            seed,
+        )?;
+        tracing::info!(
+            group = %gc.name,
+            shard = ctx.shard_id,
+            last_index = group.last_index(),
+            term = group.term(),
+            "group opened"
+        );
+        inbox.groups.borrow_mut().insert(gc.id, group.clone());
+        glommio::spawn_local_into(
+            group.clone().run_driver(ctx.stop.clone()),
+            ctx.queues.replication,
+        )
+        .map_err(|e| format!("cannot spawn a group driver: {e}"))?
+        .detach();
+        glommio::spawn_local_into(
+            group.clone().run_ticker(ctx.stop.clone()),
+            ctx.queues.replication,
+        )
+        .map_err(|e| format!("cannot spawn a group ticker: {e}"))?
+        .detach();
+        groups.insert(gc.name.clone(), group);
+    }
+
+    // Tell peers where clients reach this node, now and then (they may restart).
+    let client_addr = client::resolve(&cfg.client_listen)?;
+    {
+        let net = net.clone();
+        let stop = ctx.stop.clone();
+        glommio::spawn_local_into(
+            async move {
+                while !stop.is_stopped() {
+                    for s in net.senders() {
+                        let _ = s.try_send(PeerItem::ClientAddr(client_addr));
+                    }
+                    glommio::timer::sleep(Duration::from_millis(CLIENT_ADDR_ANNOUNCE_MS)).await;
+                }
+            },
+            ctx.queues.background,
+        )
+        .map_err(|e| format!("cannot spawn the address announcer: {e}"))?
+        .detach();
+    }
+
+    // Client service.
+    let listener = TcpListener::bind(client_addr)
+        .map_err(|e| format!("cannot listen for clients on {client_addr}: {e}"))?;
+    let state = Rc::new(ShardState {
+        node_cfg: cfg.clone(),
+        limits,
+        groups: groups.clone(),
+        client_connections: Cell::new(0),
+    });
+    glommio::spawn_local_into(
+        client::accept_loop(state, listener, ctx.stop.clone()),
+        ctx.queues.client,
+    )
+    .map_err(|e| format!("cannot spawn the client service: {e}"))?
+    .detach();
+    tracing::info!(shard = ctx.shard_id, %client_addr, peer_addr = %listen, groups = groups.len(), "shard serving");
+    Ok((groups, ctx.stop.clone()))
+}
+
+/// Election timeouts are drawn from a per-node, per-group seed so nodes differ.
+fn seed_for(self_id: NodeId, group_slot: usize) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ (u64::from(self_id) << 48) ^ (group_slot as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}

@@ -1,0 +1,314 @@
+//! Three real `dledger server` processes on loopback, from conf/dledger/broker-n{0,1,2}.conf
+//! with storage in a temporary directory and ports of their own: wait for a leader
+//! through the wire Metadata request, append a few hundred bodies (pipelined, plain std
+//! TCP and the wire codecs), and read them back from every node byte-identical.
+
+use std::{
+    collections::HashMap,
+    io::{Read, Write},
+    net::TcpStream,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use bytes::{Bytes, BytesMut};
+use dledger::{
+    raft::Role,
+    wire::{
+        AppendRequest, ClientMessage, FrameDecoder, GetRequest, MetadataRequest, ResponseCode,
+        WireLimits,
+    },
+};
+
+const NODES: usize = 3;
+const BODIES: usize = 300;
+const GROUP: &str = "RaftNode00";
+
+/// Kills every server it started, also when the test panics.
+struct Cluster {
+    children: Vec<Child>,
+    dir: PathBuf,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if std::thread::panicking() {
+            for i in 0..NODES {
+                let log =
+                    std::fs::read_to_string(self.dir.join(format!("n{i}.log"))).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                eprintln!("---- node n{i} log tail ----");
+                for l in tail.into_iter().rev() {
+                    eprintln!("{l}");
+                }
+            }
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Ports derived from the process id, away from the example configs' 30911/40911 range.
+fn base_port() -> u16 {
+    20_000 + (std::process::id() % 2_000) as u16 * 10
+}
+
+fn client_port(i: usize) -> u16 {
+    base_port() + i as u16
+}
+
+fn peer_port(i: usize) -> u16 {
+    base_port() + 5 + i as u16
+}
+
+fn rewrite(conf: &str, i: usize, dir: &Path) -> String {
+    let mut out = String::new();
+    let peers: Vec<String> = (0..NODES)
+        .map(|n| format!("n{n}-127.0.0.1:{}", peer_port(n)))
+        .collect();
+    for line in conf.lines() {
+        let key = line.split('=').next().unwrap_or("").trim();
+        let replaced = match key {
+            "storePathRootDir" => format!("storePathRootDir={}/node{i}", dir.display()),
+            "storePathCommitLog" => {
+                format!("storePathCommitLog={}/node{i}/commitlog", dir.display())
+            }
+            "listenPort" => format!("listenPort={}", client_port(i)),
+            "dLegerPeers" => format!("dLegerPeers={}", peers.join(";")),
+            _ => line.to_owned(),
+        };
+        out.push_str(&replaced);
+        out.push('\n');
+    }
+    // Small segments: they are preallocated and zero-filled at start.
+    out.push_str("mappedFileSizeForEntryData=16777216\n");
+    out
+}
+
+fn start_cluster() -> Cluster {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_nanos();
+    let dir = std::env::temp_dir().join(format!("dledger-smoke-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create the temp dir");
+    let conf_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf/dledger");
+    let mut cluster = Cluster {
+        children: Vec::new(),
+        dir: dir.clone(),
+    };
+    for i in 0..NODES {
+        let conf = std::fs::read_to_string(conf_dir.join(format!("broker-n{i}.conf")))
+            .expect("read an example config");
+        let path = dir.join(format!("n{i}.conf"));
+        std::fs::write(&path, rewrite(&conf, i, &dir)).expect("write the config");
+        let log = std::fs::File::create(dir.join(format!("n{i}.log"))).expect("create a log");
+        let child = Command::new(env!("CARGO_BIN_EXE_dledger"))
+            .args(["server", "-c"])
+            .arg(&path)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start dledger server");
+        cluster.children.push(child);
+    }
+    cluster
+}
+
+/// A blocking wire client on one connection.
+struct Conn {
+    stream: TcpStream,
+    buf: BytesMut,
+    decoder: FrameDecoder,
+    limits: WireLimits,
+}
+
+impl Conn {
+    fn open(port: u16) -> Option<Conn> {
+        let stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("set a read timeout");
+        let limits = WireLimits::default();
+        Some(Conn {
+            stream,
+            buf: BytesMut::new(),
+            decoder: FrameDecoder::new(limits.max_frame_bytes),
+            limits,
+        })
+    }
+
+    fn send(&mut self, id: u64, msg: &ClientMessage) {
+        let mut out = BytesMut::new();
+        msg.encode(id, &self.limits, &mut out)
+            .expect("encode a request");
+        self.stream.write_all(&out).expect("send a request");
+    }
+
+    fn recv(&mut self) -> (u64, ClientMessage) {
+        let mut chunk = vec![0u8; 64 << 10];
+        loop {
+            if let Some(frame) = self.decoder.decode(&mut self.buf).expect("a valid frame") {
+                let msg = ClientMessage::decode(&frame, &self.limits).expect("a valid answer");
+                return (frame.header.request_id, msg);
+            }
+            let n = self.stream.read(&mut chunk).expect("read an answer");
+            assert!(n > 0, "the server closed the connection");
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    fn call(&mut self, id: u64, msg: &ClientMessage) -> ClientMessage {
+        self.send(id, msg);
+        let (got, answer) = self.recv();
+        assert_eq!(got, id, "the answer names the request");
+        answer
+    }
+}
+
+fn metadata(port: u16) -> Option<dledger::wire::MetadataResponse> {
+    let mut c = Conn::open(port)?;
+    let req = ClientMessage::MetadataRequest(MetadataRequest {
+        group: GROUP.to_owned(),
+    });
+    match c.call(1, &req) {
+        ClientMessage::MetadataResponse(m) => Some(m),
+        _ => None,
+    }
+}
+
+fn wait_for_leader(deadline: Instant) -> usize {
+    while Instant::now() < deadline {
+        for i in 0..NODES {
+            if let Some(m) = metadata(client_port(i))
+                && m.role == Role::Leader
+            {
+                return i;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("no leader within the deadline");
+}
+
+#[test]
+fn three_nodes_replicate_and_serve_reads() {
+    let cluster = start_cluster();
+    let leader = wait_for_leader(Instant::now() + Duration::from_secs(60));
+
+    // A follower refuses appends with NOT_LEADER naming the leader's client address
+    // (once the nodes have exchanged addresses).
+    let follower = (leader + 1) % NODES;
+    let mut fc = Conn::open(client_port(follower)).expect("connect to a follower");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let req = ClientMessage::AppendRequest(AppendRequest {
+            group: GROUP.to_owned(),
+            bodies: vec![Bytes::from_static(b"refused")],
+        });
+        match fc.call(7, &req) {
+            ClientMessage::ErrorResponse(e) => {
+                assert_eq!(e.code, ResponseCode::NotLeader, "{e:?}");
+                let hint = e.leader.expect("NOT_LEADER names the leader");
+                if let Some(addr) = hint.client_addr {
+                    assert_eq!(addr.port, client_port(leader));
+                    break;
+                }
+            }
+            other => panic!("a follower accepted an append: {other:?}"),
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the leader's client address never became known"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // Unknown group.
+    let req = ClientMessage::MetadataRequest(MetadataRequest {
+        group: "NoSuchGroup".to_owned(),
+    });
+    match fc.call(8, &req) {
+        ClientMessage::ErrorResponse(e) => assert_eq!(e.code, ResponseCode::UnknownGroup),
+        other => panic!("expected UNKNOWN_GROUP, got {other:?}"),
+    }
+
+    // Pipelined appends to the leader: all requests first, then the answers in any order.
+    let bodies: Vec<Bytes> = (0..BODIES)
+        .map(|i| Bytes::from(format!("body-{i}-{}", "x".repeat(i % 97)).into_bytes()))
+        .collect();
+    let mut lc = Conn::open(client_port(leader)).expect("connect to the leader");
+    let started = Instant::now();
+    for (i, b) in bodies.iter().enumerate() {
+        let req = ClientMessage::AppendRequest(AppendRequest {
+            group: GROUP.to_owned(),
+            bodies: vec![b.clone()],
+        });
+        lc.send(1000 + i as u64, &req);
+    }
+    let mut index_of = HashMap::new();
+    for _ in 0..BODIES {
+        let (id, answer) = lc.recv();
+        match answer {
+            ClientMessage::AppendResponse(r) => {
+                assert_eq!(r.entries.len(), 1);
+                index_of.insert(id - 1000, r.entries[0].index);
+            }
+            other => panic!("append {id} failed: {other:?}"),
+        }
+    }
+    let elapsed = started.elapsed();
+    eprintln!(
+        "{BODIES} pipelined single-body appends committed in {elapsed:?} ({:.0}/s)",
+        BODIES as f64 / elapsed.as_secs_f64()
+    );
+    let mut indices: Vec<u64> = index_of.values().copied().collect();
+    indices.sort_unstable();
+    indices.dedup();
+    assert_eq!(indices.len(), BODIES, "every append got its own index");
+    let last = *indices.last().expect("appends were made");
+
+    // Every node serves the same bytes once it has committed them.
+    for node in 0..NODES {
+        let mut c = Conn::open(client_port(node)).expect("connect to a node");
+        let mut got: HashMap<u64, Bytes> = HashMap::new();
+        let mut from = 1u64;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while from <= last {
+            assert!(
+                Instant::now() < deadline,
+                "node n{node} did not commit up to {last}"
+            );
+            let req = ClientMessage::GetRequest(GetRequest {
+                group: GROUP.to_owned(),
+                from_index: from,
+                max_bytes: 64 << 10,
+            });
+            match c.call(from, &req) {
+                ClientMessage::GetResponse(r) => {
+                    if r.entries.is_empty() {
+                        std::thread::sleep(Duration::from_millis(50));
+                        continue;
+                    }
+                    for e in r.entries {
+                        assert_eq!(e.index, from, "entries come in order");
+                        got.insert(e.index, e.body);
+                        from += 1;
+                    }
+                }
+                other => panic!("get from n{node} failed: {other:?}"),
+            }
+        }
+        for (i, body) in bodies.iter().enumerate() {
+            let index = index_of[&(i as u64)];
+            assert_eq!(got.get(&index), Some(body), "n{node} index {index}");
+        }
+    }
+    drop(cluster);
+}
