@@ -6,6 +6,9 @@
 //! The child is this test binary re-executed to run the `#[ignore]`d `crash_child`
 //! entry with `DLEDGER_CRASH_DIR` set.
 
+// Test helpers outside #[test] fns panic on failure just like the tests themselves.
+#![allow(clippy::unwrap_used)]
+
 mod disk_common;
 
 use std::io::{BufRead, BufReader};

@@ -1,5 +1,8 @@
 //! Functional tests of the commitlog on real files.
 
+// Test helpers outside #[test] fns panic on failure just like the tests themselves.
+#![allow(clippy::unwrap_used)]
+
 mod disk_common;
 
 use disk_common::{TempDir, body_for, run, small_config};

@@ -171,6 +171,7 @@ mod tests {
         let cp = Checkpoint {
             commit_index: 42,
             commit_pos: 1 << 33,
+            durable_index: 50,
         };
         let b = encode_checkpoint(&cp);
         assert_eq!(decode_checkpoint(&b).unwrap(), cp);

@@ -775,13 +775,25 @@ impl GroupLog {
                 idle.then_some(Ok(()))
             })
             .await?;
-        let (new_end, old_end) = {
+        let (new_end, old_end, checkpoint) = {
             let st = inner.st.borrow();
             (
                 st.positions[(from_index - st.first_index) as usize],
                 st.next_pos,
+                st.checkpoint,
             )
         };
+        if checkpoint.durable_index >= from_index {
+            // Lower the checkpoint first, so that a crash during the zeroing below is
+            // not mistaken for lost durable entries.
+            let lowered = Checkpoint {
+                durable_index: from_index - 1,
+                ..checkpoint
+            };
+            files::write_atomically(&inner.paths.checkpoint, &codec::encode_checkpoint(&lowered))
+                .await?;
+            inner.st.borrow_mut().checkpoint = lowered;
+        }
         let seg_bytes = inner.geometry.segment_bytes();
         let mut seg = inner.geometry.segment_start(new_end);
         let mut carried = Vec::new();
@@ -938,16 +950,6 @@ impl GroupLog {
         match self.failure() {
             Some(e) => Err(e),
             None => flushed,
-        }
-    }
-}
-
-impl Checkpoint {
-    fn max_by_index(self, other: Checkpoint) -> Checkpoint {
-        if self.commit_index >= other.commit_index {
-            self
-        } else {
-            other
         }
     }
 }
