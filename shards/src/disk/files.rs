@@ -101,7 +101,8 @@ pub(crate) async fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Di
             format!("short write {written}/{len}"),
         ));
     }
-    file.truncate(len as u64)
+    // Direct I/O wrote whole blocks; the file keeps exactly the encoded bytes.
+    file.truncate(bytes.len() as u64)
         .await
         .map_err(|e| DiskError::io("truncate", &tmp, e))?;
     file.fdatasync()
