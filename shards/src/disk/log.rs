@@ -281,8 +281,14 @@ impl GroupLog {
         let mut file_map = BTreeMap::new();
         file_map.insert(end_seg, end_file.clone());
 
-        // Zero whatever a crash may have left past the end, then read the tail block.
-        let window_end = end_pos.saturating_add(crash_window_bytes(&cfg));
+        // After a torn tail, zero whatever the crash may have left past the end (hygiene:
+        // chained headers already keep stale records from being linked back), then read
+        // the tail block.
+        let window_end = if scanned.torn.is_some() {
+            end_pos.saturating_add(crash_window_bytes(&cfg))
+        } else {
+            end_pos
+        };
         let mut seg = end_seg;
         while seg < window_end && (seg == end_seg || starts.contains(&seg)) {
             let from = end_pos.max(seg);
@@ -735,7 +741,7 @@ impl GroupLog {
         let path = self.inner.paths.segment(seg_start);
         let file = self.inner.file(seg_start).await?;
         let seg_bytes = self.inner.geometry.segment_bytes();
-        let mut reader = SegmentReader::new(&file, seg_bytes);
+        let mut reader = SegmentReader::for_point_read(&file, seg_bytes);
         let off = pos - seg_start;
         let corrupt = |reason: String| DiskError::Corruption {
             file: path.clone(),

@@ -45,15 +45,27 @@ pub(crate) struct Scanned {
 pub(crate) struct SegmentReader<'a> {
     file: &'a DmaFile,
     seg_bytes: u64,
+    min_read_bytes: u64,
     win_start: u64,
     win: Option<ReadResult>,
 }
 
 impl<'a> SegmentReader<'a> {
+    /// A reader for sequential scans: reads at least 1 MiB at a time.
     pub(crate) fn new(file: &'a DmaFile, seg_bytes: u64) -> Self {
+        Self::with_min_read(file, seg_bytes, SCAN_WINDOW_BYTES)
+    }
+
+    /// A reader for one record: reads at least a page, no more than the record needs.
+    pub(crate) fn for_point_read(file: &'a DmaFile, seg_bytes: u64) -> Self {
+        Self::with_min_read(file, seg_bytes, 4096)
+    }
+
+    fn with_min_read(file: &'a DmaFile, seg_bytes: u64, min_read_bytes: u64) -> Self {
         SegmentReader {
             file,
             seg_bytes,
+            min_read_bytes,
             win_start: 0,
             win: None,
         }
@@ -69,7 +81,7 @@ impl<'a> SegmentReader<'a> {
             let start = self.file.align_down(off);
             let len = self
                 .file
-                .align_up((end - start).max(SCAN_WINDOW_BYTES))
+                .align_up((end - start).max(self.min_read_bytes))
                 .min(self.seg_bytes - start);
             let r = self
                 .file
@@ -100,7 +112,7 @@ async fn start_cursor(
     }
     let path = paths.segment(first_segment);
     let file = super::files::open_dma(&path, false, false).await?;
-    let mut reader = SegmentReader::new(&file, u64::from(max_record_bytes).max(4096));
+    let mut reader = SegmentReader::for_point_read(&file, u64::from(max_record_bytes).max(4096));
     let head = reader
         .get(0, HEADER_BYTES)
         .await
