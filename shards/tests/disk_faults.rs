@@ -2,6 +2,9 @@
 //! retry, appends refused), and a flipped bit in a durable record is reported as
 //! corruption with its file and offset, never silently truncated.
 
+// Test helpers outside #[test] fns panic on failure just like the tests themselves.
+#![allow(clippy::unwrap_used)]
+
 mod disk_common;
 
 use std::os::unix::fs::FileExt;

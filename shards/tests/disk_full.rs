@@ -2,6 +2,9 @@
 //! reads go on, and appends resume once space is freed. Needs root to mount; skips
 //! (saying so) when the mount fails.
 
+// Test helpers outside #[test] fns panic on failure just like the tests themselves.
+#![allow(clippy::unwrap_used)]
+
 mod disk_common;
 
 use std::path::Path;
