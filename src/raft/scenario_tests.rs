@@ -740,3 +740,33 @@ fn a_probing_follower_is_probed_at_most_once_per_heartbeat_interval() {
     c.tick_all(6);
     assert_eq!(c.logs[1], c.logs[0]);
 }
+
+#[test]
+fn a_healthy_busy_group_keeps_its_leader() {
+    let mut c = Cluster::new(5);
+    c.campaign(0);
+    for _ in 0..2_000 {
+        for i in 0..5 {
+            c.tick(i);
+        }
+        c.propose(0, 3).expect("still the leader");
+        c.deliver();
+    }
+    assert_eq!(c.leaders(), vec![0]);
+    assert!(c.nodes.iter().all(|n| n.term() == 1));
+    assert_eq!(c.nodes[0].commit_index(), 1 + 3 * 2_000);
+    let elections = c
+        .events
+        .iter()
+        .filter(|(_, e)| {
+            matches!(
+                e,
+                Event::RoleChanged {
+                    role: Role::PreCandidate,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(elections, 1);
+}
