@@ -13,10 +13,16 @@ fn caught(bug: PlantedBug) {
     };
     for seed in 0..SEED_BUDGET {
         let r = run_seed(&opts, seed);
-        if let Some(v) = r.violation {
+        if let Some(v) = &r.violation {
             eprintln!(
                 "{bug:?} caught at seed {seed}: {v}\n  replay: {}",
                 opts.replay_command(seed)
+            );
+            // The failing seed must replay to the very same violation.
+            assert_eq!(
+                run_seed(&opts, seed),
+                r,
+                "seed {seed} did not replay identically"
             );
             return;
         }

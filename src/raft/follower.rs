@@ -31,7 +31,7 @@ impl Node {
             leader
         );
         if self.role == Role::Follower {
-            self.election_elapsed = 0;
+            self.election_elapsed_ticks = 0;
         } else {
             let term = self.hard_state.term;
             self.become_follower(term, Some(leader), out);

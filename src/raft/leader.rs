@@ -16,11 +16,11 @@ impl Node {
         debug_assert_eq!(self.hard_state.voted_for, Some(self.cfg.id));
         self.role = Role::Leader;
         self.leader = Some(self.cfg.id);
-        self.heartbeat_elapsed = 0;
-        self.election_elapsed = 0;
+        self.heartbeat_elapsed_ticks = 0;
+        self.election_elapsed_ticks = 0;
         self.transfer = None;
-        self.preferred_cooldown = 0;
-        self.preferred_backoff = self.preferred_backoff_min();
+        self.preferred_cooldown_ticks = 0;
+        self.preferred_backoff_ticks = self.preferred_backoff_min_ticks();
         let next = self.log.last_index() + 1;
         for slot in self.peer_slots() {
             self.progress[slot].reset(next);
@@ -36,17 +36,17 @@ impl Node {
     }
 
     pub(super) fn tick_leader(&mut self, out: &mut Outbox) {
-        self.heartbeat_elapsed += 1;
-        self.election_elapsed += 1;
-        self.preferred_cooldown = self.preferred_cooldown.saturating_sub(1);
+        self.heartbeat_elapsed_ticks += 1;
+        self.election_elapsed_ticks += 1;
+        self.preferred_cooldown_ticks = self.preferred_cooldown_ticks.saturating_sub(1);
         if let Some(t) = &mut self.transfer {
             t.elapsed_ticks += 1;
             if t.elapsed_ticks >= self.cfg.election_timeout_min_ticks {
                 self.end_transfer(false, out);
             }
         }
-        if self.election_elapsed >= self.cfg.election_timeout_min_ticks {
-            self.election_elapsed = 0;
+        if self.election_elapsed_ticks >= self.cfg.election_timeout_min_ticks {
+            self.election_elapsed_ticks = 0;
             let active = self.take_recent_active();
             if self.cfg.check_quorum && active < majority(self.voter_count) {
                 // We cannot know that we still lead: let the others elect someone.
@@ -55,8 +55,8 @@ impl Node {
                 return;
             }
         }
-        if self.heartbeat_elapsed >= self.cfg.heartbeat_interval_ticks {
-            self.heartbeat_elapsed = 0;
+        if self.heartbeat_elapsed_ticks >= self.cfg.heartbeat_interval_ticks {
+            self.heartbeat_elapsed_ticks = 0;
             self.broadcast_heartbeats(out);
             self.maybe_hand_to_preferred(out);
         }
@@ -396,8 +396,9 @@ impl Node {
         if let Some(t) = self.transfer.take() {
             if !succeeded && Some(t.to) == self.cfg.preferred_leader {
                 // The preferred node could not take over: try less often.
-                let max = self.preferred_backoff_min().saturating_mul(16);
-                self.preferred_backoff = self.preferred_backoff.saturating_mul(2).min(max);
+                let max = self.preferred_backoff_min_ticks().saturating_mul(16);
+                self.preferred_backoff_ticks =
+                    self.preferred_backoff_ticks.saturating_mul(2).min(max);
             }
             out.events.push(Event::TransferEnded {
                 to: t.to,
@@ -415,7 +416,8 @@ impl Node {
         let Some(preferred) = self.cfg.preferred_leader else {
             return;
         };
-        if preferred == self.cfg.id || self.transfer.is_some() || self.preferred_cooldown > 0 {
+        if preferred == self.cfg.id || self.transfer.is_some() || self.preferred_cooldown_ticks > 0
+        {
             return;
         }
         let Some(slot) = self.slot_of(preferred) else {
@@ -425,13 +427,13 @@ impl Node {
         let caught_up =
             pr.match_index + u64::from(self.cfg.max_batch_entries) >= self.log.last_index();
         if caught_up && pr.recent_active {
-            self.preferred_cooldown = self.preferred_backoff;
+            self.preferred_cooldown_ticks = self.preferred_backoff_ticks;
             self.start_transfer(preferred, out);
         }
     }
 
     /// Cooldown between automatic hand-overs while they succeed in starting.
-    fn preferred_backoff_min(&self) -> u32 {
+    fn preferred_backoff_min_ticks(&self) -> u32 {
         self.cfg.election_timeout_max_ticks.saturating_mul(4)
     }
 }

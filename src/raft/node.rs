@@ -113,10 +113,10 @@ pub struct Node {
     /// Ticks since the last reset: for followers since the leader was last heard (or a
     /// vote granted), for candidates since the campaign began, for leaders since the
     /// last check-quorum.
-    pub(super) election_elapsed: u32,
+    pub(super) election_elapsed_ticks: u32,
     /// This round's election timeout, drawn from `[min, max)`.
-    pub(super) election_timeout: u32,
-    pub(super) heartbeat_elapsed: u32,
+    pub(super) election_timeout_ticks: u32,
+    pub(super) heartbeat_elapsed_ticks: u32,
     /// Campaign answers per voter slot (self included).
     pub(super) votes: [Option<bool>; MAX_PEERS],
     /// Leader: replication state per voter slot (the own slot is unused).
@@ -127,9 +127,9 @@ pub struct Node {
     pub(super) acked_index: Index,
     pub(super) transfer: Option<Transfer>,
     /// Leader: ticks before the next automatic hand-over to the preferred leader.
-    pub(super) preferred_cooldown: u32,
+    pub(super) preferred_cooldown_ticks: u32,
     /// Leader: the cooldown after the next attempt; doubles while attempts fail.
-    pub(super) preferred_backoff: u32,
+    pub(super) preferred_backoff_ticks: u32,
 }
 
 /// A leadership transfer in progress.
@@ -229,16 +229,16 @@ impl Node {
             leader: None,
             log,
             rng: Pcg64Mcg::seed_from_u64(rng_seed),
-            election_elapsed: 0,
-            election_timeout: 0,
-            heartbeat_elapsed: 0,
+            election_elapsed_ticks: 0,
+            election_timeout_ticks: 0,
+            heartbeat_elapsed_ticks: 0,
             votes: [None; MAX_PEERS],
             progress: std::array::from_fn(|_| Progress::new(window)),
             verified_index: 0,
             acked_index: 0,
             transfer: None,
-            preferred_cooldown: 0,
-            preferred_backoff: 0,
+            preferred_cooldown_ticks: 0,
+            preferred_backoff_ticks: 0,
             cfg: config,
         };
         node.reset_election_timeout();
@@ -251,8 +251,8 @@ impl Node {
         match self.role {
             Role::Leader => self.tick_leader(out),
             Role::Follower | Role::PreCandidate | Role::Candidate => {
-                self.election_elapsed = self.election_elapsed.saturating_add(1);
-                if self.election_elapsed >= self.election_timeout {
+                self.election_elapsed_ticks = self.election_elapsed_ticks.saturating_add(1);
+                if self.election_elapsed_ticks >= self.election_timeout_ticks {
                     self.start_pre_vote(out);
                 }
             }
@@ -399,8 +399,8 @@ impl Node {
     }
 
     pub(super) fn reset_election_timeout(&mut self) {
-        self.election_elapsed = 0;
-        self.election_timeout = self
+        self.election_elapsed_ticks = 0;
+        self.election_timeout_ticks = self
             .rng
             .random_range(self.cfg.election_timeout_min_ticks..self.cfg.election_timeout_max_ticks);
     }
@@ -459,7 +459,8 @@ impl Node {
         match self.role {
             Role::Leader => self.cfg.check_quorum,
             Role::Follower => {
-                self.leader.is_some() && self.election_elapsed < self.cfg.election_timeout_min_ticks
+                self.leader.is_some()
+                    && self.election_elapsed_ticks < self.cfg.election_timeout_min_ticks
             }
             Role::PreCandidate | Role::Candidate => false,
         }

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use rand::Rng;
 
 use super::report::Violation;
-use super::sim::{Ev, Packet, Sim};
+use super::sim::{Ev, Packet, Sim, SyncDone};
 use crate::raft::{
     Index, LogWrite, Message, MsgBody, Node, NodeId, Outbox, ProposeError, Role, Term,
 };
@@ -105,19 +105,18 @@ impl Sim {
                 self.apply_write(node, group, *w, incoming)?;
             }
             let r = &self.replicas[i];
-            let (ticket, incarnation) = (r.disk.sync_ticket(), r.incarnation);
+            let last = r.disk.last_index();
+            let sync = SyncDone {
+                node,
+                group,
+                incarnation: r.incarnation,
+                ticket: r.disk.sync_ticket(),
+                issued: (last, r.disk.term_at(last).unwrap_or(0)),
+            };
             let delay = self
                 .rng
                 .random_range(self.faults.sync_delay_min_ms..=self.faults.sync_delay_max_ms);
-            self.sched.after(
-                delay,
-                Ev::SyncDone {
-                    node,
-                    group,
-                    incarnation,
-                    ticket,
-                },
-            );
+            self.sched.after(delay, Ev::SyncDone(sync));
         }
         for m in &out.messages {
             self.send(node, group, *m)?;

@@ -93,7 +93,11 @@ impl Sim {
             }
         } else {
             let g = self.rng.random_range(0..self.opts.groups);
-            if let Some(l) = self.leader_of(g) {
+            let now = self.sched.now_ms();
+            let leader = self
+                .leader_of(g)
+                .filter(|&l| self.nodes[l].paused_until <= now);
+            if let Some(l) = leader {
                 let to = self.random_others(l)[0];
                 self.trace(|| format!("g{g}/n{l} transfer leadership to n{to}"));
                 self.call(l, g, None, |n, out| {

@@ -52,6 +52,9 @@ pub struct FaultProfile {
     pub append_budget_bytes: Option<usize>,
     /// Chance that a commit advance also writes a durable commit checkpoint.
     pub checkpoint_prob: f64,
+    /// Report each completed sync as the (index, term) the log ended at when it was
+    /// issued, stale or not (as a simple driver would), instead of the durable end.
+    pub naive_persist_reports: bool,
     /// Leader churn: chance that a freshly elected leader is crashed or cut off soon
     /// after its election (while its no-op and older entries are half replicated, which
     /// is when an old-term commit would be unsafe, Raft Figure 8).
@@ -134,6 +137,7 @@ pub fn draw_faults(rng: &mut impl Rng, tick_ms: SimMs) -> FaultProfile {
         } else {
             None
         },
+        naive_persist_reports: rng.random_bool(0.5),
         churn_prob: if rng.random_bool(0.5) {
             rng.random_range(0.1..0.8)
         } else {

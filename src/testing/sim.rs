@@ -125,12 +125,7 @@ pub(super) enum Ev {
         node: usize,
     },
     Deliver(Box<Packet>),
-    SyncDone {
-        node: usize,
-        group: usize,
-        incarnation: u32,
-        ticket: u64,
-    },
+    SyncDone(SyncDone),
     Client {
         client: usize,
     },
@@ -153,6 +148,18 @@ pub(super) enum Ev {
     },
     Heal,
     Deadline,
+}
+
+/// A sync of one group's log on one node that completes later.
+#[derive(Debug)]
+pub(super) struct SyncDone {
+    pub node: usize,
+    pub group: usize,
+    pub incarnation: u32,
+    /// Covers every write made before it was issued.
+    pub ticket: u64,
+    /// (last index, its term) when the sync was issued.
+    pub issued: (Index, Term),
 }
 
 #[derive(Debug)]
@@ -330,12 +337,7 @@ impl Sim {
         match ev {
             Ev::Tick { node } => self.on_tick(node),
             Ev::Deliver(p) => self.on_deliver(p),
-            Ev::SyncDone {
-                node,
-                group,
-                incarnation,
-                ticket,
-            } => self.on_sync_done(node, group, incarnation, ticket),
+            Ev::SyncDone(s) => self.on_sync_done(s),
             Ev::Client { client } => self.on_client(client),
             Ev::Fault => self.on_fault(),
             Ev::Churn { node, group, term } => self.on_churn(node, group, term),
@@ -384,37 +386,32 @@ impl Sim {
         self.call(to, p.group, Some(&p), |n, out| n.step(msg, out))
     }
 
-    fn on_sync_done(
-        &mut self,
-        node: usize,
-        group: usize,
-        incarnation: u32,
-        ticket: u64,
-    ) -> Result<(), Violation> {
+    fn on_sync_done(&mut self, s: SyncDone) -> Result<(), Violation> {
+        let (node, group) = (s.node, s.group);
         let i = self.idx(node, group);
         if !self.nodes[node].up
-            || self.replicas[i].incarnation != incarnation
+            || self.replicas[i].incarnation != s.incarnation
             || self.replicas[i].raft.is_none()
         {
             return Ok(());
         }
         let until = self.nodes[node].paused_until;
         if until > self.sched.now_ms() {
-            self.sched.at(
-                until,
-                Ev::SyncDone {
-                    node,
-                    group,
-                    incarnation,
-                    ticket,
-                },
-            );
+            self.sched.at(until, Ev::SyncDone(s));
             return Ok(());
         }
         if self.faults.disk_error_prob > 0.0 && self.rng.random_bool(self.faults.disk_error_prob) {
             return self.disk_error(node, group);
         }
-        if let Some((index, term)) = self.replicas[i].disk.complete_sync(ticket) {
+        let durable = self.replicas[i].disk.complete_sync(s.ticket);
+        let report = if self.faults.naive_persist_reports {
+            // What a simple driver reports: the log end when the sync was issued, even if
+            // a truncation has since replaced it (the core must see it is stale).
+            Some(s.issued).filter(|&(index, _)| index > 0)
+        } else {
+            durable
+        };
+        if let Some((index, term)) = report {
             self.call(node, group, None, |n, out| n.persisted(index, term, out))?;
         }
         Ok(())
