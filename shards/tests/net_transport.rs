@@ -143,6 +143,9 @@ fn writer_reconnects_after_the_peer_restarts() {
         !first_log.lock().expect("log").is_empty()
     });
     first_b.stop();
+    wait_until("A notices the connection is gone", || {
+        node_a.total(|s| &s.connections_lost) >= 1
+    });
 
     let second_log = Arc::new(Mutex::new(Vec::new()));
     let second_b = TestNode::start(1, config(CLUSTER, B, &nodes), recorder(&second_log), idle);

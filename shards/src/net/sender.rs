@@ -17,6 +17,7 @@ use std::{
     fmt,
     future::poll_fn,
     net::SocketAddr,
+    os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd},
     rc::Rc,
     sync::Arc,
     task::{Poll, Waker},
@@ -251,6 +252,32 @@ fn close_frame(buf: &mut [u8], header_at: usize) {
     frame::patch_payload_len(buf, header_at, len);
 }
 
+/// A second glommio stream on a duplicate descriptor of `stream`, used only to read.
+fn watch_handle(stream: &TcpStream) -> Result<TcpStream, NetError> {
+    // SAFETY: the fd is open while `stream` is borrowed; the duplicate is owned below.
+    let fd = unsafe { BorrowedFd::borrow_raw(stream.as_raw_fd()) }.try_clone_to_owned()?;
+    // SAFETY: `fd` is a connected TCP socket descriptor we own exclusively.
+    Ok(unsafe { TcpStream::from_raw_fd(fd.into_raw_fd()) })
+}
+
+/// Resolves when the peer closes the connection. The acceptor sends nothing after its
+/// ack, so this read only completes on close (or a misbehaving peer): an idle writer
+/// notices a dead peer at once instead of at its next write.
+async fn closed_by_peer(watch: &mut TcpStream) -> NetError {
+    let mut byte = [0u8; 1];
+    match watch.read(&mut byte).await {
+        Ok(0) => NetError::Io(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "the peer closed the connection",
+        )),
+        Ok(_) => NetError::Io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "the peer sent data on a one-way connection",
+        )),
+        Err(e) => e.into(),
+    }
+}
+
 /// Everything a writer task needs.
 pub(crate) struct Writer<C: PeerCodec> {
     pub sender: PeerSender<C::Item>,
@@ -283,8 +310,16 @@ impl<C: PeerCodec> Writer<C> {
                     backoff.reset();
                     self.sender.shared.connected.set(true);
                     tracing::debug!(peer, addr = %self.peer_addr, "peer connection up");
-                    let outcome = until_stop(&self.stop, self.pump(&mut stream, &mut buf)).await;
+                    let outcome = match watch_handle(&stream) {
+                        Ok(mut watch) => {
+                            let pump = self.pump(&mut stream, &mut buf);
+                            let closed = async { Err(closed_by_peer(&mut watch).await) };
+                            until_stop(&self.stop, futures_lite::future::or(pump, closed)).await
+                        }
+                        Err(e) => Some(Err(e)),
+                    };
                     self.sender.shared.connected.set(false);
+                    NetStats::bump(&stats.connections_lost);
                     match outcome {
                         None => break,
                         Some(Err(e)) => {
@@ -489,9 +524,11 @@ mod tests {
     fn the_write_buffer_bound_leaves_the_rest_queued() {
         let mut queue: VecDeque<Vec<u8>> = (0..10u8).map(|i| vec![i; 10]).collect();
         let mut buf = Vec::new();
+        // 12 header bytes + 2 items of 14 bytes reach the 40-byte bound: stop there.
         let drained = drain_into_frames(&LengthPrefixedCodec, &mut queue, &mut buf, 1 << 20, 40);
-        assert_eq!(drained.items, 3);
-        assert_eq!(queue.len(), 7);
-        assert_eq!(queue.front(), Some(&vec![3u8; 10]));
+        assert_eq!(drained.items, 2);
+        assert_eq!(buf.len(), 40);
+        assert_eq!(queue.len(), 8);
+        assert_eq!(queue.front(), Some(&vec![2u8; 10]));
     }
 }
