@@ -37,7 +37,7 @@ use glommio::{
 };
 
 pub use backoff::Backoff;
-pub use codec::{LengthPrefixedCodec, PeerCodec, split_length_prefixed};
+pub use codec::{BatchEncoded, LengthPrefixedCodec, PeerCodec, split_length_prefixed};
 pub use config::{
     DEFAULT_BACKOFF_MAX_MS, DEFAULT_BACKOFF_MIN_MS, DEFAULT_CONNECT_TIMEOUT_MS,
     DEFAULT_HELLO_TIMEOUT_MS, DEFAULT_MAX_FRAME_BYTES, DEFAULT_QUEUE_CAPACITY,

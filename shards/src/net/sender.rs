@@ -189,9 +189,9 @@ pub(crate) struct Drained {
     pub too_large: u64,
 }
 
-/// Moves queued items into `buf` as Batch frames (payload <= `max_frame_bytes` each),
-/// stopping at an item boundary once `buf` holds `buf_bytes_max` bytes. An item that
-/// alone exceeds `max_frame_bytes` is dropped and counted.
+/// Moves queued items into `buf` as Batch frames (payload <= `max_frame_bytes` each, laid
+/// out by the codec), stopping at a frame boundary once `buf` holds `buf_bytes_max`
+/// bytes.
 pub(crate) fn drain_into_frames<C: PeerCodec>(
     codec: &C,
     queue: &mut VecDeque<C::Item>,
@@ -200,43 +200,24 @@ pub(crate) fn drain_into_frames<C: PeerCodec>(
     buf_bytes_max: usize,
 ) -> Drained {
     let mut drained = Drained::default();
-    // Start of the header of the frame being filled.
-    let mut open_frame: Option<usize> = None;
-    while let Some(item) = queue.front() {
-        if buf.len() >= buf_bytes_max {
-            break;
-        }
-        let header_at = match open_frame {
-            Some(at) => at,
-            None => {
-                let at = buf.len();
-                frame::encode_header(FrameKind::Batch, 0, buf);
-                open_frame = Some(at);
-                at
-            }
-        };
-        let item_at = buf.len();
-        codec.encode_item(item, buf);
+    while !queue.is_empty() && buf.len() < buf_bytes_max {
+        let header_at = buf.len();
+        frame::encode_header(FrameKind::Batch, 0, buf);
+        let queued_before = queue.len();
+        let encoded = codec.encode_batch(queue, buf, max_frame_bytes);
         let payload_len = buf.len() - header_at - FRAME_HEADER_BYTES;
-        if payload_len > max_frame_bytes {
-            buf.truncate(item_at);
-            if item_at == header_at + FRAME_HEADER_BYTES {
-                // Alone too large for any frame: drop it, keep the (empty) frame open.
-                tracing::warn!(max_frame_bytes, "dropping a peer item larger than a frame");
-                queue.pop_front();
-                drained.too_large += 1;
-            } else {
-                close_frame(buf, header_at);
-                drained.frames += 1;
-                open_frame = None;
-            }
-            continue;
-        }
-        queue.pop_front();
-        drained.items += 1;
-    }
-    if let Some(header_at) = open_frame {
-        if buf.len() == header_at + FRAME_HEADER_BYTES {
+        assert!(
+            payload_len <= max_frame_bytes,
+            "the peer codec wrote {payload_len} bytes, over max_frame_bytes {max_frame_bytes}"
+        );
+        assert!(
+            queue.len() < queued_before,
+            "the peer codec took nothing from a non-empty queue"
+        );
+        drained.items += encoded.items;
+        drained.too_large += encoded.dropped;
+        if encoded.items == 0 {
+            // Only dropped items: no frame.
             buf.truncate(header_at);
         } else {
             close_frame(buf, header_at);
@@ -499,7 +480,8 @@ mod tests {
 
     #[test]
     fn frames_split_at_max_frame_bytes_and_oversized_items_drop() {
-        // Each item encodes to 4 + 10 bytes; 3 fit in 45 bytes of payload, 4 do not.
+        // Each item encodes to 4 + 10 bytes; 3 fit in 45 bytes of payload, 4 do not; the
+        // 104-byte item fits no frame and is dropped.
         let mut queue: VecDeque<Vec<u8>> = (0..7u8).map(|i| vec![i; 10]).collect();
         queue.insert(3, vec![0xEE; 100]);
         let mut buf = Vec::new();
@@ -524,9 +506,17 @@ mod tests {
     fn the_write_buffer_bound_leaves_the_rest_queued() {
         let mut queue: VecDeque<Vec<u8>> = (0..10u8).map(|i| vec![i; 10]).collect();
         let mut buf = Vec::new();
-        // 12 header bytes + 2 items of 14 bytes reach the 40-byte bound: stop there.
-        let drained = drain_into_frames(&LengthPrefixedCodec, &mut queue, &mut buf, 1 << 20, 40);
-        assert_eq!(drained.items, 2);
+        // Frames of 2 items (28 payload bytes): 40 bytes after the first, the bound is
+        // reached at a frame boundary.
+        let drained = drain_into_frames(&LengthPrefixedCodec, &mut queue, &mut buf, 28, 40);
+        assert_eq!(
+            drained,
+            Drained {
+                frames: 1,
+                items: 2,
+                too_large: 0
+            }
+        );
         assert_eq!(buf.len(), 40);
         assert_eq!(queue.len(), 8);
         assert_eq!(queue.front(), Some(&vec![2u8; 10]));
