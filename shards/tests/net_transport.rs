@@ -166,19 +166,30 @@ fn writer_reconnects_after_the_peer_restarts() {
     node_a.stop();
 }
 
-/// A Hello from another cluster is refused with a reason, by a raw client and by a
-/// real writer, and the node stays up for correct peers.
+/// A Hello from another cluster, an unknown node or the wrong address is refused with a
+/// reason (raw clients and a real writer), and the node stays up for correct peers.
 #[test]
 fn hello_from_another_cluster_is_rejected() {
     let (port_a, port_b) = (free_port(), free_port());
     let nodes = [(A, port_a), (B, port_b)];
     let log_b = Arc::new(Mutex::new(Vec::new()));
+    // Node 3 is configured on 127.0.0.2: a connection from 127.0.0.1 claiming it lies.
+    let mut config_b = config(CLUSTER, B, &nodes);
+    config_b
+        .nodes
+        .insert(3, "127.0.0.2:9".parse().expect("addr"));
     let node_b = TestNode::start(
         1,
-        config(CLUSTER, B, &nodes),
+        config_b,
         recorder(&log_b),
         |_: ShardScript<Recorder>| async {},
     );
+
+    let mut impostor = RawPeer::connect(port_b);
+    impostor.send_hello(CLUSTER, 3, 0);
+    let (kind, payload) = impostor.read_frame().expect("a reject frame");
+    assert_eq!(kind, FrameKind::HelloReject);
+    assert_eq!(payload, vec![RejectReason::AddressMismatch.code()]);
 
     let mut raw = RawPeer::connect(port_b);
     raw.send_hello("another-cluster", A, 0);
@@ -207,7 +218,7 @@ fn hello_from_another_cluster_is_rejected() {
         node_a.total(|s| &s.hellos_refused_by_peer) >= 1
     });
     assert_eq!(node_a.total(|s| &s.connects), 0);
-    assert!(node_b.total(|s| &s.hellos_rejected) >= 3);
+    assert!(node_b.total(|s| &s.hellos_rejected) >= 4);
     assert!(
         log_b.lock().expect("log").is_empty(),
         "no frame from a refused peer"
