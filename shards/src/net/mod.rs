@@ -19,6 +19,19 @@
 //!
 //! Connections are one-way (dialer → acceptor): a node answers a peer over its own
 //! outbound connection to it, so each side's writer is the only writer of its socket.
+//! The dialer keeps a second descriptor of its socket only to read, so it sees the
+//! peer close at once even when idle.
+//!
+//! The transport runs until the shard stops ([`crate::runtime::ShardStop`]); a
+//! [`PeerNet`] is only the handle to its senders and counters.
+//!
+//! Relation to `dledger::wire`: this module's 12-byte envelope and Hello predate the
+//! wire codecs. Moving onto them means: Batch frames become `wire::Kind::PeerBatch`
+//! frames written by a [`PeerCodec`] that uses `wire::PeerBatchWriter` (heartbeat
+//! sections first), the reader cuts frames with `wire::FrameDecoder`, the handshake
+//! sends `wire::Hello` both ways (its `target_shard` is the shard handoff key used here)
+//! and a refusal becomes a `wire::ErrorResponse`. Queues, writers, backoff, handoff and
+//! the reader's bounds stay as they are.
 
 mod backoff;
 mod codec;
@@ -37,7 +50,7 @@ use glommio::{
 };
 
 pub use backoff::Backoff;
-pub use codec::{LengthPrefixedCodec, PeerCodec, split_length_prefixed};
+pub use codec::{BatchEncoded, LengthPrefixedCodec, PeerCodec, split_length_prefixed};
 pub use config::{
     DEFAULT_BACKOFF_MAX_MS, DEFAULT_BACKOFF_MIN_MS, DEFAULT_CONNECT_TIMEOUT_MS,
     DEFAULT_HELLO_TIMEOUT_MS, DEFAULT_MAX_FRAME_BYTES, DEFAULT_QUEUE_CAPACITY,

@@ -17,6 +17,7 @@ use std::{
     fmt,
     future::poll_fn,
     net::SocketAddr,
+    os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd},
     rc::Rc,
     sync::Arc,
     task::{Poll, Waker},
@@ -188,9 +189,9 @@ pub(crate) struct Drained {
     pub too_large: u64,
 }
 
-/// Moves queued items into `buf` as Batch frames (payload <= `max_frame_bytes` each),
-/// stopping at an item boundary once `buf` holds `buf_bytes_max` bytes. An item that
-/// alone exceeds `max_frame_bytes` is dropped and counted.
+/// Moves queued items into `buf` as Batch frames (payload <= `max_frame_bytes` each, laid
+/// out by the codec), stopping at a frame boundary once `buf` holds `buf_bytes_max`
+/// bytes.
 pub(crate) fn drain_into_frames<C: PeerCodec>(
     codec: &C,
     queue: &mut VecDeque<C::Item>,
@@ -199,43 +200,24 @@ pub(crate) fn drain_into_frames<C: PeerCodec>(
     buf_bytes_max: usize,
 ) -> Drained {
     let mut drained = Drained::default();
-    // Start of the header of the frame being filled.
-    let mut open_frame: Option<usize> = None;
-    while let Some(item) = queue.front() {
-        if buf.len() >= buf_bytes_max {
-            break;
-        }
-        let header_at = match open_frame {
-            Some(at) => at,
-            None => {
-                let at = buf.len();
-                frame::encode_header(FrameKind::Batch, 0, buf);
-                open_frame = Some(at);
-                at
-            }
-        };
-        let item_at = buf.len();
-        codec.encode_item(item, buf);
+    while !queue.is_empty() && buf.len() < buf_bytes_max {
+        let header_at = buf.len();
+        frame::encode_header(FrameKind::Batch, 0, buf);
+        let queued_before = queue.len();
+        let encoded = codec.encode_batch(queue, buf, max_frame_bytes);
         let payload_len = buf.len() - header_at - FRAME_HEADER_BYTES;
-        if payload_len > max_frame_bytes {
-            buf.truncate(item_at);
-            if item_at == header_at + FRAME_HEADER_BYTES {
-                // Alone too large for any frame: drop it, keep the (empty) frame open.
-                tracing::warn!(max_frame_bytes, "dropping a peer item larger than a frame");
-                queue.pop_front();
-                drained.too_large += 1;
-            } else {
-                close_frame(buf, header_at);
-                drained.frames += 1;
-                open_frame = None;
-            }
-            continue;
-        }
-        queue.pop_front();
-        drained.items += 1;
-    }
-    if let Some(header_at) = open_frame {
-        if buf.len() == header_at + FRAME_HEADER_BYTES {
+        assert!(
+            payload_len <= max_frame_bytes,
+            "the peer codec wrote {payload_len} bytes, over max_frame_bytes {max_frame_bytes}"
+        );
+        assert!(
+            queue.len() < queued_before,
+            "the peer codec took nothing from a non-empty queue"
+        );
+        drained.items += encoded.items;
+        drained.too_large += encoded.dropped;
+        if encoded.items == 0 {
+            // Only dropped items: no frame.
             buf.truncate(header_at);
         } else {
             close_frame(buf, header_at);
@@ -249,6 +231,32 @@ fn close_frame(buf: &mut [u8], header_at: usize) {
     let payload_len = buf.len() - header_at - FRAME_HEADER_BYTES;
     let len = u32::try_from(payload_len).expect("payload bounded by max_frame_bytes (u32)");
     frame::patch_payload_len(buf, header_at, len);
+}
+
+/// A second glommio stream on a duplicate descriptor of `stream`, used only to read.
+fn watch_handle(stream: &TcpStream) -> Result<TcpStream, NetError> {
+    // SAFETY: the fd is open while `stream` is borrowed; the duplicate is owned below.
+    let fd = unsafe { BorrowedFd::borrow_raw(stream.as_raw_fd()) }.try_clone_to_owned()?;
+    // SAFETY: `fd` is a connected TCP socket descriptor we own exclusively.
+    Ok(unsafe { TcpStream::from_raw_fd(fd.into_raw_fd()) })
+}
+
+/// Resolves when the peer closes the connection. The acceptor sends nothing after its
+/// ack, so this read only completes on close (or a misbehaving peer): an idle writer
+/// notices a dead peer at once instead of at its next write.
+async fn closed_by_peer(watch: &mut TcpStream) -> NetError {
+    let mut byte = [0u8; 1];
+    match watch.read(&mut byte).await {
+        Ok(0) => NetError::Io(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "the peer closed the connection",
+        )),
+        Ok(_) => NetError::Io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "the peer sent data on a one-way connection",
+        )),
+        Err(e) => e.into(),
+    }
 }
 
 /// Everything a writer task needs.
@@ -283,8 +291,16 @@ impl<C: PeerCodec> Writer<C> {
                     backoff.reset();
                     self.sender.shared.connected.set(true);
                     tracing::debug!(peer, addr = %self.peer_addr, "peer connection up");
-                    let outcome = until_stop(&self.stop, self.pump(&mut stream, &mut buf)).await;
+                    let outcome = match watch_handle(&stream) {
+                        Ok(mut watch) => {
+                            let pump = self.pump(&mut stream, &mut buf);
+                            let closed = async { Err(closed_by_peer(&mut watch).await) };
+                            until_stop(&self.stop, futures_lite::future::or(pump, closed)).await
+                        }
+                        Err(e) => Some(Err(e)),
+                    };
                     self.sender.shared.connected.set(false);
+                    NetStats::bump(&stats.connections_lost);
                     match outcome {
                         None => break,
                         Some(Err(e)) => {
@@ -464,7 +480,8 @@ mod tests {
 
     #[test]
     fn frames_split_at_max_frame_bytes_and_oversized_items_drop() {
-        // Each item encodes to 4 + 10 bytes; 3 fit in 45 bytes of payload, 4 do not.
+        // Each item encodes to 4 + 10 bytes; 3 fit in 45 bytes of payload, 4 do not; the
+        // 104-byte item fits no frame and is dropped.
         let mut queue: VecDeque<Vec<u8>> = (0..7u8).map(|i| vec![i; 10]).collect();
         queue.insert(3, vec![0xEE; 100]);
         let mut buf = Vec::new();
@@ -489,9 +506,19 @@ mod tests {
     fn the_write_buffer_bound_leaves_the_rest_queued() {
         let mut queue: VecDeque<Vec<u8>> = (0..10u8).map(|i| vec![i; 10]).collect();
         let mut buf = Vec::new();
-        let drained = drain_into_frames(&LengthPrefixedCodec, &mut queue, &mut buf, 1 << 20, 40);
-        assert_eq!(drained.items, 3);
-        assert_eq!(queue.len(), 7);
-        assert_eq!(queue.front(), Some(&vec![3u8; 10]));
+        // Frames of 2 items (28 payload bytes): 40 bytes after the first, the bound is
+        // reached at a frame boundary.
+        let drained = drain_into_frames(&LengthPrefixedCodec, &mut queue, &mut buf, 28, 40);
+        assert_eq!(
+            drained,
+            Drained {
+                frames: 1,
+                items: 2,
+                too_large: 0
+            }
+        );
+        assert_eq!(buf.len(), 40);
+        assert_eq!(queue.len(), 8);
+        assert_eq!(queue.front(), Some(&vec![2u8; 10]));
     }
 }

@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct NetStats {
     /// Outbound handshakes that completed.
     pub connects: AtomicU64,
+    /// Handshaken outbound connections that ended (write error, peer close, stop).
+    pub connections_lost: AtomicU64,
     /// Outbound connection attempts that failed (connect, handshake or refused).
     pub connect_failures: AtomicU64,
     /// Outbound handshakes the peer refused.
