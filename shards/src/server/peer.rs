@@ -1,28 +1,29 @@
 //! What a shard sends its peers, and how it is encoded inside the transport's batch frames.
 //!
-//! The transport ([`crate::net`]) batches opaque items per (peer, shard): everything queued
-//! when the writer wakes goes out in one transport frame. Each item here is self-delimiting:
+//! The transport ([`crate::net`]) hands the codec everything queued for a peer when its
+//! writer wakes; the codec lays out one transport frame payload as self-delimiting parts:
 //!
 //! ```text
 //! u8 tag
 //! tag 1 (Raft): one wire PeerBatch frame (src/wire: 24-byte header with its own length
-//!               and CRC) holding one group's message; a heartbeat goes in the heartbeat
-//!               section, its answer in the response section, anything else in the
-//!               message section (an Append with its records back to back).
+//!               and CRC) holding the Raft messages of every group of this shard bound
+//!               for that peer: all heartbeats in its heartbeat section, all heartbeat
+//!               answers in the response section, everything else (Appends with their
+//!               records back to back) in the message section.
 //! tag 2 (ClientAddr): u16 len | len bytes UTF-8 "host:port" — where this node serves
 //!               clients, so peers can name it in NOT_LEADER and metadata answers.
 //! ```
 
-use std::net::SocketAddr;
+use std::{collections::VecDeque, net::SocketAddr};
 
 use bytes::{Bytes, BytesMut};
 use dledger::{
     config::GroupId,
     raft::{Message, MsgBody, NodeId},
-    wire::{Kind, PeerBatch, PeerBatchWriter, WireError, WireLimits, parse_frame},
+    wire::{HEADER_LEN, Kind, PeerBatch, PeerBatchWriter, WireError, WireLimits, parse_frame},
 };
 
-use crate::net::PeerCodec;
+use crate::net::{BatchEncoded, PeerCodec};
 
 const TAG_RAFT: u8 = 1;
 const TAG_CLIENT_ADDR: u8 = 2;
@@ -50,58 +51,118 @@ pub struct ServerPeerCodec {
 impl PeerCodec for ServerPeerCodec {
     type Item = PeerItem;
 
-    fn encode_item(&self, item: &PeerItem, out: &mut Vec<u8>) {
-        match item {
-            PeerItem::Raft {
-                group,
-                msg,
-                records,
-            } => {
-                let mut buf = BytesMut::with_capacity(64 + records.len());
-                match encode_raft(&mut buf, *group, msg, records, &self.limits) {
-                    Ok(()) => {
-                        out.push(TAG_RAFT);
-                        out.extend_from_slice(&buf);
+    /// Client addresses first, then one wire PeerBatch frame with as many Raft items as
+    /// fit: every heartbeat of every group, then every heartbeat answer, then the other
+    /// messages (Raft copes with the reordering). Items that do not fit stay queued.
+    fn encode_batch(
+        &self,
+        queue: &mut VecDeque<PeerItem>,
+        out: &mut Vec<u8>,
+        max_payload_bytes: usize,
+    ) -> BatchEncoded {
+        let mut done = BatchEncoded::default();
+        let start_len = out.len();
+        let mut rest = VecDeque::with_capacity(queue.len());
+        // Pass 1: addresses (a few bytes each; they never fill a frame).
+        while let Some(item) = queue.pop_front() {
+            match item {
+                PeerItem::ClientAddr(addr) => {
+                    let text = addr.to_string();
+                    let need = 3 + text.len();
+                    if out.len() - start_len + need > max_payload_bytes {
+                        rest.push_back(PeerItem::ClientAddr(addr));
+                        continue;
                     }
-                    // Raft copes with a lost message; an item the peer would refuse
-                    // must not poison the whole batch frame.
-                    Err(e) => {
-                        tracing::warn!(group, error = %e, "dropping an unencodable peer message")
+                    debug_assert!(text.len() <= CLIENT_ADDR_BYTES_MAX);
+                    out.push(TAG_CLIENT_ADDR);
+                    out.extend_from_slice(&(text.len() as u16).to_be_bytes());
+                    out.extend_from_slice(text.as_bytes());
+                    done.items += 1;
+                }
+                raft => rest.push_back(raft),
+            }
+        }
+        // Pass 2: one PeerBatch frame, sections in order.
+        let room = max_payload_bytes.saturating_sub(out.len() - start_len + 1);
+        let first_raft = rest.iter().find_map(|i| match i {
+            PeerItem::Raft { msg, .. } => Some((msg.from, msg.to)),
+            PeerItem::ClientAddr(_) => None,
+        });
+        if let Some((from, to)) = first_raft
+            && room > HEADER_LEN
+        {
+            let mut limits = self.limits;
+            limits.max_frame_bytes = limits
+                .max_frame_bytes
+                .min(room.min(u32::MAX as usize) as u32);
+            let mut buf = BytesMut::with_capacity(room.min(1 << 20));
+            let mut w = PeerBatchWriter::begin(&mut buf, 0, from, to, 0, &limits);
+            let mut taken = vec![false; rest.len()];
+            for section in 0..3 {
+                for (i, item) in rest.iter().enumerate() {
+                    let PeerItem::Raft {
+                        group,
+                        msg,
+                        records,
+                    } = item
+                    else {
+                        continue;
+                    };
+                    let pushed = match (section, msg.body) {
+                        (0, MsgBody::Heartbeat { commit }) => {
+                            w.heartbeat(&mut buf, *group, msg.term, commit)
+                        }
+                        (1, MsgBody::HeartbeatResp { match_index }) => {
+                            w.heartbeat_resp(&mut buf, *group, msg.term, match_index)
+                        }
+                        (2, MsgBody::Heartbeat { .. } | MsgBody::HeartbeatResp { .. }) => continue,
+                        (2, _) => w.message(&mut buf, *group, msg, records),
+                        _ => continue,
+                    };
+                    match pushed {
+                        Ok(()) => taken[i] = true,
+                        Err(WireError::FrameTooLarge { .. } | WireError::TooMany { .. })
+                            if done.items == 0 && !taken.iter().any(|t| *t) =>
+                        {
+                            // Alone it cannot fit a frame: drop it (Raft resends).
+                            tracing::warn!(group, "dropping a peer message larger than a frame");
+                            taken[i] = true;
+                            done.dropped += 1;
+                        }
+                        Err(WireError::FrameTooLarge { .. } | WireError::TooMany { .. }) => {}
+                        Err(e) => {
+                            tracing::warn!(group, error = %e, "dropping an unencodable peer message");
+                            taken[i] = true;
+                            done.dropped += 1;
+                        }
                     }
                 }
             }
-            PeerItem::ClientAddr(addr) => {
-                let text = addr.to_string();
-                debug_assert!(text.len() <= CLIENT_ADDR_BYTES_MAX);
-                out.push(TAG_CLIENT_ADDR);
-                out.extend_from_slice(&(text.len() as u16).to_be_bytes());
-                out.extend_from_slice(text.as_bytes());
+            let encoded = taken.iter().filter(|t| **t).count() as u64 - done.dropped;
+            if encoded > 0 {
+                match w.finish(&mut buf) {
+                    Ok(_) => {
+                        out.push(TAG_RAFT);
+                        out.extend_from_slice(&buf);
+                        done.items += encoded;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "dropping a peer batch that failed to close");
+                        done.dropped += encoded;
+                    }
+                }
+            } else {
+                w.abort(&mut buf);
             }
+            let mut i = 0;
+            rest.retain(|_| {
+                let keep = !taken[i];
+                i += 1;
+                keep
+            });
         }
-    }
-}
-
-fn encode_raft(
-    out: &mut BytesMut,
-    group: GroupId,
-    msg: &Message,
-    records: &[u8],
-    limits: &WireLimits,
-) -> Result<(), WireError> {
-    let mut w = PeerBatchWriter::begin(out, 0, msg.from, msg.to, 0, limits);
-    let pushed = match msg.body {
-        MsgBody::Heartbeat { commit } => w.heartbeat(out, group, msg.term, commit),
-        MsgBody::HeartbeatResp { match_index } => {
-            w.heartbeat_resp(out, group, msg.term, match_index)
-        }
-        _ => w.message(out, group, msg, records),
-    };
-    match pushed {
-        Ok(()) => w.finish(out).map(|_| ()),
-        Err(e) => {
-            w.abort(out);
-            Err(e)
-        }
+        *queue = rest;
+        done
     }
 }
 
@@ -183,22 +244,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn items_round_trip_and_garbage_is_an_error() {
-        let codec = ServerPeerCodec {
-            limits: WireLimits::default(),
-        };
-        let items = [
-            PeerItem::Raft {
-                group: 7,
-                msg: msg(MsgBody::Heartbeat { commit: 3 }),
-                records: Bytes::new(),
-            },
-            PeerItem::Raft {
-                group: 7,
-                msg: msg(MsgBody::HeartbeatResp { match_index: 9 }),
-                records: Bytes::new(),
-            },
+    fn items() -> VecDeque<PeerItem> {
+        VecDeque::from([
             PeerItem::Raft {
                 group: 8,
                 msg: msg(MsgBody::Append {
@@ -210,32 +257,85 @@ mod tests {
                 }),
                 records: Bytes::from_static(b"abcdef"),
             },
+            PeerItem::Raft {
+                group: 7,
+                msg: msg(MsgBody::HeartbeatResp { match_index: 9 }),
+                records: Bytes::new(),
+            },
+            PeerItem::Raft {
+                group: 7,
+                msg: msg(MsgBody::Heartbeat { commit: 3 }),
+                records: Bytes::new(),
+            },
             PeerItem::ClientAddr("127.0.0.1:30911".parse().expect("literal address")),
-        ];
+        ])
+    }
+
+    #[test]
+    fn one_batch_holds_every_section_and_garbage_is_an_error() {
+        let codec = ServerPeerCodec {
+            limits: WireLimits::default(),
+        };
+        let mut queue = items();
         let mut payload = Vec::new();
-        let mut boundaries = Vec::new();
-        for item in &items {
-            codec.encode_item(item, &mut payload);
-            boundaries.push(payload.len());
-        }
+        let done = codec.encode_batch(&mut queue, &mut payload, 1 << 20);
+        assert!(queue.is_empty());
+        assert_eq!(
+            done,
+            BatchEncoded {
+                items: 4,
+                dropped: 0
+            }
+        );
         let mut got = Vec::new();
         decode_payload(&payload, 1, 2, &WireLimits::default(), |i| got.push(i))
             .expect("valid payload");
-        assert_eq!(got.len(), 4);
-        match &got[2] {
-            Inbound::Raft(b) => {
-                assert_eq!(b.items[0].group, 8);
-                assert_eq!(&b.items[0].entries[..], b"abcdef");
-            }
-            other => panic!("expected a raft item, got {other:?}"),
-        }
-        assert!(matches!(got[3], Inbound::ClientAddr(a) if a.port() == 30911));
+        assert_eq!(got.len(), 2, "the address, then one Raft batch");
+        assert!(matches!(got[0], Inbound::ClientAddr(a) if a.port() == 30911));
+        let Inbound::Raft(b) = &got[1] else {
+            panic!("expected a raft batch, got {:?}", got[1]);
+        };
+        let bodies: Vec<MsgBody> = b.items.iter().map(|i| i.msg.body).collect();
+        assert!(matches!(bodies[0], MsgBody::Heartbeat { commit: 3 }));
+        assert!(matches!(
+            bodies[1],
+            MsgBody::HeartbeatResp { match_index: 9 }
+        ));
+        assert!(matches!(bodies[2], MsgBody::Append { count: 2, .. }));
+        assert_eq!(&b.items[2].entries[..], b"abcdef");
+
+        let address_part = 3 + "127.0.0.1:30911".len();
         for cut in 1..payload.len() {
             let r = decode_payload(&payload[..cut], 1, 2, &WireLimits::default(), |_| {});
-            assert_eq!(r.is_ok(), boundaries.contains(&cut), "cut at {cut}");
+            assert_eq!(r.is_ok(), cut == address_part, "cut at {cut}");
         }
         assert!(decode_payload(&[9], 1, 2, &WireLimits::default(), |_| {}).is_err());
         // A batch claiming another sender is refused.
         assert!(decode_payload(&payload, 3, 2, &WireLimits::default(), |_| {}).is_err());
+    }
+
+    #[test]
+    fn a_small_payload_leaves_the_rest_queued() {
+        let codec = ServerPeerCodec {
+            limits: WireLimits::default(),
+        };
+        let mut queue = items();
+        let mut payload = Vec::new();
+        // Room for the address and a frame with the heartbeat only.
+        let room = 3 + 15 + 1 + HEADER_LEN + 12 + 4 + 20 + 4 + 4;
+        let done = codec.encode_batch(&mut queue, &mut payload, room);
+        assert_eq!(
+            done,
+            BatchEncoded {
+                items: 2,
+                dropped: 0
+            }
+        );
+        assert_eq!(
+            queue.len(),
+            2,
+            "the answer and the append wait for the next frame"
+        );
+        assert!(payload.len() <= room);
     }
 }
