@@ -10,8 +10,8 @@ use std::{net::SocketAddr, rc::Rc};
 
 use bytes::{Bytes, BytesMut};
 use dledger::wire::{
-    AppendRequest, ClientMessage, ErrorResponse, FrameDecoder, GetRequest, GetResponse, GotEntry,
-    MetadataRequest, MetadataResponse, PeerInfo, ResponseCode, WireLimits,
+    AppendRequest, ClientMessage, ErrorResponse, Frame, FrameDecoder, GetRequest, GetResponse,
+    GotEntry, MetadataRequest, MetadataResponse, PeerInfo, ResponseCode, WireLimits,
 };
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::{
@@ -20,7 +20,10 @@ use glommio::{
     sync::Semaphore,
 };
 
-use super::{group::Group, shard::ShardState};
+use super::{
+    group::Group,
+    shard::{FORWARDED_MAX, ShardMsg, ShardState},
+};
 use crate::runtime::ShardStop;
 
 /// Requests of one connection being served at once.
@@ -112,7 +115,10 @@ async fn serve(shard: Rc<ShardState>, stream: TcpStream, stop: ShardStop) -> Res
         };
         let (shard, tx) = (shard.clone(), tx.clone());
         glommio::spawn_local(async move {
-            let answer = handle(&shard, request_id, msg).await;
+            let answer = match elsewhere(&shard, &msg) {
+                Some(target) => forward(&shard, target, frame).await,
+                None => handle(&shard, request_id, msg).await,
+            };
             let _ = tx.send(answer).await;
             drop(permit);
         })
@@ -123,6 +129,70 @@ async fn serve(shard: Rc<ShardState>, stream: TcpStream, stop: ShardStop) -> Res
     let _ = permits.acquire(REQUESTS_IN_FLIGHT_MAX as u64).await;
     let _ = writer_task.await;
     result
+}
+
+/// The shard that owns the group `msg` names, when that is not this one.
+fn elsewhere(shard: &ShardState, msg: &ClientMessage) -> Option<usize> {
+    let group = match msg {
+        ClientMessage::AppendRequest(r) => &r.group,
+        ClientMessage::GetRequest(r) => &r.group,
+        ClientMessage::MetadataRequest(r) => &r.group,
+        _ => return None,
+    };
+    if shard.groups.contains_key(group) || shard.node_cfg.group(group).is_none() {
+        return None;
+    }
+    let target = dledger::placement::shard_of(group, shard.shard_count);
+    (target != shard.shard_id).then_some(target)
+}
+
+/// Sends the request to the shard that owns its group and waits for the answer.
+async fn forward(shard: &Rc<ShardState>, target: usize, frame: Frame) -> Bytes {
+    let request_id = frame.header.request_id;
+    if shard.forwarded.borrow().len() >= FORWARDED_MAX {
+        let e = plain_error(
+            ResponseCode::Overloaded,
+            format!("{FORWARDED_MAX} requests already wait on other shards"),
+        );
+        return encode(request_id, Err(e), &shard.limits);
+    }
+    let token = shard.next_token.get();
+    shard.next_token.set(token.wrapping_add(1));
+    let (tx, rx) = local_channel::new_bounded(1);
+    shard.forwarded.borrow_mut().insert(token, tx);
+    let msg = ShardMsg::Request {
+        from_shard: shard.shard_id,
+        token,
+        frame,
+    };
+    if shard.mesh_tx.send_to(target, msg).await.is_err() {
+        shard.forwarded.borrow_mut().remove(&token);
+        let e = plain_error(
+            ResponseCode::InternalError,
+            format!("shard {target} is gone"),
+        );
+        return encode(request_id, Err(e), &shard.limits);
+    }
+    match rx.recv().await {
+        Some(answer) => answer,
+        None => {
+            let e = plain_error(ResponseCode::InternalError, "a forwarded request was lost");
+            encode(request_id, Err(e), &shard.limits)
+        }
+    }
+}
+
+/// Serves a request another shard forwarded (its frame was valid there).
+pub async fn handle_frame(shard: &Rc<ShardState>, frame: &Frame) -> Bytes {
+    let request_id = frame.header.request_id;
+    match ClientMessage::decode(frame, &shard.limits) {
+        Ok(msg) => handle(shard, request_id, msg).await,
+        Err(e) => encode(
+            request_id,
+            Err(plain_error(ResponseCode::UnexpectedArgument, e.to_string())),
+            &shard.limits,
+        ),
+    }
 }
 
 /// Serves one request; the answer is one encoded frame.

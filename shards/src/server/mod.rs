@@ -107,17 +107,15 @@ fn serve(cfg: NodeConfig) -> Result<(), String> {
         .map_err(|e| format!("cannot block SIGTERM/SIGINT: {e}"))?;
 
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
-    let wanted = cfg.shards.count(cpus) as usize;
-    if wanted > 1 {
-        tracing::warn!(
-            wanted,
-            "running 1 shard: cross-shard forwarding of client requests is not built yet"
-        );
-    }
+    let shard_count = cfg.shards.count(cpus) as usize;
     let runtime_cfg = RuntimeConfig {
-        shards: Some(1),
+        shards: Some(shard_count),
         pin: cfg.shards.pin,
-        cpus: cfg.shards.cpu_for_shard(0, cpus).map(|c| vec![c as usize]),
+        cpus: cfg
+            .shards
+            .cpu_set
+            .as_ref()
+            .map(|set| set.iter().map(|&c| c as usize).collect()),
         ..RuntimeConfig::default()
     };
     let shared = Arc::new(Shared::default());

@@ -12,12 +12,19 @@ use std::{
     time::Duration,
 };
 
+use bytes::Bytes;
 use dledger::{
     config::{FlushDiskType, GroupId, NodeConfig},
     raft::NodeId,
-    wire::WireLimits,
+    wire::{Frame, WireLimits},
 };
-use glommio::net::TcpListener;
+use glommio::{
+    channels::{
+        channel_mesh::{Receivers, Senders},
+        local_channel::LocalSender,
+    },
+    net::TcpListener,
+};
 
 use super::{
     client,
@@ -27,7 +34,7 @@ use super::{
 use crate::{
     disk::{FlushMode, GroupLog, LogConfig},
     net::{FrameRejected, PeerFrameHandler, PeerNet, PeerNetConfig},
-    runtime::ShardContext,
+    runtime::{ShardContext, ShardStop},
 };
 
 /// How often each shard tells its peers where it serves clients.
@@ -46,17 +53,77 @@ pub struct Shared {
     pub started: AtomicUsize,
 }
 
-/// Messages between shards (none yet: every group a client names must live on the shard
-/// that accepted the connection, so the server runs one shard; see `docs/server.md`).
+/// Messages between shards: a client request for a group that lives on another shard
+/// than the one that accepted the connection, and its answer.
 #[derive(Debug)]
-pub enum ShardMsg {}
+pub enum ShardMsg {
+    Request {
+        from_shard: usize,
+        token: u64,
+        frame: Frame,
+    },
+    /// The whole encoded answer frame (it carries the request id).
+    Answer { token: u64, frame: Bytes },
+}
+
+/// Forwarded requests a shard waits for at once; beyond, OVERLOADED.
+pub const FORWARDED_MAX: usize = 4096;
 
 /// What the client service of a shard needs.
 pub struct ShardState {
     pub node_cfg: Rc<NodeConfig>,
     pub limits: WireLimits,
+    pub shard_id: usize,
+    pub shard_count: usize,
+    /// Groups on this shard.
     pub groups: HashMap<String, Rc<Group>>,
     pub client_connections: Cell<usize>,
+    pub mesh_tx: Senders<ShardMsg>,
+    /// Forwarded requests waiting for their answer, by token.
+    pub forwarded: RefCell<HashMap<u64, LocalSender<Bytes>>>,
+    pub next_token: Cell<u64>,
+}
+
+/// Serves the requests other shards forward here, and routes answers to forwarded
+/// requests back to their connections, until the shard stops.
+async fn mesh_loop(state: Rc<ShardState>, mut mesh_rx: Receivers<ShardMsg>, stop: ShardStop) {
+    let mut loops = Vec::new();
+    for (_, rx) in mesh_rx.streams() {
+        let state = state.clone();
+        let stop = stop.clone();
+        loops.push(glommio::spawn_local(async move {
+            while let Some(Some(msg)) = crate::net::until_stop(&stop, rx.recv()).await {
+                match msg {
+                    ShardMsg::Request {
+                        from_shard,
+                        token,
+                        frame,
+                    } => {
+                        let state = state.clone();
+                        glommio::spawn_local(async move {
+                            let answer = client::handle_frame(&state, &frame).await;
+                            let back = ShardMsg::Answer {
+                                token,
+                                frame: answer,
+                            };
+                            if state.mesh_tx.send_to(from_shard, back).await.is_err() {
+                                tracing::debug!(from_shard, "cannot return a forwarded answer");
+                            }
+                        })
+                        .detach();
+                    }
+                    ShardMsg::Answer { token, frame } => {
+                        if let Some(tx) = state.forwarded.borrow_mut().remove(&token) {
+                            let _ = tx.try_send(frame);
+                        }
+                    }
+                }
+            }
+        }));
+    }
+    for l in loops {
+        l.await;
+    }
 }
 
 /// Routes inbound peer items to this shard's groups.
@@ -162,7 +229,7 @@ pub async fn shard_main(
     Ok(())
 }
 
-type Started = (HashMap<String, Rc<Group>>, crate::runtime::ShardStop);
+type Started = (HashMap<String, Rc<Group>>, ShardStop);
 
 async fn start(
     mut ctx: ShardContext<ShardMsg>,
@@ -263,9 +330,20 @@ async fn start(
     let state = Rc::new(ShardState {
         node_cfg: cfg.clone(),
         limits,
+        shard_id: ctx.shard_id,
+        shard_count: ctx.shard_count,
         groups: groups.clone(),
         client_connections: Cell::new(0),
+        mesh_tx: ctx.mesh_tx,
+        forwarded: RefCell::new(HashMap::new()),
+        next_token: Cell::new(0),
     });
+    glommio::spawn_local_into(
+        mesh_loop(state.clone(), ctx.mesh_rx, ctx.stop.clone()),
+        ctx.queues.client,
+    )
+    .map_err(|e| format!("cannot spawn the cross-shard loop: {e}"))?
+    .detach();
     glommio::spawn_local_into(
         client::accept_loop(state, listener, ctx.stop.clone()),
         ctx.queues.client,
