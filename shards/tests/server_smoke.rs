@@ -1,7 +1,8 @@
 //! Three real `dledger server` processes on loopback, from conf/dledger/broker-n{0,1,2}.conf
-//! with storage in a temporary directory and ports of their own: wait for a leader
-//! through the wire Metadata request, append a few hundred bodies (pipelined, plain std
-//! TCP and the wire codecs), and read them back from every node byte-identical.
+//! (and conf/multigroup/node-n{0,1,2}.conf) with storage in a temporary directory and
+//! ports of their own: wait for a leader through the wire Metadata request, append
+//! bodies (pipelined, plain std TCP and the wire codecs), and read them back from every
+//! node byte-identical.
 
 use std::{
     collections::HashMap,
@@ -24,6 +25,15 @@ use dledger::{
 const NODES: usize = 3;
 const BODIES: usize = 300;
 const GROUP: &str = "RaftNode00";
+
+/// The tests share ports (derived from the process id) and a small machine: one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// Kills every server it started, also when the test panics.
 struct Cluster {
@@ -66,8 +76,13 @@ fn peer_port(i: usize) -> u16 {
     base_port() + 5 + i as u16
 }
 
-fn rewrite(conf: &str, i: usize, dir: &Path) -> String {
+fn rewrite(conf: &str, i: usize, dir: &Path, extra: &str) -> String {
     let mut out = String::new();
+    // `extra` lines replace the file's lines of the same key, or are added.
+    let mut extra_lines: Vec<(&str, &str)> = extra
+        .lines()
+        .map(|l| (l.split('=').next().unwrap_or("").trim(), l))
+        .collect();
     let peers: Vec<String> = (0..NODES)
         .map(|n| format!("n{n}-127.0.0.1:{}", peer_port(n)))
         .collect();
@@ -80,33 +95,41 @@ fn rewrite(conf: &str, i: usize, dir: &Path) -> String {
             }
             "listenPort" => format!("listenPort={}", client_port(i)),
             "dLegerPeers" => format!("dLegerPeers={}", peers.join(";")),
-            _ => line.to_owned(),
+            k => match extra_lines.iter().position(|(ek, _)| *ek == k) {
+                Some(at) => extra_lines.remove(at).1.to_owned(),
+                None => line.to_owned(),
+            },
         };
         out.push_str(&replaced);
         out.push('\n');
     }
-    // Small segments: they are preallocated and zero-filled at start.
-    out.push_str("mappedFileSizeForEntryData=16777216\n");
+    for (_, line) in extra_lines {
+        out.push_str(line);
+        out.push('\n');
+    }
     out
 }
 
-fn start_cluster() -> Cluster {
+/// Starts the three nodes of `conf_dir/<file_prefix><i>.conf`, with `extra` lines added.
+fn start_cluster(conf_dir: &str, file_prefix: &str, extra: &str) -> Cluster {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock after 1970")
         .as_nanos();
     let dir = std::env::temp_dir().join(format!("dledger-smoke-{}-{nanos}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("create the temp dir");
-    let conf_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf/dledger");
+    let conf_dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(conf_dir);
     let mut cluster = Cluster {
         children: Vec::new(),
         dir: dir.clone(),
     };
     for i in 0..NODES {
-        let conf = std::fs::read_to_string(conf_dir.join(format!("broker-n{i}.conf")))
+        let conf = std::fs::read_to_string(conf_dir.join(format!("{file_prefix}{i}.conf")))
             .expect("read an example config");
         let path = dir.join(format!("n{i}.conf"));
-        std::fs::write(&path, rewrite(&conf, i, &dir)).expect("write the config");
+        std::fs::write(&path, rewrite(&conf, i, &dir, extra)).expect("write the config");
         let log = std::fs::File::create(dir.join(format!("n{i}.log"))).expect("create a log");
         let child = Command::new(env!("CARGO_BIN_EXE_dledger"))
             .args(["server", "-c"])
@@ -172,10 +195,10 @@ impl Conn {
     }
 }
 
-fn metadata(port: u16) -> Option<dledger::wire::MetadataResponse> {
+fn metadata(port: u16, group: &str) -> Option<dledger::wire::MetadataResponse> {
     let mut c = Conn::open(port)?;
     let req = ClientMessage::MetadataRequest(MetadataRequest {
-        group: GROUP.to_owned(),
+        group: group.to_owned(),
     });
     match c.call(1, &req) {
         ClientMessage::MetadataResponse(m) => Some(m),
@@ -183,10 +206,10 @@ fn metadata(port: u16) -> Option<dledger::wire::MetadataResponse> {
     }
 }
 
-fn wait_for_leader(deadline: Instant) -> usize {
+fn wait_for_leader(group: &str, deadline: Instant) -> usize {
     while Instant::now() < deadline {
         for i in 0..NODES {
-            if let Some(m) = metadata(client_port(i))
+            if let Some(m) = metadata(client_port(i), group)
                 && m.role == Role::Leader
             {
                 return i;
@@ -194,13 +217,97 @@ fn wait_for_leader(deadline: Instant) -> usize {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    panic!("no leader within the deadline");
+    panic!("no leader of {group} within the deadline");
+}
+
+/// Appends `count` bodies to `group` through `conn` (pipelined) and returns
+/// (body, index) pairs.
+fn append_all(conn: &mut Conn, group: &str, count: usize) -> Vec<(Bytes, u64)> {
+    let bodies: Vec<Bytes> = (0..count)
+        .map(|i| Bytes::from(format!("{group}-body-{i}-{}", "x".repeat(i % 97)).into_bytes()))
+        .collect();
+    for (i, b) in bodies.iter().enumerate() {
+        let req = ClientMessage::AppendRequest(AppendRequest {
+            group: group.to_owned(),
+            bodies: vec![b.clone()],
+        });
+        conn.send(1000 + i as u64, &req);
+    }
+    let mut index_of = HashMap::new();
+    for _ in 0..count {
+        let (id, answer) = conn.recv();
+        match answer {
+            ClientMessage::AppendResponse(r) => {
+                assert_eq!(r.entries.len(), 1);
+                index_of.insert(id - 1000, r.entries[0].index);
+            }
+            other => panic!("append {id} to {group} failed: {other:?}"),
+        }
+    }
+    let mut indices: Vec<u64> = index_of.values().copied().collect();
+    indices.sort_unstable();
+    indices.dedup();
+    assert_eq!(indices.len(), count, "every append got its own index");
+    bodies
+        .into_iter()
+        .enumerate()
+        .map(|(i, b)| (b, index_of[&(i as u64)]))
+        .collect()
+}
+
+/// Reads `group` back from every node until it holds `appended`, byte-identical.
+fn read_back_everywhere(group: &str, appended: &[(Bytes, u64)]) {
+    let last = appended.iter().map(|(_, i)| *i).max().unwrap_or(0);
+    for node in 0..NODES {
+        let mut c = Conn::open(client_port(node)).expect("connect to a node");
+        let mut got: HashMap<u64, Bytes> = HashMap::new();
+        let mut from = 1u64;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while from <= last {
+            assert!(
+                Instant::now() < deadline,
+                "n{node} did not commit {group} up to {last}"
+            );
+            let req = ClientMessage::GetRequest(GetRequest {
+                group: group.to_owned(),
+                from_index: from,
+                max_bytes: 64 << 10,
+            });
+            match c.call(from, &req) {
+                ClientMessage::GetResponse(r) => {
+                    if r.entries.is_empty() {
+                        std::thread::sleep(Duration::from_millis(50));
+                        continue;
+                    }
+                    for e in r.entries {
+                        assert_eq!(e.index, from, "entries come in order");
+                        got.insert(e.index, e.body);
+                        from += 1;
+                    }
+                }
+                other => panic!("get {group} from n{node} failed: {other:?}"),
+            }
+        }
+        for (body, index) in appended {
+            assert_eq!(
+                got.get(index),
+                Some(body),
+                "{group} on n{node}, index {index}"
+            );
+        }
+    }
 }
 
 #[test]
 fn three_nodes_replicate_and_serve_reads() {
-    let cluster = start_cluster();
-    let leader = wait_for_leader(Instant::now() + Duration::from_secs(60));
+    let _serial = serial();
+    // Small segments: they are preallocated and zero-filled at start.
+    let cluster = start_cluster(
+        "conf/dledger",
+        "broker-n",
+        "mappedFileSizeForEntryData=16777216\n",
+    );
+    let leader = wait_for_leader(GROUP, Instant::now() + Duration::from_secs(60));
 
     // A follower refuses appends with NOT_LEADER naming the leader's client address
     // (once the nodes have exchanged addresses).
@@ -240,75 +347,34 @@ fn three_nodes_replicate_and_serve_reads() {
     }
 
     // Pipelined appends to the leader: all requests first, then the answers in any order.
-    let bodies: Vec<Bytes> = (0..BODIES)
-        .map(|i| Bytes::from(format!("body-{i}-{}", "x".repeat(i % 97)).into_bytes()))
-        .collect();
     let mut lc = Conn::open(client_port(leader)).expect("connect to the leader");
     let started = Instant::now();
-    for (i, b) in bodies.iter().enumerate() {
-        let req = ClientMessage::AppendRequest(AppendRequest {
-            group: GROUP.to_owned(),
-            bodies: vec![b.clone()],
-        });
-        lc.send(1000 + i as u64, &req);
-    }
-    let mut index_of = HashMap::new();
-    for _ in 0..BODIES {
-        let (id, answer) = lc.recv();
-        match answer {
-            ClientMessage::AppendResponse(r) => {
-                assert_eq!(r.entries.len(), 1);
-                index_of.insert(id - 1000, r.entries[0].index);
-            }
-            other => panic!("append {id} failed: {other:?}"),
-        }
-    }
+    let appended = append_all(&mut lc, GROUP, BODIES);
     let elapsed = started.elapsed();
     eprintln!(
         "{BODIES} pipelined single-body appends committed in {elapsed:?} ({:.0}/s)",
         BODIES as f64 / elapsed.as_secs_f64()
     );
-    let mut indices: Vec<u64> = index_of.values().copied().collect();
-    indices.sort_unstable();
-    indices.dedup();
-    assert_eq!(indices.len(), BODIES, "every append got its own index");
-    let last = *indices.last().expect("appends were made");
+    read_back_everywhere(GROUP, &appended);
+    drop(cluster);
+}
 
-    // Every node serves the same bytes once it has committed them.
-    for node in 0..NODES {
-        let mut c = Conn::open(client_port(node)).expect("connect to a node");
-        let mut got: HashMap<u64, Bytes> = HashMap::new();
-        let mut from = 1u64;
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while from <= last {
-            assert!(
-                Instant::now() < deadline,
-                "node n{node} did not commit up to {last}"
-            );
-            let req = ClientMessage::GetRequest(GetRequest {
-                group: GROUP.to_owned(),
-                from_index: from,
-                max_bytes: 64 << 10,
-            });
-            match c.call(from, &req) {
-                ClientMessage::GetResponse(r) => {
-                    if r.entries.is_empty() {
-                        std::thread::sleep(Duration::from_millis(50));
-                        continue;
-                    }
-                    for e in r.entries {
-                        assert_eq!(e.index, from, "entries come in order");
-                        got.insert(e.index, e.body);
-                        from += 1;
-                    }
-                }
-                other => panic!("get from n{node} failed: {other:?}"),
-            }
-        }
-        for (i, body) in bodies.iter().enumerate() {
-            let index = index_of[&(i as u64)];
-            assert_eq!(got.get(&index), Some(body), "n{node} index {index}");
-        }
+/// Eight groups over two shards per node: one client connection lands on one shard, so
+/// about half the requests go through the cross-shard forwarding.
+#[test]
+fn many_groups_over_two_shards() {
+    let _serial = serial();
+    let groups: Vec<String> = (0..8).map(|g| format!("RaftNode0{g}")).collect();
+    let cluster = start_cluster(
+        "conf/multigroup",
+        "node-n",
+        "mappedFileSizeForEntryData=1048576\nmaxBodyBytes=65536\n",
+    );
+    for g in &groups {
+        let leader = wait_for_leader(g, Instant::now() + Duration::from_secs(60));
+        let mut conn = Conn::open(client_port(leader)).expect("connect to the leader");
+        let appended = append_all(&mut conn, g, 20);
+        read_back_everywhere(g, &appended);
     }
     drop(cluster);
 }
