@@ -134,7 +134,7 @@ fn start_cluster(conf_dir: &str, file_prefix: &str, extra: &str) -> Cluster {
         let child = Command::new(env!("CARGO_BIN_EXE_dledger"))
             .args(["server", "-c"])
             .arg(&path)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", "info,dledger_shards::server::client=debug")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -257,8 +257,13 @@ fn append_all(conn: &mut Conn, group: &str, count: usize) -> Vec<(Bytes, u64)> {
 
 /// Reads `group` back from every node until it holds `appended`, byte-identical.
 fn read_back_everywhere(group: &str, appended: &[(Bytes, u64)]) {
+    read_back(group, appended, &[0, 1, 2]);
+}
+
+/// Reads `group` back from `nodes` until each holds `appended`, byte-identical.
+fn read_back(group: &str, appended: &[(Bytes, u64)], nodes: &[usize]) {
     let last = appended.iter().map(|(_, i)| *i).max().unwrap_or(0);
-    for node in 0..NODES {
+    for &node in nodes {
         let mut c = Conn::open(client_port(node)).expect("connect to a node");
         let mut got: HashMap<u64, Bytes> = HashMap::new();
         let mut from = 1u64;
@@ -356,6 +361,50 @@ fn three_nodes_replicate_and_serve_reads() {
         BODIES as f64 / elapsed.as_secs_f64()
     );
     read_back_everywhere(GROUP, &appended);
+
+    // SIGTERM to the leader: it hands leadership over, flushes and exits 0; the other
+    // two keep serving every acknowledged entry and accept new ones.
+    let mut cluster = cluster;
+    let pid = nix::unistd::Pid::from_raw(cluster.children[leader].id() as i32);
+    let stopped = Instant::now();
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("send SIGTERM");
+    let status = loop {
+        if let Some(status) = cluster.children[leader]
+            .try_wait()
+            .expect("wait for the leader")
+        {
+            break status;
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(10),
+            "the leader did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "graceful stop exits 0, got {status}");
+    let survivors: Vec<usize> = (0..NODES).filter(|&n| n != leader).collect();
+    let new_leader = loop {
+        let found = survivors
+            .iter()
+            .copied()
+            .find(|&n| metadata(client_port(n), GROUP).is_some_and(|m| m.role == Role::Leader));
+        if let Some(n) = found {
+            break n;
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(30),
+            "no new leader after the stop"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    eprintln!(
+        "leader n{leader} stopped; n{new_leader} leads {:?} after the SIGTERM",
+        stopped.elapsed()
+    );
+    let mut nc = Conn::open(client_port(new_leader)).expect("connect to the new leader");
+    let more = append_all(&mut nc, GROUP, 50);
+    read_back(GROUP, &appended, &survivors);
+    read_back(GROUP, &more, &survivors);
     drop(cluster);
 }
 
@@ -376,5 +425,16 @@ fn many_groups_over_two_shards() {
         let appended = append_all(&mut conn, g, 20);
         read_back_everywhere(g, &appended);
     }
+    // One connection sits on one shard, so some requests crossed shards.
+    let forwarded: usize = (0..NODES)
+        .map(|i| {
+            std::fs::read_to_string(cluster.dir.join(format!("n{i}.log")))
+                .unwrap_or_default()
+                .matches("forwarding a request")
+                .count()
+        })
+        .sum();
+    assert!(forwarded > 0, "no request was forwarded between shards");
+    eprintln!("{forwarded} requests were forwarded between shards");
     drop(cluster);
 }

@@ -158,6 +158,12 @@ async fn forward(shard: &Rc<ShardState>, target: usize, frame: Frame) -> Bytes {
     }
     let token = shard.next_token.get();
     shard.next_token.set(token.wrapping_add(1));
+    tracing::debug!(
+        from = shard.shard_id,
+        to = target,
+        request_id,
+        "forwarding a request to the group's shard"
+    );
     let (tx, rx) = local_channel::new_bounded(1);
     shard.forwarded.borrow_mut().insert(token, tx);
     let msg = ShardMsg::Request {
