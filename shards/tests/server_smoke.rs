@@ -220,21 +220,28 @@ fn wait_for_leader(group: &str, deadline: Instant) -> usize {
     panic!("no leader of {group} within the deadline");
 }
 
-/// Appends `count` bodies to `group` through `conn` (pipelined) and returns
+/// Appends `count` bodies to `group` through `conn`, all pipelined, and returns
 /// (body, index) pairs.
 fn append_all(conn: &mut Conn, group: &str, count: usize) -> Vec<(Bytes, u64)> {
+    append_windowed(conn, group, count, count)
+}
+
+/// Appends `count` bodies with at most `window` requests in flight.
+fn append_windowed(conn: &mut Conn, group: &str, count: usize, window: usize) -> Vec<(Bytes, u64)> {
     let bodies: Vec<Bytes> = (0..count)
         .map(|i| Bytes::from(format!("{group}-body-{i}-{}", "x".repeat(i % 97)).into_bytes()))
         .collect();
-    for (i, b) in bodies.iter().enumerate() {
-        let req = ClientMessage::AppendRequest(AppendRequest {
-            group: group.to_owned(),
-            bodies: vec![b.clone()],
-        });
-        conn.send(1000 + i as u64, &req);
-    }
     let mut index_of = HashMap::new();
-    for _ in 0..count {
+    let mut sent = 0;
+    while index_of.len() < count {
+        while sent < count && sent - index_of.len() < window {
+            let req = ClientMessage::AppendRequest(AppendRequest {
+                group: group.to_owned(),
+                bodies: vec![bodies[sent].clone()],
+            });
+            conn.send(1000 + sent as u64, &req);
+            sent += 1;
+        }
         let (id, answer) = conn.recv();
         match answer {
             ClientMessage::AppendResponse(r) => {
@@ -253,6 +260,23 @@ fn append_all(conn: &mut Conn, group: &str, count: usize) -> Vec<(Bytes, u64)> {
         .enumerate()
         .map(|(i, b)| (b, index_of[&(i as u64)]))
         .collect()
+}
+
+fn find_leader(nodes: &[usize], group: &str, deadline: Instant) -> usize {
+    loop {
+        let found = nodes
+            .iter()
+            .copied()
+            .find(|&n| metadata(client_port(n), group).is_some_and(|m| m.role == Role::Leader));
+        if let Some(n) = found {
+            return n;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no leader of {group} among {nodes:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Reads `group` back from every node until it holds `appended`, byte-identical.
@@ -436,5 +460,103 @@ fn many_groups_over_two_shards() {
         .sum();
     assert!(forwarded > 0, "no request was forwarded between shards");
     eprintln!("{forwarded} requests were forwarded between shards");
+    drop(cluster);
+}
+
+/// SIGKILL of the leader while appends are in flight loses no acknowledged entry; with
+/// the quorum gone, appends fail with WAIT_QUORUM_ACK_TIMEOUT after maxWaitAckTimeMs and,
+/// beyond maxPendingRequestsNum waiting, LEADER_PENDING_FULL.
+#[test]
+fn leader_crash_loses_no_ack_and_quorum_loss_times_out() {
+    let _serial = serial();
+    const PENDING_MAX: usize = 8;
+    let mut cluster = start_cluster(
+        "conf/dledger",
+        "broker-n",
+        &format!(
+            "mappedFileSizeForEntryData=16777216\nmaxWaitAckTimeMs=150\nmaxPendingRequestsNum={PENDING_MAX}\n"
+        ),
+    );
+    let all = [0, 1, 2];
+    let leader = find_leader(&all, GROUP, Instant::now() + Duration::from_secs(60));
+    let mut lc = Conn::open(client_port(leader)).expect("connect to the leader");
+    let mut acked = append_windowed(&mut lc, GROUP, 100, PENDING_MAX);
+
+    // Appends in flight, then the leader dies: whatever was acknowledged must survive.
+    for i in 0..PENDING_MAX {
+        let req = ClientMessage::AppendRequest(AppendRequest {
+            group: GROUP.to_owned(),
+            bodies: vec![Bytes::from(format!("in-flight-{i}").into_bytes())],
+        });
+        lc.send(5000 + i as u64, &req);
+    }
+    cluster.children[leader].kill().expect("SIGKILL the leader");
+    let killed = Instant::now();
+    let _ = cluster.children[leader].wait();
+    lc.stream
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("set a read timeout");
+    let mut chunk = vec![0u8; 64 << 10];
+    loop {
+        if let Ok(Some(frame)) = lc.decoder.decode(&mut lc.buf) {
+            if let Ok(ClientMessage::AppendResponse(r)) = ClientMessage::decode(&frame, &lc.limits)
+            {
+                let i = frame.header.request_id - 5000;
+                acked.push((
+                    Bytes::from(format!("in-flight-{i}").into_bytes()),
+                    r.entries[0].index,
+                ));
+            }
+            continue;
+        }
+        match lc.stream.read(&mut chunk) {
+            Ok(n) if n > 0 => lc.buf.extend_from_slice(&chunk[..n]),
+            _ => break,
+        }
+    }
+    let survivors: Vec<usize> = all.iter().copied().filter(|&n| n != leader).collect();
+    let new_leader = find_leader(&survivors, GROUP, Instant::now() + Duration::from_secs(30));
+    eprintln!(
+        "leader n{leader} killed; n{new_leader} leads {:?} later; {} acked entries to check",
+        killed.elapsed(),
+        acked.len()
+    );
+    read_back(GROUP, &acked, &survivors);
+
+    // Kill the other follower: the leader alone cannot commit.
+    let follower = survivors
+        .iter()
+        .copied()
+        .find(|&n| n != new_leader)
+        .expect("two survivors");
+    cluster.children[follower]
+        .kill()
+        .expect("SIGKILL a follower");
+    let _ = cluster.children[follower].wait();
+    let mut nc = Conn::open(client_port(new_leader)).expect("connect to the new leader");
+    for i in 0..PENDING_MAX + 4 {
+        let req = ClientMessage::AppendRequest(AppendRequest {
+            group: GROUP.to_owned(),
+            bodies: vec![Bytes::from_static(b"no quorum")],
+        });
+        nc.send(9000 + i as u64, &req);
+    }
+    let mut codes = HashMap::new();
+    for _ in 0..PENDING_MAX + 4 {
+        match nc.recv().1 {
+            ClientMessage::ErrorResponse(e) => *codes.entry(e.code).or_insert(0) += 1,
+            other => panic!("an append committed without a quorum: {other:?}"),
+        }
+    }
+    assert_eq!(
+        codes.get(&ResponseCode::WaitQuorumAckTimeout),
+        Some(&PENDING_MAX),
+        "{codes:?}"
+    );
+    assert_eq!(
+        codes.get(&ResponseCode::LeaderPendingFull),
+        Some(&4),
+        "{codes:?}"
+    );
     drop(cluster);
 }
