@@ -337,6 +337,9 @@ fn three_nodes_replicate_and_serve_reads() {
         "mappedFileSizeForEntryData=16777216\n",
     );
     let leader = wait_for_leader(GROUP, Instant::now() + Duration::from_secs(60));
+    let m = metadata(client_port(leader), GROUP).expect("metadata from the leader");
+    assert_eq!(m.failures_tolerated, 1, "three nodes survive one failure");
+    assert_eq!(m.peers.len(), NODES);
 
     // A follower refuses appends with NOT_LEADER naming the leader's client address
     // (once the nodes have exchanged addresses).
@@ -385,6 +388,28 @@ fn three_nodes_replicate_and_serve_reads() {
         BODIES as f64 / elapsed.as_secs_f64()
     );
     read_back_everywhere(GROUP, &appended);
+
+    // One append at a time: the latency of a durable, replicated append (printed, not
+    // asserted: speed belongs to the perf harness).
+    let mut latencies_us = Vec::new();
+    for i in 0..200u64 {
+        let req = ClientMessage::AppendRequest(AppendRequest {
+            group: GROUP.to_owned(),
+            bodies: vec![Bytes::from_static(&[7u8; 128])],
+        });
+        let t = Instant::now();
+        match lc.call(20_000 + i, &req) {
+            ClientMessage::AppendResponse(_) => latencies_us.push(t.elapsed().as_micros()),
+            other => panic!("sequential append failed: {other:?}"),
+        }
+    }
+    latencies_us.sort_unstable();
+    eprintln!(
+        "sequential 128-byte appends: p50 {} us, p99 {} us, max {} us",
+        latencies_us[latencies_us.len() / 2],
+        latencies_us[latencies_us.len() * 99 / 100],
+        latencies_us[latencies_us.len() - 1]
+    );
 
     // SIGTERM to the leader: it hands leadership over, flushes and exits 0; the other
     // two keep serving every acknowledged entry and accept new ones.

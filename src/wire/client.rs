@@ -272,6 +272,7 @@ pub struct LeaderHint {
 /// str8 group | u32 self_id | u8 role | u64 term | opt_leader
 /// | u64 commit_index | u64 ledger_begin | u64 ledger_end
 /// | u32 peer count (<= max_peers) | peers × (u32 id, addr peer, u8 has_client, [addr client])
+/// | u8 failures_tolerated
 /// opt_leader = opt_node id, and if present: u8 has_client, [addr client]
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -287,6 +288,9 @@ pub struct MetadataResponse {
     /// Last index in the log (committed or not).
     pub ledger_end: Index,
     pub peers: Vec<PeerInfo>,
+    /// Voters the group can lose and still elect a leader and commit: `(n - 1) / 2`.
+    /// 0 for a two-node group, which therefore cannot fail over.
+    pub failures_tolerated: u8,
 }
 
 fn put_opt_addr(out: &mut BytesMut, a: Option<&HostPort>) -> Result<(), WireError> {
@@ -343,6 +347,7 @@ impl Body for MetadataResponse {
             put_addr(out, &p.peer_addr, "peer address")?;
             put_opt_addr(out, p.client_addr.as_ref())?;
         }
+        out.put_u8(self.failures_tolerated);
         Ok(())
     }
     fn read_body(body: &Bytes, limits: &WireLimits) -> Result<Self, WireError> {
@@ -364,6 +369,7 @@ impl Body for MetadataResponse {
                 client_addr: read_opt_addr(&mut r)?,
             });
         }
+        let failures_tolerated = r.u8("failures_tolerated")?;
         r.finish()?;
         Ok(MetadataResponse {
             group,
@@ -375,6 +381,7 @@ impl Body for MetadataResponse {
             ledger_begin,
             ledger_end,
             peers,
+            failures_tolerated,
         })
     }
 }

@@ -264,6 +264,7 @@ fn sample_frames() -> Vec<BytesMut> {
                 peer_addr: addr.clone(),
                 client_addr: None,
             }],
+            failures_tolerated: 0,
         }
         .encode(1, &l, b)
         .map(drop)
@@ -718,13 +719,14 @@ proptest! {
 
     #[test]
     fn metadata_round_trip(group in arb_name(), self_id in arb_node(), role in arb_role(), term in any::<u64>(),
-                           leader in arb_leader(), c in any::<u64>(), b in any::<u64>(), e in any::<u64>(),
+                           leader in arb_leader(), c in any::<u64>(), b in any::<u64>(), e in any::<u64>(), ft in any::<u8>(),
                            peers in proptest::collection::vec((arb_node(), arb_host_port(), proptest::option::of(arb_host_port())), 0..7)) {
         let m = MetadataRequest { group: group.clone() };
         prop_assert_eq!(round_trip(&m), m);
         let m = MetadataResponse {
             group, self_id, role, term, leader, commit_index: c, ledger_begin: b, ledger_end: e,
             peers: peers.into_iter().map(|(id, peer_addr, client_addr)| PeerInfo { id, peer_addr, client_addr }).collect(),
+            failures_tolerated: ft,
         };
         prop_assert_eq!(round_trip(&m), m);
     }

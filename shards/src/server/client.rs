@@ -358,6 +358,8 @@ fn metadata(shard: &Rc<ShardState>, r: MetadataRequest) -> Result<ClientMessage,
         ledger_begin: group.log.first_index(),
         ledger_end: group.last_index(),
         peers,
+        // A majority of n survives (n - 1) / 2 failures; two nodes survive none.
+        failures_tolerated: u8::try_from((group.cfg.members.len() - 1) / 2).unwrap_or(u8::MAX),
     }))
 }
 
