@@ -3,6 +3,12 @@
 //! from our own encoders, so the scanners are checked against the formats themselves.
 //! Used by the crate's tests and by the import command's tests; not for production.
 
+use super::dledger03::{
+    DLedgerChunkStop, DLedgerEndKind, DLedgerEntry, DLedgerError, DLedgerScanConfig, DLedgerScanner,
+};
+use super::rocketmq::{
+    ChunkStop, CommitLogError, CommitLogScanConfig, CommitLogScanner, LogEndKind,
+};
 use crate::store::SegmentName;
 
 const V1_MAGIC: i32 = -626_843_481;
@@ -290,4 +296,87 @@ impl DLedgerImage {
             }
         }
     }
+}
+
+/// What a reference driver saw: the accepted entries and how the log ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Driven<E, S> {
+    pub entries: Vec<E>,
+    pub stop: S,
+}
+
+/// Feeds in-memory CommitLog files (start, bytes; in name order, the last is the
+/// newest) to a [`CommitLogScanner`] in chunks of `chunk_bytes`, reading on from
+/// `file_offset` the way the import command does, and collects (physical offset,
+/// message bytes). A chunk that makes no progress is doubled before the next read.
+pub fn drive_commitlog(
+    config: CommitLogScanConfig,
+    files: &[(u64, &[u8])],
+    chunk_bytes: usize,
+) -> Result<Driven<(u64, Vec<u8>), ChunkStop>, CommitLogError> {
+    let mut scanner = CommitLogScanner::new(config)?;
+    let mut entries = Vec::new();
+    let mut stop = ChunkStop::LogEnd(LogEndKind::EndOfFile);
+    for (i, (start, bytes)) in files.iter().enumerate() {
+        scanner.begin_file(*start, i + 1 == files.len())?;
+        let mut chunk = chunk_bytes.max(1);
+        loop {
+            let from = scanner.file_offset().unwrap_or(0) as usize;
+            let to = from.saturating_add(chunk).min(bytes.len());
+            let end = scanner.scan(&bytes[from.min(to)..to], to == bytes.len(), |m, b| {
+                entries.push((m.physical_offset, b.to_vec()))
+            })?;
+            stop = end.stop;
+            match end.stop {
+                ChunkStop::NeedMoreInput => {
+                    if end.messages == 0 && end.next_offset as usize == from {
+                        chunk = chunk.saturating_mul(2);
+                    }
+                }
+                _ => break,
+            }
+        }
+        if scanner.is_finished() {
+            break;
+        }
+    }
+    Ok(Driven { entries, stop })
+}
+
+/// The same for a DLedger store's data files; collects (entry, body bytes).
+pub fn drive_dledger(
+    config: DLedgerScanConfig,
+    files: &[(u64, &[u8])],
+    chunk_bytes: usize,
+) -> Result<Driven<(DLedgerEntry, Vec<u8>), DLedgerChunkStop>, DLedgerError> {
+    let mut scanner = DLedgerScanner::new(config)?;
+    let mut entries = Vec::new();
+    let mut stop = DLedgerChunkStop::LogEnd(DLedgerEndKind::EndOfFile);
+    for (i, (start, bytes)) in files.iter().enumerate() {
+        scanner.begin_file(*start, i + 1 == files.len())?;
+        let mut chunk = chunk_bytes.max(1);
+        loop {
+            let from = scanner.file_offset().unwrap_or(0) as usize;
+            let to = from.saturating_add(chunk).min(bytes.len());
+            let end = scanner.scan(&bytes[from.min(to)..to], to == bytes.len(), |e, b| {
+                let mut e = e.clone();
+                let body = b[e.body.clone()].to_vec();
+                e.body = 0..body.len();
+                entries.push((e, body));
+            })?;
+            stop = end.stop;
+            match end.stop {
+                DLedgerChunkStop::NeedMoreInput => {
+                    if end.entries == 0 && end.next_offset as usize == from {
+                        chunk = chunk.saturating_mul(2);
+                    }
+                }
+                _ => break,
+            }
+        }
+        if scanner.is_finished() {
+            break;
+        }
+    }
+    Ok(Driven { entries, stop })
 }
