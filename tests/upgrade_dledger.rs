@@ -1,11 +1,17 @@
 //! DLedger 0.3.x scanner and index cross-check against byte-built fixtures.
 
+// Test helpers outside #[test] fns unwrap too: a failure there is a test failure.
+#![allow(clippy::unwrap_used)]
+
 use dledger::store::{RecordKind, SegmentName};
 use dledger::upgrade::fixtures::{DLedgerImage, drive_dledger};
 use dledger::upgrade::{
     DLedgerChunkStop, DLedgerEndKind, DLedgerError, DLedgerScanConfig, EntryProblem, IndexProblem,
     check_index_records, dledger_index_location,
 };
+
+/// Says whether a reported problem is the expected one.
+type Check = fn(&EntryProblem) -> bool;
 
 const DATA: u64 = 4096;
 const INDEX: u64 = 1024; // 32 index records per index file
@@ -102,7 +108,7 @@ fn structural_damage_is_reported_where_it_is() {
     let base = store(45);
     let (index, _, pos, _) = base.entries[20].clone();
     let file = SegmentName(pos - pos % DATA);
-    let cases: Vec<(u64, Vec<u8>, fn(&EntryProblem) -> bool)> = vec![
+    let cases: Vec<(u64, Vec<u8>, Check)> = vec![
         (0, 9i32.to_be_bytes().to_vec(), |p| {
             matches!(p, EntryProblem::BadMagic { found: 9 })
         }),

@@ -3,6 +3,9 @@
 //! nodes whether they imported the same prefix, and replica comparison finds the first
 //! divergent record.
 
+// Test helpers outside #[test] fns unwrap too: a failure there is a test failure.
+#![allow(clippy::unwrap_used)]
+
 use dledger::store::{
     HEADER_BYTES, LogCursor, RecordHeader, RecordKind, ScanInput, ScanStop, SegmentGeometry,
     SegmentName, encode_filler, encode_record, scan_segment,
@@ -289,7 +292,7 @@ fn digests_tell_whether_nodes_imported_the_same_prefix() {
     let (at, msg) = changed.messages[17].clone();
     let mut m2 = msg.clone();
     // The same message but for its QUEUEID: same size, so later positions stay.
-    let mut rm = RmqMessage::simple("TopicA", &vec![17u8; 20 + (17 * 91) % 500]);
+    let mut rm = RmqMessage::simple("TopicA", &[17u8; 20 + (17 * 91) % 500]);
     rm.v2 = 17 % 2 == 0;
     rm.born_host_v6 = 17 % 3 == 0;
     rm.queue_id = 9;

@@ -1,6 +1,9 @@
 //! RocketMQ CommitLog scanner against byte-built fixtures: what is imported, what is
 //! rejected (with file and offset), and how a torn newest file is reported.
 
+// Test helpers outside #[test] fns unwrap too: a failure there is a test failure.
+#![allow(clippy::unwrap_used)]
+
 use dledger::store::SegmentName;
 use dledger::upgrade::fixtures::{CommitLogImage, RmqMessage, drive_commitlog};
 use dledger::upgrade::rocketmq::{
@@ -10,6 +13,9 @@ use dledger::upgrade::{
     ChunkStop, CommitLogError, CommitLogScanConfig, CommitLogScanner, LogEndKind, MessageProblem,
     MessageVersion, parse_message, rocketmq_body_crc,
 };
+
+/// Says whether a reported problem is the expected one.
+type Check = fn(&MessageProblem) -> bool;
 
 const FILE: u64 = 4096;
 
@@ -148,7 +154,7 @@ fn structural_damage_is_reported_where_it_is() {
     let (at, msg) = base.messages[5].clone();
     let file = SegmentName(at - at % FILE);
     let off = at % FILE;
-    let cases: Vec<(Vec<u8>, u64, fn(&MessageProblem) -> bool)> = vec![
+    let cases: Vec<(Vec<u8>, u64, Check)> = vec![
         // Bad magic.
         (0x1234_5678u32.to_be_bytes().to_vec(), 4, |p| {
             matches!(p, MessageProblem::BadMagic { found: 0x1234_5678 })

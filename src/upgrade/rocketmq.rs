@@ -337,7 +337,7 @@ pub struct TruncatedTail {
     /// Byte offset of the cut message in the file.
     pub offset: u64,
     pub physical_offset: u64,
-    /// Bytes the message needs (TOTALSIZE, or 8 when even that is cut).
+    /// Bytes the message needs (its TOTALSIZE, or 8 when even that is cut).
     pub needed: u64,
     /// Bytes the file still has.
     pub have: u64,
@@ -581,7 +581,12 @@ impl CommitLogScanner {
                 if rest.iter().all(|&b| b == 0) {
                     break ChunkStop::LogEnd(LogEndKind::Zeros);
                 }
-                break truncated(MESSAGE_PREFIX_BYTES as u64);
+                // TOTALSIZE may have survived even if the magic did not.
+                let needed = i32_at(rest, 0)
+                    .and_then(|t| u64::try_from(t).ok())
+                    .filter(|&t| t >= MESSAGE_PREFIX_BYTES as u64)
+                    .unwrap_or(MESSAGE_PREFIX_BYTES as u64);
+                break truncated(needed);
             }
             let total = i64::from(i32_at(rest, 0).unwrap_or(0));
             let magic = i32_at(rest, 4).unwrap_or(0);
