@@ -210,3 +210,60 @@ fn noop_entries_and_a_store_starting_past_index_zero() {
         ]
     );
 }
+
+#[test]
+fn rocketmq_on_dledger_bodies_are_checked_as_messages() {
+    use dledger::upgrade::fixtures::RmqMessage;
+    use dledger::upgrade::{MessageProblem, check_rocketmq_body};
+    let mut img = DLedgerImage::new(DATA, INDEX);
+    for i in 0..30u64 {
+        // The body's PHYSICALOFFSET is the entry's pos + 48; find the pos first (an
+        // entry moves to the next file when it does not fit).
+        let m = RmqMessage::simple("T", &vec![i as u8; 100 + (i as usize * 41) % 400]);
+        let len = m.encode(0).len() as u64;
+        let file_start = img.end - img.end % DATA;
+        let pos = if img.end + 48 + len > file_start + DATA {
+            file_start + DATA
+        } else {
+            img.end
+        };
+        assert_eq!(img.append(1, 1, &m.encode(pos + 48)), pos);
+    }
+    img.append(2, 1, b"");
+    let got = drive_dledger(config(), &files(&img), 4096).unwrap();
+    for (e, body) in &got.entries {
+        check_rocketmq_body(e, body).unwrap();
+    }
+    // A flipped body byte: DLedger's structure checks pass, the message CRC does not.
+    let (_, _, pos, body) = img.entries[12].clone();
+    let mut bad = img.clone();
+    let at = pos + 48 + body.len() as u64 - 60;
+    bad.overwrite_data(at, &[body[body.len() - 60] ^ 0x10]);
+    let got = drive_dledger(config(), &files(&bad), 4096).unwrap();
+    let errs: Vec<_> = got
+        .entries
+        .iter()
+        .filter_map(|(e, b)| check_rocketmq_body(e, b).err())
+        .collect();
+    assert_eq!(errs.len(), 1);
+    let DLedgerError::Entry {
+        file,
+        offset,
+        problem,
+    } = &errs[0]
+    else {
+        panic!()
+    };
+    assert_eq!((file.0 + offset), pos);
+    assert!(
+        matches!(
+            problem,
+            EntryProblem::RocketMqBody(MessageProblem::BodyCrcMismatch { .. })
+        ),
+        "{problem}"
+    );
+    // A body that is not a message at all.
+    let plain = store(3);
+    let got = drive_dledger(config(), &files(&plain), 4096).unwrap();
+    assert!(check_rocketmq_body(&got.entries[0].0, &got.entries[0].1).is_err());
+}

@@ -201,4 +201,43 @@ proptest! {
             (torn, stop) => prop_assert!(false, "torn {:?}, stop {:?}", torn.map(|t| t.2), stop),
         }
     }
+
+    #[test]
+    fn damaged_dledger_store_keeps_the_untouched_prefix(
+        specs in prop::collection::vec((0usize..900, any::<bool>()), 1..30),
+        flips in prop::collection::vec((any::<prop::sample::Index>(), 1u8..=255), 1..4),
+        chunk in 48usize..3000,
+    ) {
+        let clean = dl_image(&specs);
+        let mut img = clean.clone();
+        let total = img.data.len() * FILE as usize;
+        let mut first_flip = u64::MAX;
+        for (ix, x) in flips {
+            let at = ix.index(total) as u64;
+            let b = img.data[(at / FILE) as usize].1[(at % FILE) as usize];
+            img.overwrite_data(at, &[b ^ x]);
+            first_flip = first_flip.min(at);
+        }
+        let files: Vec<_> = img.data.iter().map(|(s, b)| (*s, b.as_slice())).collect();
+        let before: Vec<_> = clean
+            .entries
+            .iter()
+            .filter(|e| e.2 + 48 + e.3.len() as u64 <= first_flip)
+            .cloned()
+            .collect();
+        match drive_dledger(dl_config(), &files, chunk) {
+            Ok(got) => {
+                let seen: Vec<_> = got.entries.iter().map(|(e, b)| (e.index, e.term, e.pos, b.clone())).collect();
+                prop_assert!(seen.starts_with(&before));
+                for w in got.entries.windows(2) {
+                    prop_assert_eq!(w[1].0.index, w[0].0.index + 1);
+                    prop_assert!(w[1].0.term >= w[0].0.term);
+                }
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                prop_assert!(msg.contains("DLedger data file"), "{}", msg);
+            }
+        }
+    }
 }

@@ -54,6 +54,7 @@ use std::ops::Range;
 use thiserror::Error;
 
 use super::be::{i32_at, i64_at};
+use super::rocketmq::{MessageFields, MessageProblem, parse_message};
 use crate::store::{RecordKind, SegmentName};
 
 /// DLedger's entry header size (its `DLedgerEntry.BODY_OFFSET`).
@@ -136,6 +137,8 @@ pub enum EntryProblem {
     ZerosInOlderFile,
     #[error("the file's bytes end before its tail marker (only the newest file may end this way)")]
     OlderFileEndsEarly,
+    #[error("body is not a valid RocketMQ message: {0}")]
+    RocketMqBody(MessageProblem),
 }
 
 /// The newest data file ends inside an entry: the import stops before it.
@@ -543,6 +546,28 @@ impl DLedgerScanner {
             stop,
         })
     }
+}
+
+/// For a RocketMQ-on-DLedger store: checks that a normal entry's body is a whole
+/// RocketMQ message whose PHYSICALOFFSET is the entry's pos + 48 (how RocketMQ's
+/// DLedgerCommitLog writes it), including the message's body CRC. DLedger 0.3.x never
+/// computes its own CRCs, so this is the only check that covers the bytes of a body.
+/// No-op entries carry no message and pass unchecked (`None`).
+pub fn check_rocketmq_body(
+    entry: &DLedgerEntry,
+    body: &[u8],
+) -> Result<Option<MessageFields>, DLedgerError> {
+    if entry.kind == RecordKind::Noop {
+        return Ok(None);
+    }
+    let physical_offset = entry.pos.saturating_add(DLEDGER_HEADER_BYTES as u64);
+    parse_message(body, physical_offset)
+        .map(Some)
+        .map_err(|p| DLedgerError::Entry {
+            file: entry.file,
+            offset: entry.offset,
+            problem: EntryProblem::RocketMqBody(p),
+        })
 }
 
 /// The fixed header fields after magic and size (the CRC fields and channel are

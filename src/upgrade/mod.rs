@@ -24,7 +24,8 @@
 //!    tail at offset X") and the import ends before it; an error stops the import
 //!    with the file and offset named.
 //! 4. For a DLedger store, check each chunk's entries against the index files with
-//!    [`dledger03::check_index_records`].
+//!    [`dledger03::check_index_records`]; for a RocketMQ-on-DLedger store also check
+//!    each body with [`dledger03::check_rocketmq_body`] (the only body check there is).
 //! 5. Store the plan's [`plan::PrefixDigest`]; every node of the group must hold the
 //!    same digest before the group forms ([`plan::PrefixDigest::first_difference`]).
 
@@ -39,8 +40,8 @@ pub use compare::{Divergence, DivergenceKind, RecordSummary, first_divergence};
 pub use dledger03::{
     DLedgerChunkEnd, DLedgerChunkStop, DLedgerEndKind, DLedgerEntry, DLedgerError,
     DLedgerIndexRecord, DLedgerScanConfig, DLedgerScanner, DLedgerTruncatedTail, EntryProblem,
-    IndexMismatch, IndexProblem, check_index_records, decode_dledger_index_record,
-    dledger_index_location,
+    IndexMismatch, IndexProblem, check_index_records, check_rocketmq_body,
+    decode_dledger_index_record, dledger_index_location,
 };
 pub use plan::{
     DEFAULT_MAX_IMPORTED_MESSAGE_BYTES, DLEDGER_INDEX_SHIFT, DigestSummary, ImportPlan, PlanError,
