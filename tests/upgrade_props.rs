@@ -241,3 +241,69 @@ proptest! {
         }
     }
 }
+
+/// Throughput figure for the report (run: `cargo test --release --test upgrade_props
+/// -- --ignored --nocapture`): scan a 64 MiB CommitLog file in 4 MiB chunks and plan
+/// its import (placing, chaining, digesting every message).
+#[test]
+#[ignore]
+fn measure_scan_and_plan_throughput() {
+    use dledger::store::{LogCursor, RecordKind, SegmentGeometry};
+    use dledger::upgrade::{ImportPlan, Source, SourceEntry};
+    use std::time::Instant;
+
+    const BIG: u64 = 64 << 20;
+    let mut img = CommitLogImage::new(BIG, 0);
+    let m = RmqMessage::simple("BenchTopic", &[7u8; 1024]);
+    while img.end + 2000 < BIG {
+        img.append(&m);
+    }
+    let cfg = CommitLogScanConfig {
+        file_bytes: BIG,
+        max_message_bytes: 1 << 20,
+    };
+    let mut plan = ImportPlan::new(
+        "bench",
+        SegmentGeometry::new(1 << 30).unwrap(),
+        dledger::store::DEFAULT_MAX_RECORD_BYTES,
+        LogCursor::empty_at(0),
+    )
+    .unwrap();
+    let bytes = &img.files[0].1;
+    let t = Instant::now();
+    let mut s = CommitLogScanner::new(cfg).unwrap();
+    s.begin_file(0, true).unwrap();
+    let mut plan_err = None;
+    loop {
+        let from = s.file_offset().unwrap() as usize;
+        let to = (from + (4 << 20)).min(bytes.len());
+        let end = s
+            .scan(&bytes[from..to], to == bytes.len(), |msg, b| {
+                let e = SourceEntry {
+                    kind: RecordKind::Normal,
+                    term: 1,
+                    body: b,
+                    source: Source::RocketMq {
+                        physical_offset: msg.physical_offset,
+                    },
+                };
+                if let Err(err) = plan.push(&e) {
+                    plan_err.get_or_insert(err);
+                }
+            })
+            .unwrap();
+        if end.stop != ChunkStop::NeedMoreInput {
+            break;
+        }
+    }
+    let secs = t.elapsed().as_secs_f64();
+    assert!(plan_err.is_none());
+    assert_eq!(s.messages(), img.messages.len() as u64);
+    println!(
+        "scanned + planned {} messages, {} MiB in {:.3} s: {:.0} MiB/s",
+        s.messages(),
+        BIG >> 20,
+        secs,
+        (BIG >> 20) as f64 / secs
+    );
+}

@@ -683,3 +683,78 @@ impl CommitLogScanner {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::upgrade::fixtures::RmqMessage;
+
+    #[test]
+    fn lengths_that_lie_are_caught_without_reading_past_the_message() {
+        let m = RmqMessage::simple("Topic", b"body bytes");
+        let good = m.encode(0);
+        let f = parse_message(&good, 0).unwrap();
+
+        // BODYLENGTH claiming more than the message holds.
+        let mut bad = good.clone();
+        let at = f.body.start - 4;
+        bad[at..at + 4].copy_from_slice(&10_000i32.to_be_bytes());
+        assert_eq!(
+            parse_message(&bad, 0),
+            Err(MessageProblem::FieldPastEnd {
+                field: "BODY",
+                total: good.len() as u32
+            })
+        );
+
+        // PROPERTIESLENGTH beyond a Java short.
+        let mut bad = good.clone();
+        let at = f.properties.start - 2;
+        bad[at..at + 2].copy_from_slice(&0x8001u16.to_be_bytes());
+        assert_eq!(
+            parse_message(&bad, 0),
+            Err(MessageProblem::PropertiesTooLong { found: 0x8001 })
+        );
+
+        // A topic length pointing past the end.
+        let mut bad = good.clone();
+        bad[f.body.end] = 250;
+        assert!(matches!(
+            parse_message(&bad, 0),
+            Err(MessageProblem::FieldPastEnd {
+                field: "PROPERTIESLENGTH",
+                ..
+            })
+        ));
+
+        // A slice shorter than TOTALSIZE says.
+        assert!(matches!(
+            parse_message(&good[..good.len() - 1], 0),
+            Err(MessageProblem::SizeMismatch { .. })
+        ));
+        assert!(matches!(
+            parse_message(&good[..3], 0),
+            Err(MessageProblem::FieldPastEnd {
+                field: "TOTALSIZE",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_v1_topic_may_use_the_whole_length_byte() {
+        let mut m = RmqMessage::simple("x", b"b");
+        m.topic = vec![b'q'; 255];
+        let bytes = m.encode(77);
+        let f = parse_message(&bytes, 77).unwrap();
+        assert_eq!(f.topic.len(), 255);
+        assert_eq!(f.version, MessageVersion::V1);
+    }
+
+    #[test]
+    fn an_empty_body_is_not_crc_checked_like_rocketmq() {
+        let m = RmqMessage::simple("T", b"");
+        let bytes = m.encode_with_crc(0, 12345);
+        assert_eq!(parse_message(&bytes, 0).map(|f| f.body_crc), Ok(12345));
+    }
+}
