@@ -327,7 +327,7 @@ impl DLedgerScanner {
     }
 
     /// Walks the whole entries in `bytes` (starting at [`Self::file_offset`] of the
-    /// open file), calling `on_entry` with each valid entry and the chunk.
+    /// open file), calling `on_entry` with each valid entry and its body, in order.
     pub fn scan(
         &mut self,
         bytes: &[u8],
@@ -522,7 +522,7 @@ impl DLedgerScanner {
                 size: size as u32,
                 body: at + DLEDGER_HEADER_BYTES..at + size as usize,
             };
-            on_entry(&entry, bytes);
+            on_entry(&entry, &bytes[entry.body.clone()]);
             self.last = Some((index, term));
             entries += 1;
             at += size as usize;

@@ -360,9 +360,8 @@ pub fn drive_dledger(
             let to = from.saturating_add(chunk).min(bytes.len());
             let end = scanner.scan(&bytes[from.min(to)..to], to == bytes.len(), |e, b| {
                 let mut e = e.clone();
-                let body = b[e.body.clone()].to_vec();
-                e.body = 0..body.len();
-                entries.push((e, body));
+                e.body = 0..b.len();
+                entries.push((e, b.to_vec()));
             })?;
             stop = end.stop;
             match end.stop {
