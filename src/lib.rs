@@ -5,6 +5,7 @@
 //! - [`wire`]: frame and message codecs for peers and clients.
 //! - [`config`]: RocketMQ/DLedger properties parsing and the validated config.
 //! - [`testing`]: the deterministic simulator that runs the real core.
+//! - [`upgrade`]: adopting a RocketMQ CommitLog or a DLedger 0.3.x store as a group's log.
 //!
 //! This crate depends on no runtime: no glommio, no sockets, no files. The `shards`
 //! crate joins these parts to real disks and networks.
@@ -13,4 +14,5 @@ pub mod config;
 pub mod raft;
 pub mod store;
 pub mod testing;
+pub mod upgrade;
 pub mod wire;
