@@ -144,6 +144,14 @@ pub(super) struct Transfer {
 /// What `RoleChanged` reports, compared before and after each input.
 type RoleView = (Role, Term, Option<NodeId>);
 
+/// State taken before an input, to report changes and check invariants after it.
+#[derive(Clone, Copy, Debug)]
+struct Before {
+    view: RoleView,
+    commit_index: Index,
+    last_index: Index,
+}
+
 impl Node {
     /// A node starting from `recovered` state. `rng_seed` seeds the node's own RNG
     /// (election timeouts); the simulator derives it from its run seed.
@@ -239,7 +247,7 @@ impl Node {
 
     /// Advance logical time by one tick.
     pub fn tick(&mut self, out: &mut Outbox) {
-        let before = self.role_view();
+        let before = self.before();
         match self.role {
             Role::Leader => self.tick_leader(out),
             Role::Follower | Role::PreCandidate | Role::Candidate => {
@@ -261,7 +269,7 @@ impl Node {
         let Some(from_slot) = self.slot_of(msg.from) else {
             return;
         };
-        let before = self.role_view();
+        let before = self.before();
         if self.adjust_term(&msg, out) {
             self.dispatch(msg, from_slot, out);
         }
@@ -280,7 +288,7 @@ impl Node {
         if !self.log.persist(index, term) {
             return;
         }
-        let before = self.role_view();
+        let before = self.before();
         match self.role {
             Role::Leader => self.maybe_commit(out),
             Role::Follower => self.send_ack_if_new(out),
@@ -292,7 +300,7 @@ impl Node {
     /// Leader only: hand leadership to `to` (catch it up, then TimeoutNow). Ignored on a
     /// non-leader, for `to == id` or a non-voter.
     pub fn transfer_leadership(&mut self, to: NodeId, out: &mut Outbox) {
-        let before = self.role_view();
+        let before = self.before();
         self.start_transfer(to, out);
         self.finish(before, out);
     }
@@ -563,17 +571,37 @@ impl Node {
         (self.role, self.hard_state.term, self.leader)
     }
 
+    fn before(&self) -> Before {
+        Before {
+            view: self.role_view(),
+            commit_index: self.log.commit_index(),
+            last_index: self.log.last_index(),
+        }
+    }
+
     /// Report a role/term/leader change once per input, and check the invariants.
-    fn finish(&mut self, before: RoleView, out: &mut Outbox) {
+    fn finish(&mut self, before: Before, out: &mut Outbox) {
         let now = self.role_view();
-        if now != before {
+        if now != before.view {
             out.events.push(Event::RoleChanged {
                 role: now.0,
                 term: now.1,
                 leader: now.2,
             });
         }
-        debug_assert!(now.1 >= before.1, "term went backwards");
+        debug_assert!(now.1 >= before.view.1, "term went backwards");
+        assert!(
+            self.log.commit_index() >= before.commit_index,
+            "commit index went back from {} to {}",
+            before.commit_index,
+            self.log.commit_index()
+        );
+        debug_assert!(
+            before.view.0 != Role::Leader
+                || before.view.1 != now.1
+                || self.log.last_index() >= before.last_index,
+            "a leader shrank its own log"
+        );
         debug_assert!(self.log.persisted_index() <= self.log.last_index());
         debug_assert!(self.log.last_term() <= self.hard_state.term);
         debug_assert!(self.role != Role::Leader || self.leader == Some(self.cfg.id));

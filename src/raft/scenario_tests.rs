@@ -58,6 +58,8 @@ struct Cluster {
     cut: Vec<Vec<bool>>,
     /// Make every write durable right after it is applied.
     auto_persist: bool,
+    /// Messages matching this are lost.
+    lose: Option<fn(&Message) -> bool>,
     events: Vec<(NodeId, Event)>,
     sent: Vec<Message>,
 }
@@ -96,6 +98,7 @@ impl Cluster {
             queue: VecDeque::new(),
             cut: vec![vec![false; n]; n],
             auto_persist: true,
+            lose: None,
             events: Vec::new(),
             sent: Vec::new(),
         }
@@ -133,7 +136,8 @@ impl Cluster {
                 "message sent in a term not yet durable"
             );
             self.sent.push(*m);
-            if !self.cut[m.from as usize][m.to as usize] {
+            let lost = self.lose.is_some_and(|lose| lose(m));
+            if !self.cut[m.from as usize][m.to as usize] && !lost {
                 self.queue.push_back(*m);
             }
         }
@@ -671,4 +675,98 @@ fn unreachable_peer_is_probed_not_streamed_to() {
     c.cut[0][1] = false;
     c.tick_all(6);
     assert_eq!(c.nodes[0].match_index(1), Some(4));
+}
+
+#[test]
+fn pipelining_sends_at_once_and_respects_the_window() {
+    let mut c = Cluster::new(3);
+    c.campaign(0);
+    c.tick_all(3);
+    // n1's acks are lost: the window (4) fills and then nothing more goes to n1.
+    c.cut[1][0] = true;
+    let before = c.sent.len();
+    for _ in 0..10 {
+        c.propose(0, 1).expect("leader");
+    }
+    let appends_to_1 = |c: &Cluster, from: usize| {
+        c.sent[from..]
+            .iter()
+            .filter(|m| m.to == 1 && matches!(m.body, MsgBody::Append { count, .. } if count > 0))
+            .count()
+    };
+    assert_eq!(
+        appends_to_1(&c, before),
+        4,
+        "one append per proposal, up to the window"
+    );
+    c.deliver();
+    assert_eq!(
+        c.nodes[0].commit_index(),
+        11,
+        "n2 alone completes the majority"
+    );
+    c.cut[1][0] = false;
+    c.tick_all(6);
+    assert_eq!(c.nodes[0].match_index(1), Some(11));
+}
+
+#[test]
+fn a_probing_follower_is_probed_at_most_once_per_heartbeat_interval() {
+    // n1 diverges in term 2, so the leader must probe it.
+    let mut c = Cluster::with(
+        vec![
+            recovered(3, &[1, 3, 3], 1),
+            recovered(3, &[1, 2, 2, 2], 1),
+            recovered(3, &[1, 3, 3], 1),
+        ],
+        |_| {},
+    );
+    // Every append to n1 is lost; heartbeats and their answers go through.
+    c.lose = Some(|m| m.to == 1 && matches!(m.body, MsgBody::Append { .. }));
+    c.campaign(0);
+    c.tick_all(3);
+    let before = c.sent.len();
+    let heartbeats: usize = 20;
+    c.tick_all(2 * heartbeats as u32);
+    let probes = c.sent[before..]
+        .iter()
+        .filter(|m| m.from == 0 && m.to == 1 && matches!(m.body, MsgBody::Append { .. }))
+        .count();
+    assert!(
+        (heartbeats - 1..=heartbeats + 1).contains(&probes),
+        "one probe per heartbeat answer: {probes} in {heartbeats} heartbeat intervals"
+    );
+    c.lose = None;
+    c.tick_all(6);
+    assert_eq!(c.logs[1], c.logs[0]);
+}
+
+#[test]
+fn a_healthy_busy_group_keeps_its_leader() {
+    let mut c = Cluster::new(5);
+    c.campaign(0);
+    for _ in 0..2_000 {
+        for i in 0..5 {
+            c.tick(i);
+        }
+        c.propose(0, 3).expect("still the leader");
+        c.deliver();
+    }
+    assert_eq!(c.leaders(), vec![0]);
+    assert!(c.nodes.iter().all(|n| n.term() == 1));
+    assert_eq!(c.nodes[0].commit_index(), 1 + 3 * 2_000);
+    let elections = c
+        .events
+        .iter()
+        .filter(|(_, e)| {
+            matches!(
+                e,
+                Event::RoleChanged {
+                    role: Role::PreCandidate,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(elections, 1);
 }
