@@ -46,12 +46,15 @@ pub mod clock;
 pub mod disk;
 mod driver;
 mod faults;
+mod liveness;
 pub mod net;
+mod options;
 pub mod profile;
 pub mod report;
 mod sim;
 
-pub use report::{SeedReport, SeedStats, Summary, Violation};
+pub use options::{LIVENESS_CAP_FACTOR, SimOptions};
 #[cfg(feature = "planted-bugs")]
-pub use sim::{PLANTED_BUGS, parse_planted};
-pub use sim::{Sim, SimOptions, run_seed};
+pub use options::{PLANTED_BUGS, parse_planted};
+pub use report::{SeedReport, SeedStats, Summary, Violation};
+pub use sim::{Sim, run_seed};
