@@ -4,7 +4,7 @@ use super::clock::SimMs;
 use super::options::LIVENESS_CAP_FACTOR;
 use super::report::Violation;
 use super::sim::{Ev, Sim};
-use crate::raft::{NodeId, Role};
+use crate::raft::{Index, NodeId, Role, Term};
 
 impl Sim {
     /// After healing: did a proposal made since then commit in `group`?
@@ -21,19 +21,33 @@ impl Sim {
         }
     }
 
+    /// What must keep moving in `group` until a post-heal proposal commits: the commit
+    /// index, and the highest-term leader's view of its followers (a long catch-up of
+    /// diverged followers commits nothing new until they reach the leader's no-op).
+    fn progress(&self, group: usize) -> (Index, Option<(Term, Index)>) {
+        let leader = self.leader_of(group).and_then(|l| {
+            let raft = self.replicas[self.idx(l, group)].raft.as_ref()?;
+            let matched = (0..self.opts.nodes as NodeId)
+                .filter_map(|p| raft.match_index(p))
+                .sum();
+            Some((raft.term(), matched))
+        });
+        (self.checkers[group].committed_len(), leader)
+    }
+
     /// Periodic liveness check after healing: every group still waiting for a post-heal
-    /// commit must have moved its commit index since the previous check, and the whole
-    /// wait is capped.
+    /// commit must have made progress since the previous check (see [`Sim::progress`]),
+    /// and the whole wait is capped.
     pub(super) fn on_deadline(&mut self) -> Result<(), Violation> {
         let window_ms = SimMs::from(self.opts.liveness_ticks) * self.opts.tick_ms;
         let capped = self.sched.now_ms() >= self.heal_ms + LIVENESS_CAP_FACTOR * window_ms;
         let mut stuck = Vec::new();
         for g in 0..self.opts.groups {
-            let len = self.checkers[g].committed_len();
-            if !self.live[g] && (capped || len == self.progress_mark[g]) {
+            let now = self.progress(g);
+            if !self.live[g] && (capped || now == self.progress_mark[g]) {
                 stuck.push(g);
             }
-            self.progress_mark[g] = len;
+            self.progress_mark[g] = now;
         }
         if stuck.is_empty() {
             self.sched.after(window_ms, Ev::Deadline);
@@ -46,7 +60,7 @@ impl Sim {
             )
         } else {
             format!(
-                "after healing, group(s) {stuck:?} committed nothing for {} ticks and no proposal made after healing committed;",
+                "after healing, group(s) {stuck:?} made no progress (commit, leader, replication) for {} ticks and no proposal made after healing committed;",
                 self.opts.liveness_ticks
             )
         };

@@ -43,7 +43,7 @@ impl Default for SimOptions {
 
 /// The hard cap on the post-heal window, in units of `liveness_ticks`: a slow but moving
 /// catch-up (tiny batches, one append in flight) may need several windows.
-pub const LIVENESS_CAP_FACTOR: u64 = 10;
+pub const LIVENESS_CAP_FACTOR: u64 = 20;
 
 /// Names accepted by `--plant`.
 #[cfg(feature = "planted-bugs")]

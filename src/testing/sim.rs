@@ -120,7 +120,7 @@ pub struct Sim {
     /// Per group: (first index, term) of proposals accepted after healing.
     pub(super) post_heal: Vec<Vec<(Index, Term)>>,
     /// Per group: committed length at the previous liveness check.
-    pub(super) progress_mark: Vec<Index>,
+    pub(super) progress_mark: Vec<(Index, Option<(Term, Index)>)>,
 }
 
 impl Sim {
@@ -182,7 +182,7 @@ impl Sim {
             healed: false,
             live: vec![false; opts.groups],
             post_heal: vec![Vec::new(); opts.groups],
-            progress_mark: vec![0; opts.groups],
+            progress_mark: vec![(0, None); opts.groups],
         }
     }
 
