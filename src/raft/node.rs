@@ -106,6 +106,8 @@ pub struct Node {
     pub(super) voter_count: usize,
     pub(super) self_slot: usize,
     pub(super) hard_state: HardState,
+    /// The hard state was raised at recovery and must go out with the next outbox.
+    pub(super) hard_state_unsaved: bool,
     pub(super) role: Role,
     pub(super) leader: Option<NodeId>,
     pub(super) log: RaftLog,
@@ -204,14 +206,20 @@ impl Node {
         {
             return Err(invalid("recovered vote names a node that is not a voter"));
         }
-        if recovered
-            .term_runs
-            .last()
-            .is_some_and(|r| r.term > recovered.hard_state.term)
+        // A log entry of a term above the durable hard state: the entry became durable
+        // but the hard state written in the same outbox did not (the driver crashed in
+        // between). No message of that term can have left (the hard state must be durable
+        // first), so in particular no vote: adopting the term with no vote is safe.
+        let mut hard_state = recovered.hard_state;
+        let mut hard_state_unsaved = false;
+        if let Some(last_run) = recovered.term_runs.last()
+            && last_run.term > hard_state.term
         {
-            return Err(invalid(
-                "recovered log holds a term above the recovered hard-state term",
-            ));
+            hard_state = HardState {
+                term: last_run.term,
+                voted_for: None,
+            };
+            hard_state_unsaved = true;
         }
         let log = RaftLog::recovered(
             &recovered.term_runs,
@@ -224,7 +232,8 @@ impl Node {
             voters,
             voter_count: config.voters.len(),
             self_slot,
-            hard_state: recovered.hard_state,
+            hard_state,
+            hard_state_unsaved,
             role: Role::Follower,
             leader: None,
             log,
@@ -582,6 +591,10 @@ impl Node {
 
     /// Report a role/term/leader change once per input, and check the invariants.
     fn finish(&mut self, before: Before, out: &mut Outbox) {
+        if std::mem::take(&mut self.hard_state_unsaved) && out.hard_state.is_none() {
+            // Durable before any message of this outbox leaves (outbox contract).
+            self.save_hard_state(out);
+        }
         let now = self.role_view();
         if now != before.view {
             out.events.push(Event::RoleChanged {
