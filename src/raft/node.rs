@@ -256,6 +256,7 @@ impl Node {
 
     /// Advance logical time by one tick.
     pub fn tick(&mut self, out: &mut Outbox) {
+        self.save_recovered_hard_state(out);
         let before = self.before();
         match self.role {
             Role::Leader => self.tick_leader(out),
@@ -272,6 +273,7 @@ impl Node {
     /// Handle one message from a peer. Messages for another node or of unknown senders
     /// are ignored.
     pub fn step(&mut self, msg: Message, out: &mut Outbox) {
+        self.save_recovered_hard_state(out);
         if msg.to != self.cfg.id || msg.from == self.cfg.id {
             return;
         }
@@ -288,12 +290,14 @@ impl Node {
     /// Leader only: append `count` entries whose bodies the caller holds. Returns the
     /// index of the first and the term; the entries are `first..first+count`.
     pub fn propose(&mut self, count: u32, out: &mut Outbox) -> Result<(Index, Term), ProposeError> {
+        self.save_recovered_hard_state(out);
         self.propose_entries(count, out)
     }
 
     /// The caller's log is durable through `index`, and the entry at `index` has `term`
     /// (stale reports after a truncation are recognised by the term and ignored).
     pub fn persisted(&mut self, index: Index, term: Term, out: &mut Outbox) {
+        self.save_recovered_hard_state(out);
         if !self.log.persist(index, term) {
             return;
         }
@@ -309,6 +313,7 @@ impl Node {
     /// Leader only: hand leadership to `to` (catch it up, then TimeoutNow). Ignored on a
     /// non-leader, for `to == id` or a non-voter.
     pub fn transfer_leadership(&mut self, to: NodeId, out: &mut Outbox) {
+        self.save_recovered_hard_state(out);
         let before = self.before();
         self.start_transfer(to, out);
         self.finish(before, out);
@@ -400,6 +405,14 @@ impl Node {
             term,
             body,
         });
+    }
+
+    /// A hard state raised at recovery goes out with the first outbox (before any of its
+    /// messages, by the outbox contract); a later change in the same call supersedes it.
+    fn save_recovered_hard_state(&mut self, out: &mut Outbox) {
+        if std::mem::take(&mut self.hard_state_unsaved) {
+            self.save_hard_state(out);
+        }
     }
 
     /// Record a changed term or vote for the driver to persist before any message leaves.
@@ -591,10 +604,6 @@ impl Node {
 
     /// Report a role/term/leader change once per input, and check the invariants.
     fn finish(&mut self, before: Before, out: &mut Outbox) {
-        if std::mem::take(&mut self.hard_state_unsaved) && out.hard_state.is_none() {
-            // Durable before any message of this outbox leaves (outbox contract).
-            self.save_hard_state(out);
-        }
         let now = self.role_view();
         if now != before.view {
             out.events.push(Event::RoleChanged {
