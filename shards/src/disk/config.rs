@@ -54,6 +54,9 @@ pub struct LogConfig {
     /// `flushDiskType` (+ `flushFileInterval`).
     pub flush_mode: FlushMode,
     pub sync_method: SyncMethod,
+    /// Pace of the background zero-filling of the next segment (bytes/s, 0 = as fast
+    /// as the device goes), so it does not queue ahead of the appends' syncs.
+    pub prealloc_bytes_per_sec: u64,
     /// Bytes of the DMA buffer records are encoded into (grown for a larger record).
     pub write_buffer_bytes: usize,
     /// Bound on appended bytes not yet written; an append beyond it gets PENDING_FULL.
@@ -93,6 +96,7 @@ impl LogConfig {
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             flush_mode: FlushMode::SyncFlush,
             sync_method: SyncMethod::default(),
+            prealloc_bytes_per_sec: 256 << 20,
             write_buffer_bytes: 1 << 20,
             pending_bytes_max: 64 << 20,
             unsynced_bytes_max: 8 << 20,
