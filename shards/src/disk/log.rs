@@ -1247,23 +1247,27 @@ impl Inner {
             stage.commit(FILLER_BYTES, None);
             st.pending_bytes += FILLER_BYTES as u64;
         }
-        if place.record_pos != st.next_pos {
-            // Next segment: the current stage is complete (its end is the segment end,
-            // which is block aligned, so nothing is carried).
+        let record_seg = self.geometry.segment_start(place.record_pos);
+        if st.stage.as_ref().is_some_and(|s| s.seg_start != record_seg) {
+            // The record opens the next segment (after a filler, a too-short rest, or a
+            // record that ended exactly at the segment end): the current stage is
+            // complete and nothing is carried over a segment boundary.
             if let Some(stage) = st.stage.take() {
                 let cursor = stage.cursor;
-                let (chunk, _) = stage.seal(self.block, None);
-                st.ready.push_back(chunk);
+                if stage.has_new_bytes() {
+                    let (chunk, _) = stage.seal(self.block, None);
+                    st.ready.push_back(chunk);
+                }
                 st.stage = Some(super::stage::Stage::new(
-                    place.record_pos,
+                    record_seg,
                     place.record_pos,
                     self.cfg.write_buffer_bytes,
                     &[],
                     cursor,
                 ));
             }
-            st.next_pos = place.record_pos;
         }
+        st.next_pos = place.record_pos;
         let pos = place.record_pos;
         let stage = self.stage_with_room(st, n as usize);
         debug_assert_eq!(stage.end_pos(), pos);
