@@ -1,0 +1,83 @@
+//! The one error type of the harnesses: every failure names what was being done.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Why a harness run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PerfError {
+    /// A command-line value is out of range or inconsistent.
+    #[error("bad argument {flag}: {reason}")]
+    BadArgument {
+        /// The flag as typed on the command line, e.g. `--seconds`.
+        flag: &'static str,
+        /// What is wrong with the value.
+        reason: String,
+    },
+    /// A file-system or device operation failed.
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        /// What was being done, e.g. "writing 4 KiB block".
+        op: &'static str,
+        /// The file or directory concerned.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// The kernel returned fewer bytes than asked for a direct write.
+    #[error("short write to {}: {written} of {wanted} bytes at offset {offset}", path.display())]
+    ShortWrite {
+        /// The file concerned.
+        path: PathBuf,
+        /// Offset of the write.
+        offset: u64,
+        /// Bytes requested.
+        wanted: usize,
+        /// Bytes the kernel reported written.
+        written: usize,
+    },
+    /// The locked-memory limit is too low for glommio and cannot be raised.
+    #[error(
+        "RLIMIT_MEMLOCK is {soft_bytes} bytes (hard {hard_bytes}) but glommio needs \
+         {needed_bytes} bytes to register its I/O buffers; raise it (`ulimit -l`) or run as root: {reason}"
+    )]
+    Memlock {
+        /// Current soft limit.
+        soft_bytes: u64,
+        /// Current hard limit.
+        hard_bytes: u64,
+        /// What this run needs.
+        needed_bytes: u64,
+        /// Why raising it failed.
+        reason: String,
+    },
+    /// The glommio executor could not be built or panicked.
+    #[error("glommio executor: {0}")]
+    Executor(String),
+    /// A measured phase produced no sample, so no figure can be reported.
+    #[error("{phase}: no samples were recorded in {seconds} s")]
+    NoSamples {
+        /// Name of the phase.
+        phase: String,
+        /// How long the phase ran.
+        seconds: u64,
+    },
+    /// The commitlog store could not be used.
+    #[error("store: {0}")]
+    Store(String),
+}
+
+impl PerfError {
+    /// Wraps an I/O (or glommio) error with the operation and path it concerns.
+    pub fn io(op: &'static str, path: impl Into<PathBuf>, source: impl Into<io::Error>) -> Self {
+        PerfError::Io {
+            op,
+            path: path.into(),
+            source: source.into(),
+        }
+    }
+}
+
+/// Result of harness code.
+pub type PerfResult<T> = Result<T, PerfError>;
