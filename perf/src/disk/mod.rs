@@ -166,6 +166,7 @@ pub fn run(args: &DiskArgs) -> PerfResult<()> {
 }
 
 async fn measure_all(plan: Plan) -> PerfResult<DiskReport> {
+    files::prime_iopoll_probe(&plan.dir).await?;
     let raw = raw::measure(&plan.dir, plan.phase).await?;
     Ok(DiskReport { raw })
 }
