@@ -28,6 +28,8 @@
 
 pub mod files;
 pub mod raw;
+pub mod recovery;
+pub mod store;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -35,9 +37,12 @@ use std::time::Duration;
 use argh::FromArgs;
 
 use crate::error::{PerfError, PerfResult};
+use crate::report::{SummaryLine, ratio};
 use crate::runtime::{ExecutorConfig, run_on_executor};
 use crate::table::{NOT_APPLICABLE, Table, cell_f64, cell_u64};
 use raw::RawBaseline;
+use recovery::Recovery;
+use store::AppendPhase;
 
 /// Longest phase accepted, so a typo cannot tie up the disk for hours.
 const PHASE_SECONDS_MAX: u64 = 3600;
@@ -45,6 +50,8 @@ const PHASE_SECONDS_MAX: u64 = 3600;
 const RECORD_BYTES_MAX: usize = 4 << 20;
 /// Largest `--concurrency`: every in-flight append holds one record buffer.
 const CONCURRENCY_MAX: usize = 4096;
+/// The concurrency whose throughput the summary line reports.
+const THROUGHPUT_JUDGED_CONCURRENCY: usize = 256;
 /// glommio registered-buffer arena of the benchmark executor: holds a 1 MiB
 /// bandwidth block, and three rings × 2 MiB fit the default 8 MiB RLIMIT_MEMLOCK.
 const IO_MEMORY_BYTES: usize = 2 << 20;
@@ -101,7 +108,7 @@ impl DiskArgs {
                 reason: format!("{} is not in 1..={RECORD_BYTES_MAX}", self.record_bytes),
             });
         }
-        let mut concurrencies = vec![64, 256];
+        let mut concurrencies = vec![64, THROUGHPUT_JUDGED_CONCURRENCY];
         if let Some(c) = self.concurrency {
             if c == 0 || c > CONCURRENCY_MAX {
                 return Err(PerfError::BadArgument {
@@ -109,7 +116,7 @@ impl DiskArgs {
                     reason: format!("{c} is not in 1..={CONCURRENCY_MAX}"),
                 });
             }
-            if !concurrencies.contains(&c) {
+            if c != 1 && !concurrencies.contains(&c) {
                 concurrencies.push(c);
             }
         }
@@ -144,6 +151,20 @@ impl Plan {
 #[derive(Debug)]
 struct DiskReport {
     raw: RawBaseline,
+    /// Store append phases: concurrency 1, then the throughput concurrencies.
+    appends: Vec<AppendPhase>,
+    recovery: Recovery,
+}
+
+impl DiskReport {
+    fn phase(&self, concurrency: usize) -> PerfResult<&AppendPhase> {
+        self.appends
+            .iter()
+            .find(|p| p.concurrency == concurrency)
+            .ok_or_else(|| {
+                PerfError::Store(format!("no append phase at concurrency {concurrency}"))
+            })
+    }
 }
 
 /// Runs the benchmark and prints its report.
@@ -160,15 +181,65 @@ pub fn run(args: &DiskArgs) -> PerfResult<()> {
     let report = run_on_executor("dledger-perf-disk", config, move || measure_all(run_plan))?;
     println!("direct-I/O alignment: {} bytes", report.raw.alignment_bytes);
     print!("{}", render_table(&report));
-    Err(PerfError::Store(
-        "store not available: dledger_shards::disk is not merged yet".to_owned(),
-    ))
+    println!("{}", describe_recovery(&report.recovery));
+    println!("{}", summary_line(&report)?);
+    Ok(())
 }
 
 async fn measure_all(plan: Plan) -> PerfResult<DiskReport> {
     files::prime_iopoll_probe(&plan.dir).await?;
     let raw = raw::measure(&plan.dir, plan.phase).await?;
-    Ok(DiskReport { raw })
+    let mut concurrencies = vec![1];
+    concurrencies.extend_from_slice(&plan.concurrencies);
+    let appends = store::measure(&plan.dir, plan.record_bytes, &concurrencies, plan.phase).await?;
+    let recovery = recovery::measure(&plan.dir, plan.rebuild_log).await;
+    if plan.clean {
+        recovery::remove_cached(&plan.dir)?;
+    }
+    Ok(DiskReport {
+        raw,
+        appends,
+        recovery: recovery?,
+    })
+}
+
+/// The last line: the figures the store is judged by.
+fn summary_line(report: &DiskReport) -> PerfResult<String> {
+    let c1 = report.phase(1)?;
+    let c256 = report.phase(THROUGHPUT_JUDGED_CONCURRENCY)?;
+    let store_p99_us = c1.latency.p99_us;
+    let raw_p99_us = report.raw.write_fdatasync.p99_us;
+    let raw_mb_per_s = report.raw.seq_write_mb_per_s();
+    let p99_ratio = ratio(store_p99_us as f64, raw_p99_us as f64)
+        .ok_or_else(|| PerfError::Store("raw p99 is zero: no latency ratio".to_owned()))?;
+    let bandwidth_ratio = ratio(c256.mb_per_s(), raw_mb_per_s)
+        .ok_or_else(|| PerfError::Store("raw bandwidth is zero: no bandwidth ratio".to_owned()))?;
+    Ok(SummaryLine::new()
+        .int("store_p99_us", store_p99_us)
+        .int("raw_p99_us", raw_p99_us)
+        .real("p99_ratio", p99_ratio, 2)
+        .real("records_per_s_c256", c256.records_per_s(), 0)
+        .real("mb_per_s_c256", c256.mb_per_s(), 1)
+        .real("bandwidth_ratio", bandwidth_ratio, 2)
+        .real("records_per_flush_c256", c256.records_per_flush, 1)
+        .int(
+            "recovery_ms_4gib",
+            report.recovery.open_elapsed.as_millis() as u64,
+        )
+        .finish())
+}
+
+fn describe_recovery(r: &Recovery) -> String {
+    let origin = match r.build_elapsed {
+        Some(build) => format!("built in {:.1} s this run", build.as_secs_f64()),
+        None => "reused from an earlier run".to_owned(),
+    };
+    format!(
+        "recovery: reopened a {:.2} GiB log ({} records, {origin}) in {:.1} ms",
+        r.log_bytes as f64 / f64::from(1u32 << 30),
+        r.last_index,
+        r.open_elapsed.as_secs_f64() * 1000.0,
+    )
 }
 
 fn render_table(report: &DiskReport) -> String {
@@ -211,6 +282,20 @@ fn render_table(report: &DiskReport) -> String {
             NOT_APPLICABLE.to_owned(),
             cell_f64(Some(seq.mb_per_s), 1),
             NOT_APPLICABLE.to_owned(),
+        ]);
+    }
+    for p in &report.appends {
+        let s = p.latency;
+        table.push_row(vec![
+            format!("store append {}B c={}", p.record_bytes, p.concurrency),
+            p.records.to_string(),
+            s.p50_us.to_string(),
+            s.p99_us.to_string(),
+            s.p999_us.to_string(),
+            s.max_us.to_string(),
+            cell_f64(Some(p.records_per_s()), 0),
+            cell_f64(Some(p.mb_per_s()), 1),
+            cell_f64(Some(p.records_per_flush), 1),
         ]);
     }
     table.render()

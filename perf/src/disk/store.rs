@@ -1,0 +1,205 @@
+//! (b) and (c): the store's durable append latency and group-commit throughput.
+//!
+//! A fresh [`GroupLog`] with the shipped defaults ([`LogConfig::new`]: SYNC_FLUSH,
+//! the default sync method and segment size) is opened under `DIR/store-bench`.
+//! Each phase runs `concurrency` tasks on the one executor; each task loops
+//! `append(one record)` then `wait_durable(its index)` and records that whole
+//! time, so a sample is what a client of the log waits for a durable append.
+//! Records per flush come from the log's own counters ([`GroupLog::stats`]).
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use dledger_shards::disk::{GroupLog, LogConfig, LogStats};
+
+use super::raw::BYTES_PER_MB;
+use crate::error::{PerfError, PerfResult};
+use crate::hist::{LatencyHistogram, LatencySummary};
+
+/// `dLegerSelfId` of the benchmark logs.
+pub const SELF_ID: &str = "perf";
+/// Term of every appended record: one leader for the whole run.
+pub const TERM: u64 = 1;
+/// Directory under DIR holding the append benchmark's log (removed after the run).
+const STORE_ROOT_NAME: &str = "store-bench";
+/// Group name of the append benchmark's log.
+const GROUP: &str = "append";
+/// Unrecorded appends before each phase, per task.
+const WARMUP_APPENDS_PER_TASK: u32 = 8;
+
+/// One append phase's figures.
+#[derive(Debug, Clone, Copy)]
+pub struct AppendPhase {
+    /// Tasks appending at once.
+    pub concurrency: usize,
+    /// Durable appends completed (records).
+    pub records: u64,
+    /// Wall time from the first timed append to the last completion.
+    pub elapsed: Duration,
+    /// Latency of append + wait until durable.
+    pub latency: LatencySummary,
+    /// Records made durable per device flush in this phase.
+    pub records_per_flush: f64,
+    /// Payload bytes per record.
+    pub record_bytes: usize,
+}
+
+impl AppendPhase {
+    /// Durable appends per second.
+    pub fn records_per_s(&self) -> f64 {
+        self.records as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// Durable payload bandwidth, 10^6 bytes per second.
+    pub fn mb_per_s(&self) -> f64 {
+        self.records_per_s() * self.record_bytes as f64 / BYTES_PER_MB
+    }
+}
+
+/// Wraps a store error with what was being done.
+pub fn store_error(what: &str, e: impl std::fmt::Display) -> PerfError {
+    PerfError::Store(format!("{what}: {e}"))
+}
+
+/// Root directory of the append benchmark's log.
+pub fn store_root(dir: &Path) -> PathBuf {
+    dir.join(STORE_ROOT_NAME)
+}
+
+/// Runs one phase per entry of `concurrencies` on a fresh log under
+/// `DIR/store-bench`, then closes and removes it.
+pub async fn measure(
+    dir: &Path,
+    record_bytes: usize,
+    concurrencies: &[usize],
+    phase: Duration,
+) -> PerfResult<Vec<AppendPhase>> {
+    let root = store_root(dir);
+    remove_dir_if_present(&root)?;
+    let log = GroupLog::open(LogConfig::new(&root, SELF_ID, GROUP))
+        .await
+        .map_err(|e| store_error("opening the benchmark log", e))?;
+    // Non-zero, non-repeating payload: nothing downstream may shortcut it.
+    let body: Rc<Vec<u8>> = Rc::new((0..record_bytes).map(|i| (i % 251) as u8 + 1).collect());
+    let mut phases = Vec::with_capacity(concurrencies.len());
+    let mut failure = None;
+    for &concurrency in concurrencies {
+        match append_phase(&log, &body, concurrency, phase).await {
+            Ok(p) => phases.push(p),
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    let closed = log
+        .close()
+        .await
+        .map_err(|e| store_error("closing the benchmark log", e));
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    closed?;
+    remove_dir_if_present(&root)?;
+    Ok(phases)
+}
+
+/// Removes a benchmark directory tree; a missing one is fine.
+pub fn remove_dir_if_present(path: &Path) -> PerfResult<()> {
+    match std::fs::remove_dir_all(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(PerfError::io("removing benchmark directory", path, e)),
+    }
+}
+
+/// One durable append of `body`; returns when a device flush covers it.
+async fn durable_append(log: &GroupLog, body: &[u8]) -> PerfResult<()> {
+    let appended = log
+        .append(TERM, &[body])
+        .await
+        .map_err(|e| store_error("append", e))?;
+    log.wait_durable(appended.last_index)
+        .await
+        .map_err(|e| store_error("waiting for durability", e))
+}
+
+async fn append_phase(
+    log: &GroupLog,
+    body: &Rc<Vec<u8>>,
+    concurrency: usize,
+    phase: Duration,
+) -> PerfResult<AppendPhase> {
+    assert!(concurrency > 0, "a phase needs at least one task");
+    let warmup: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (log, body) = (log.clone(), body.clone());
+            glommio::spawn_local(async move {
+                for _ in 0..WARMUP_APPENDS_PER_TASK {
+                    durable_append(&log, &body).await?;
+                }
+                Ok::<(), PerfError>(())
+            })
+        })
+        .collect();
+    for task in warmup {
+        task.await?;
+    }
+
+    let stats_before = log.stats();
+    let hist = Rc::new(RefCell::new(LatencyHistogram::new()));
+    let started = Instant::now();
+    let deadline = started + phase;
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (log, body, hist) = (log.clone(), body.clone(), hist.clone());
+            glommio::spawn_local(async move {
+                loop {
+                    let sent = Instant::now();
+                    if sent >= deadline {
+                        return Ok::<(), PerfError>(());
+                    }
+                    durable_append(&log, &body).await?;
+                    hist.borrow_mut().record(sent.elapsed());
+                }
+            })
+        })
+        .collect();
+    let mut failure = None;
+    for task in tasks {
+        if let Err(e) = task.await {
+            failure.get_or_insert(e);
+        }
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let elapsed = started.elapsed();
+    let stats_after = log.stats();
+    let hist = hist.borrow();
+    let latency = hist.summary().ok_or_else(|| PerfError::NoSamples {
+        phase: format!("store append at concurrency {concurrency}"),
+        seconds: phase.as_secs(),
+    })?;
+    Ok(AppendPhase {
+        concurrency,
+        records: hist.count(),
+        elapsed,
+        latency,
+        records_per_flush: records_per_flush(&stats_before, &stats_after),
+        record_bytes: body.len(),
+    })
+}
+
+/// Records made durable per flush between two snapshots of the counters.
+fn records_per_flush(before: &LogStats, after: &LogStats) -> f64 {
+    let flushes = after.flushes.saturating_sub(before.flushes);
+    let records = after.records_flushed.saturating_sub(before.records_flushed);
+    if flushes == 0 {
+        0.0
+    } else {
+        records as f64 / flushes as f64
+    }
+}
