@@ -54,7 +54,11 @@ pub enum LogWrite {
     Truncate { from: Index },
     /// Append the entries `first..=last` (all of `term`) that the driver handed to the
     /// core with `propose` (their bodies are the driver's, in proposal order).
-    Proposed { first: Index, last: Index, term: Term },
+    Proposed {
+        first: Index,
+        last: Index,
+        term: Term,
+    },
     /// Append one empty entry (a new leader's no-op, Raft §5.4.2 / §8) at `index`.
     Noop { index: Index, term: Term },
     /// Append the entries `first..=last` (all of `term`) carried by the `Append`
@@ -62,7 +66,11 @@ pub enum LogWrite {
     /// from that message before it drops it (e.g. by looking at new `log_writes` after
     /// every `step`). `first` may be above the message's first entry when a prefix of
     /// it was already in the log.
-    FromMessage { first: Index, last: Index, term: Term },
+    FromMessage {
+        first: Index,
+        last: Index,
+        term: Term,
+    },
 }
 
 /// Why a follower refused an `Append`, with the hint for fast backup.
@@ -81,12 +89,23 @@ pub struct RejectHint {
 pub enum MsgBody {
     /// Pre-vote request (Raft thesis §9.6). `Message::term` is the term the sender
     /// *would* campaign in; the receiver's term is not changed by it.
-    PreVote { last_index: Index, last_term: Term },
-    PreVoteResp { granted: bool },
+    PreVote {
+        last_index: Index,
+        last_term: Term,
+    },
+    PreVoteResp {
+        granted: bool,
+    },
     /// Vote request. `transfer` is set when the leader asked for it (TimeoutNow), so
     /// receivers grant it even while they still hear a leader (leader lease).
-    Vote { last_index: Index, last_term: Term, transfer: bool },
-    VoteResp { granted: bool },
+    Vote {
+        last_index: Index,
+        last_term: Term,
+        transfer: bool,
+    },
+    VoteResp {
+        granted: bool,
+    },
     /// Append entries `prev_index+1 ..= prev_index+count`, all of `entries_term`
     /// (a batch never crosses a term boundary, so one term describes it). The driver
     /// attaches the bodies when it sends the message and carries them to the receiver.
@@ -107,7 +126,9 @@ pub enum MsgBody {
     },
     /// Leader liveness and commit propagation. `commit` is capped by the leader at the
     /// follower's known match index, so a follower never commits what it may not have.
-    Heartbeat { commit: Index },
+    Heartbeat {
+        commit: Index,
+    },
     HeartbeatResp,
     /// Leadership transfer: the receiver starts an election at once (skipping pre-vote).
     TimeoutNow,

@@ -1,0 +1,181 @@
+//! Functional tests of the commitlog on real files.
+
+mod disk_common;
+
+use disk_common::{TempDir, body_for, run, small_config};
+use dledger::raft::{HardState, TermRun};
+use dledger_shards::disk::{DiskError, GroupLog};
+
+#[test]
+fn append_read_reopen_across_segments() {
+    let dir = TempDir::new("log-basic");
+    let root = dir.path().to_owned();
+    let n: u64 = 400; // ~1.6 MiB with bodies up to 8 KiB: several 256 KiB segments
+    run(move || {
+        Box::pin(async move {
+            let log = GroupLog::open(small_config(&root)).await.unwrap();
+            assert_eq!(log.last_index(), 0);
+            let mut idx = 1;
+            while idx <= n {
+                let bodies: Vec<Vec<u8>> = (idx..(idx + 3).min(n + 1))
+                    .map(|i| body_for(i, 8192))
+                    .collect();
+                let refs: Vec<&[u8]> = bodies.iter().map(|b| b.as_slice()).collect();
+                let term = 1 + idx / 100;
+                let a = log.append(term, &refs).await.unwrap();
+                assert_eq!(a.first_index, idx);
+                idx = a.last_index + 1;
+            }
+            log.wait_durable(n).await.unwrap();
+            assert_eq!(log.durable_index(), n);
+            let noop = log.append_noop(9).await.unwrap();
+            assert_eq!(noop.first_index, n + 1);
+            log.wait_durable(n + 1).await.unwrap();
+            // Reads: recent ones from the cache, old ones from disk, all verified.
+            for i in 1..=n {
+                let e = log.entry(i).await.unwrap();
+                assert_eq!(e.index, i);
+                assert_eq!(&e.body()[..], &body_for(i, 8192)[..], "body of {i}");
+            }
+            assert!(log.entry(n + 2).await.is_err());
+            log.persist_hard_state(HardState {
+                term: 9,
+                voted_for: Some(2),
+            })
+            .await
+            .unwrap();
+            log.persist_checkpoint(n).await.unwrap();
+            let stats = log.stats();
+            assert!(
+                stats.flushes >= 1 && stats.records_flushed == n + 1,
+                "{stats:?}"
+            );
+            let runs = log.term_runs();
+            log.close().await.unwrap();
+
+            let log = GroupLog::open(small_config(&root)).await.unwrap();
+            assert_eq!(log.last_index(), n + 1);
+            assert_eq!(log.durable_index(), n + 1);
+            assert_eq!(log.term_runs(), runs);
+            assert_eq!(log.term_at(n + 1), Some(9));
+            assert_eq!(
+                log.hard_state(),
+                HardState {
+                    term: 9,
+                    voted_for: Some(2)
+                }
+            );
+            let rec = log.recovered();
+            assert_eq!(rec.commit_index, n);
+            assert_eq!(rec.last_index, n + 1);
+            for i in (1..=n).step_by(7) {
+                assert_eq!(
+                    &log.entry(i).await.unwrap().body()[..],
+                    &body_for(i, 8192)[..]
+                );
+            }
+            // Appends continue after the recovered tail block.
+            let a = log.append(9, &[b"after reopen"]).await.unwrap();
+            assert_eq!(a.first_index, n + 2);
+            log.wait_durable(n + 2).await.unwrap();
+            log.close().await.unwrap();
+            let log = GroupLog::open(small_config(&root)).await.unwrap();
+            assert_eq!(&log.entry(n + 2).await.unwrap().body()[..], b"after reopen");
+            log.close().await.unwrap();
+        })
+    });
+}
+
+#[test]
+fn truncate_suffix_is_durable_and_respects_the_floor() {
+    let dir = TempDir::new("log-trunc");
+    let root = dir.path().to_owned();
+    run(move || {
+        Box::pin(async move {
+            let log = GroupLog::open(small_config(&root)).await.unwrap();
+            for i in 1..=200u64 {
+                log.append(1, &[&body_for(i, 4000)]).await.unwrap();
+            }
+            log.wait_durable(200).await.unwrap();
+            assert!(matches!(
+                log.truncate_suffix(50, 60).await,
+                Err(DiskError::Inconsistent { .. })
+            ));
+            log.truncate_suffix(101, 100).await.unwrap();
+            assert_eq!(log.last_index(), 100);
+            assert_eq!(log.durable_index(), 100);
+            // Same sizes as before: without zeroing, old 102.. would line up again.
+            for i in 101..=150u64 {
+                log.append(2, &[&body_for(i, 4000)]).await.unwrap();
+            }
+            log.wait_durable(150).await.unwrap();
+            log.close().await.unwrap();
+            let log = GroupLog::open(small_config(&root)).await.unwrap();
+            assert_eq!(log.last_index(), 150);
+            assert_eq!(
+                log.term_runs(),
+                vec![
+                    TermRun {
+                        first_index: 1,
+                        term: 1
+                    },
+                    TermRun {
+                        first_index: 101,
+                        term: 2
+                    }
+                ]
+            );
+            assert_eq!(log.entry(150).await.unwrap().term, 2);
+            log.close().await.unwrap();
+        })
+    });
+}
+
+#[test]
+fn follower_appends_the_leaders_bytes() {
+    let dir = TempDir::new("log-follow");
+    let root = dir.path().to_owned();
+    run(move || {
+        Box::pin(async move {
+            let mut lc = small_config(&root);
+            lc.self_id = "n0".into();
+            let mut fc = small_config(&root);
+            fc.self_id = "n1".into();
+            let leader = GroupLog::open(lc).await.unwrap();
+            let follower = GroupLog::open(fc).await.unwrap();
+            for i in 1..=300u64 {
+                leader.append(3, &[&body_for(i, 3000)]).await.unwrap();
+            }
+            leader.wait_durable(300).await.unwrap();
+            let mut i = 1;
+            while i <= 300 {
+                let mut batch = Vec::new();
+                for j in i..(i + 5).min(301) {
+                    batch.extend_from_slice(&leader.entry(j).await.unwrap().record);
+                }
+                let a = follower.append_encoded(&batch).await.unwrap();
+                assert_eq!(a.first_index, i);
+                i = a.last_index + 1;
+            }
+            follower.wait_durable(300).await.unwrap();
+            assert_eq!(follower.end_pos(), leader.end_pos());
+            // A bit flip in a pushed record is refused before anything is written.
+            let mut bad = leader.entry(10).await.unwrap().record.to_vec();
+            let last = bad.len() - 1;
+            bad[last] ^= 1;
+            assert!(matches!(
+                follower.append_encoded(&bad).await,
+                Err(DiskError::InvalidArgument { .. })
+            ));
+            // A record that does not continue the log is refused.
+            let old = leader.entry(10).await.unwrap().record;
+            assert!(matches!(
+                follower.append_encoded(&old).await,
+                Err(DiskError::Inconsistent { .. })
+            ));
+            assert_eq!(follower.last_index(), 300);
+            leader.close().await.unwrap();
+            follower.close().await.unwrap();
+        })
+    });
+}
