@@ -38,20 +38,8 @@ pub enum PerfError {
         written: usize,
     },
     /// The locked-memory limit is too low for glommio and cannot be raised.
-    #[error(
-        "RLIMIT_MEMLOCK is {soft_bytes} bytes (hard {hard_bytes}) but glommio needs \
-         {needed_bytes} bytes to register its I/O buffers; raise it (`ulimit -l`) or run as root: {reason}"
-    )]
-    Memlock {
-        /// Current soft limit.
-        soft_bytes: u64,
-        /// Current hard limit.
-        hard_bytes: u64,
-        /// What this run needs.
-        needed_bytes: u64,
-        /// Why raising it failed.
-        reason: String,
-    },
+    #[error("locked memory: {0}")]
+    Memlock(String),
     /// The glommio executor could not be built or panicked.
     #[error("glommio executor: {0}")]
     Executor(String),

@@ -4,13 +4,15 @@ use std::future::Future;
 
 use glommio::{LocalExecutorBuilder, Placement};
 
+use dledger_shards::memlock::ensure_memlock;
+
 use crate::error::{PerfError, PerfResult};
-use crate::memlock::ensure_memlock;
 
 /// How to build the harness executor.
 #[derive(Debug, Clone, Copy)]
 pub struct ExecutorConfig {
-    /// Registered I/O buffer arena (glommio `io_memory`).
+    /// Registered I/O buffer arena (glommio `io_memory`) wanted; shrunk to what
+    /// RLIMIT_MEMLOCK allows.
     pub io_memory_bytes: usize,
     /// Pin to this CPU; `None` lets the kernel place the thread (the machine is
     /// shared, so pinning is opt-in).
@@ -18,21 +20,23 @@ pub struct ExecutorConfig {
 }
 
 /// Runs `make()`'s future to completion on a fresh glommio executor thread,
-/// after checking locked memory, and returns its result.
+/// after checking (and if allowed raising) RLIMIT_MEMLOCK with the server's
+/// own check, and returns its result.
 pub fn run_on_executor<G, F, T>(name: &str, config: ExecutorConfig, make: G) -> PerfResult<T>
 where
     G: FnOnce() -> F + Send + 'static,
     F: Future<Output = PerfResult<T>> + 'static,
     T: Send + 'static,
 {
-    ensure_memlock(config.io_memory_bytes, 1)?;
+    let memlock =
+        ensure_memlock(1, config.io_memory_bytes).map_err(|e| PerfError::Memlock(e.to_string()))?;
     let placement = match config.cpu {
         Some(cpu) => Placement::Fixed(cpu),
         None => Placement::Unbound,
     };
     let handle = LocalExecutorBuilder::new(placement)
         .name(name)
-        .io_memory(config.io_memory_bytes)
+        .io_memory(memlock.io_memory_bytes)
         .spawn(make)
         .map_err(|e| PerfError::Executor(format!("starting {name}: {e}")))?;
     handle

@@ -92,23 +92,3 @@ pub fn remove_if_present(path: &Path) -> PerfResult<()> {
         Err(e) => Err(PerfError::io("removing scratch file", path, e)),
     }
 }
-
-/// Makes glommio 0.9's per-thread io_poll probe give the right answer before
-/// any other direct-I/O open: glommio decides whether a device takes polled
-/// I/O by reading block 0 of the first file opened on it, and a new or empty
-/// file answers "yes" without touching the device, sending every later I/O
-/// of the thread through the poll ring. A file with a real first block is
-/// opened once so the store and the baseline use the same (correct) ring.
-pub async fn prime_iopoll_probe(dir: &Path) -> PerfResult<()> {
-    let path = dir.join(".iopoll-probe.scratch");
-    std::fs::write(&path, [0x5Au8; 4096]).map_err(|e| PerfError::io("writing", &path, e))?;
-    let file = OpenOptions::new()
-        .read(true)
-        .dma_open(&path)
-        .await
-        .map_err(|e| PerfError::io("opening for direct I/O", &path, e))?;
-    file.close()
-        .await
-        .map_err(|e| PerfError::io("closing", &path, e))?;
-    remove_if_present(&path)
-}

@@ -40,9 +40,10 @@ use crate::error::{PerfError, PerfResult};
 use crate::report::{SummaryLine, ratio};
 use crate::runtime::{ExecutorConfig, run_on_executor};
 use crate::table::{NOT_APPLICABLE, Table, cell_f64, cell_u64};
+use dledger_shards::disk::prime_glommio_iopoll_probe;
 use raw::RawBaseline;
 use recovery::Recovery;
-use store::AppendPhase;
+use store::{AppendPhase, store_error};
 
 /// Longest phase accepted, so a typo cannot tie up the disk for hours.
 const PHASE_SECONDS_MAX: u64 = 3600;
@@ -52,9 +53,9 @@ const RECORD_BYTES_MAX: usize = 4 << 20;
 const CONCURRENCY_MAX: usize = 4096;
 /// The concurrency whose throughput the summary line reports.
 const THROUGHPUT_JUDGED_CONCURRENCY: usize = 256;
-/// glommio registered-buffer arena of the benchmark executor: holds a 1 MiB
-/// bandwidth block, and three rings × 2 MiB fit the default 8 MiB RLIMIT_MEMLOCK.
-const IO_MEMORY_BYTES: usize = 2 << 20;
+/// glommio registered-buffer arena wanted for the benchmark executor
+/// (glommio's default); the memlock check shrinks it to what the limit allows.
+const IO_MEMORY_BYTES: usize = 10 << 20;
 
 /// measure the commitlog store against the raw disk in DIR
 #[derive(FromArgs, Debug)]
@@ -187,7 +188,9 @@ pub fn run(args: &DiskArgs) -> PerfResult<()> {
 }
 
 async fn measure_all(plan: Plan) -> PerfResult<DiskReport> {
-    files::prime_iopoll_probe(&plan.dir).await?;
+    prime_glommio_iopoll_probe(&plan.dir)
+        .await
+        .map_err(|e| store_error("priming glommio's io_poll probe", e))?;
     let raw = raw::measure(&plan.dir, plan.phase).await?;
     let mut concurrencies = vec![1];
     concurrencies.extend_from_slice(&plan.concurrencies);
