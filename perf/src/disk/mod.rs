@@ -40,9 +40,10 @@ use crate::error::{PerfError, PerfResult};
 use crate::report::{SummaryLine, ratio};
 use crate::runtime::{ExecutorConfig, run_on_executor};
 use crate::table::{NOT_APPLICABLE, Table, cell_f64, cell_u64};
+use dledger::store::DEFAULT_SEGMENT_BYTES;
 use dledger_shards::disk::prime_glommio_iopoll_probe;
 use raw::RawBaseline;
-use recovery::Recovery;
+use recovery::{Recipe, Recovery};
 use store::{AppendPhase, store_error};
 
 /// Longest phase accepted, so a typo cannot tie up the disk for hours.
@@ -194,10 +195,17 @@ async fn measure_all(plan: Plan) -> PerfResult<DiskReport> {
     let raw = raw::measure(&plan.dir, plan.phase).await?;
     let mut concurrencies = vec![1];
     concurrencies.extend_from_slice(&plan.concurrencies);
-    let appends = store::measure(&plan.dir, plan.record_bytes, &concurrencies, plan.phase).await?;
-    let recovery = recovery::measure(&plan.dir, plan.rebuild_log).await;
+    let appends = store::measure(
+        &plan.dir,
+        DEFAULT_SEGMENT_BYTES,
+        plan.record_bytes,
+        &concurrencies,
+        plan.phase,
+    )
+    .await?;
+    let recovery = recovery::measure(&plan.dir, Recipe::FOUR_GIB, plan.rebuild_log).await;
     if plan.clean {
-        recovery::remove_cached(&plan.dir)?;
+        recovery::remove_cached(&plan.dir, Recipe::FOUR_GIB)?;
     }
     Ok(DiskReport {
         raw,
@@ -302,4 +310,70 @@ fn render_table(report: &DiskReport) -> String {
         ]);
     }
     table.render()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<DiskArgs, argh::EarlyExit> {
+        DiskArgs::from_args(&["disk"], args)
+    }
+
+    #[test]
+    fn defaults_and_extra_concurrency() {
+        let args = parse(&["--dir", "/tmp/x", "--seconds", "3", "--concurrency", "32"])
+            .expect("valid arguments parse");
+        let plan = args.plan().expect("valid arguments plan");
+        assert_eq!(plan.record_bytes, 1024);
+        assert_eq!(plan.phase, Duration::from_secs(3));
+        assert_eq!(plan.concurrencies, vec![64, 256, 32]);
+        assert!(!plan.rebuild_log && !plan.clean);
+    }
+
+    #[test]
+    fn a_repeated_concurrency_adds_no_row() {
+        for c in ["1", "64", "256"] {
+            let args = parse(&["--dir", "d", "--seconds", "1", "--concurrency", c])
+                .expect("valid arguments parse");
+            assert_eq!(
+                args.plan().expect("valid plan").concurrencies,
+                vec![64, 256]
+            );
+        }
+    }
+
+    #[test]
+    fn out_of_range_values_name_their_flag() {
+        for (flags, named) in [
+            (&["--seconds", "0"][..], "--seconds"),
+            (&["--seconds", "3601"][..], "--seconds"),
+            (
+                &["--seconds", "1", "--record-bytes", "0"][..],
+                "--record-bytes",
+            ),
+            (
+                &["--seconds", "1", "--concurrency", "0"][..],
+                "--concurrency",
+            ),
+            (
+                &["--seconds", "1", "--concurrency", "5000"][..],
+                "--concurrency",
+            ),
+        ] {
+            let mut all = vec!["--dir", "d"];
+            all.extend_from_slice(flags);
+            let args = parse(&all).expect("numbers parse");
+            match args.plan() {
+                Err(PerfError::BadArgument { flag, .. }) => assert_eq!(flag, named),
+                other => panic!("{all:?} gave {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn dir_and_seconds_are_required() {
+        assert!(parse(&["--seconds", "1"]).is_err());
+        assert!(parse(&["--dir", "d"]).is_err());
+    }
 }
