@@ -109,10 +109,15 @@ async fn measure_in(
     create_zeroed(latency_path, LATENCY_REGION_BYTES).await?;
     let plain = open_direct(latency_path, 0).await?;
     let alignment_bytes = plain.alignment();
-    assert!(
-        LATENCY_WRITE_BYTES as u64 % alignment_bytes == 0,
-        "4 KiB writes must be a multiple of the device alignment {alignment_bytes}"
-    );
+    if alignment_bytes == 0 || LATENCY_WRITE_BYTES as u64 % alignment_bytes != 0 {
+        return Err(PerfError::io(
+            "checking direct-I/O alignment",
+            latency_path,
+            std::io::Error::other(format!(
+                "the device alignment {alignment_bytes} does not divide 4 KiB writes"
+            )),
+        ));
+    }
     let write_fdatasync =
         latency_phase(&plain, latency_path, Durability::WriteThenFdatasync, phase).await?;
     close(plain, latency_path).await?;
@@ -248,5 +253,10 @@ async fn bandwidth_phase(
         written += w.await?;
     }
     fdatasync(&file, path).await?;
-    Ok((written, started.elapsed()))
+    let elapsed = started.elapsed();
+    // Every writer has finished, so this is the last handle on the duplicate.
+    if let Ok(dup) = Rc::try_unwrap(file) {
+        close(dup, path).await?;
+    }
+    Ok((written, elapsed))
 }
