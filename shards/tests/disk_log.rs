@@ -1,5 +1,8 @@
 //! Functional tests of the commitlog on real files.
 
+// Test helpers outside #[test] fns panic on failure just like the tests themselves.
+#![allow(clippy::unwrap_used)]
+
 mod disk_common;
 
 use disk_common::{TempDir, body_for, run, small_config};
@@ -176,6 +179,88 @@ fn follower_appends_the_leaders_bytes() {
             assert_eq!(follower.last_index(), 300);
             leader.close().await.unwrap();
             follower.close().await.unwrap();
+        })
+    });
+}
+
+#[test]
+fn retention_deletes_old_segments_and_reopens() {
+    let dir = TempDir::new("log-purge");
+    let root = dir.path().to_owned();
+    run(move || {
+        Box::pin(async move {
+            let mut cfg = small_config(&root);
+            cfg.file_reserved_hours = 1;
+            // Expired segments go at any hour (the disk is always above this ratio).
+            cfg.disk_ratio_check_expired = 0.000_001;
+            let log = GroupLog::open(cfg.clone()).await.unwrap();
+            for i in 1..=400u64 {
+                log.append(1 + i / 200, &[&body_for(i, 4000)])
+                    .await
+                    .unwrap();
+            }
+            log.wait_durable(400).await.unwrap();
+            let now = std::time::SystemTime::now();
+            // Young segments stay.
+            let r = log.purge(now, 400).await.unwrap();
+            assert!(r.segments_deleted.is_empty());
+            assert_eq!(log.first_index(), 1);
+            // Expired ones go, but never one holding an index >= keep_from_index.
+            let later = now + std::time::Duration::from_secs(2 * 3600);
+            let r = log.purge(later, 150).await.unwrap();
+            assert!(!r.segments_deleted.is_empty());
+            let first = log.first_index();
+            assert!(first > 1 && first <= 150, "first index {first}");
+            assert_eq!(r.first_index, first);
+            assert!(matches!(
+                log.entry(first - 1).await,
+                Err(DiskError::IndexOutOfRange { .. })
+            ));
+            assert_eq!(
+                &log.entry(first).await.unwrap().body()[..],
+                &body_for(first, 4000)[..]
+            );
+            assert_eq!(log.term_at(first), Some(1 + first / 200));
+            let r = log.purge(later, 401).await.unwrap();
+            let first = log.first_index();
+            assert!(first > 150 && r.segments_deleted.iter().all(|p| !p.exists()));
+            // The segment in use is never deleted.
+            assert!(log.end_pos() - log.entry(first).await.unwrap().pos < 2 * cfg.segment_bytes);
+            log.close().await.unwrap();
+            let log = GroupLog::open(cfg).await.unwrap();
+            assert_eq!(log.first_index(), first);
+            assert_eq!(log.last_index(), 400);
+            assert_eq!(
+                &log.entry(first).await.unwrap().body()[..],
+                &body_for(first, 4000)[..]
+            );
+            let a = log.append(3, &[b"after purge"]).await.unwrap();
+            assert_eq!(a.first_index, 401);
+            log.wait_durable(401).await.unwrap();
+            log.close().await.unwrap();
+        })
+    });
+}
+
+#[test]
+fn async_flush_acks_on_write_and_syncs_within_the_interval() {
+    let dir = TempDir::new("log-async");
+    let root = dir.path().to_owned();
+    run(move || {
+        Box::pin(async move {
+            let mut cfg = small_config(&root);
+            cfg.flush_mode = dledger_shards::disk::FlushMode::AsyncFlush {
+                flush_interval_ms: 20,
+            };
+            cfg.unsynced_bytes_max = 8 << 20;
+            let log = GroupLog::open(cfg).await.unwrap();
+            let a = log.append(1, &[b"one", b"two"]).await.unwrap();
+            log.wait_persisted(a.last_index).await.unwrap();
+            assert!(log.persisted_index() >= 2);
+            // The sync comes from the interval timer.
+            log.wait_durable(a.last_index).await.unwrap();
+            assert!(log.stats().flushes >= 1);
+            log.close().await.unwrap();
         })
     });
 }

@@ -14,7 +14,7 @@
 //! |        |       | data address space (DLedger's `pos`)                         |
 //! |     32 |     4 | body length `n`                                              |
 //! |     36 |     4 | body CRC32 (IEEE, crc32fast) of the `n` body bytes           |
-//! |     40 |     4 | reserved, must be 0                                          |
+//! |     40 |     4 | prev CRC: header CRC of the previous record (0: first record)|
 //! |     44 |     4 | header CRC32 of bytes 0..44 (so it also covers the body CRC) |
 //! |     48 |     n | body                                                         |
 //!
@@ -27,6 +27,13 @@
 //! - `pos` inside the record lets recovery reject stale bytes from a recycled segment or
 //!   an older write at another address.
 //! - The body CRC is computed once by the leader; followers and recovery verify it.
+//! - The prev CRC chains each record to the one before it (DLedger's unused `chainCrc`
+//!   idea, made real). Stale bytes left past the end of the log (a write that landed
+//!   past a lost one, or entries Raft truncated) then cannot be re-linked behind a new
+//!   record of the same size: their prev CRC names the record they followed, not the
+//!   new one. Replicas with matching logs have identical headers, so the chain is the
+//!   same on every replica. The first record of a log has 0; a reader that does not
+//!   know a record's predecessor (the start of what it reads) accepts any link.
 
 use thiserror::Error;
 
@@ -84,6 +91,8 @@ pub struct RecordHeader {
     pub body_len: u32,
     /// CRC32 of the body (0 for an empty body).
     pub body_crc: u32,
+    /// Header CRC of the previous record in the log (0 for the first record).
+    pub prev_crc: u32,
 }
 
 impl RecordHeader {
@@ -100,6 +109,7 @@ impl RecordHeader {
             pos,
             body_len,
             body_crc: crc32fast::hash(body),
+            prev_crc: 0,
         })
     }
 
@@ -112,7 +122,22 @@ impl RecordHeader {
             pos,
             body_len: 0,
             body_crc: crc32fast::hash(&[]),
+            prev_crc: 0,
         }
+    }
+
+    /// This header chained to the previous record, whose header CRC is `prev_crc`
+    /// (see [`RecordHeader::header_crc`]; `LogCursor::last_crc` keeps it).
+    pub const fn chained_to(mut self, prev_crc: u32) -> Self {
+        self.prev_crc = prev_crc;
+        self
+    }
+
+    /// The header CRC this header has once encoded (what the next record chains to).
+    pub fn header_crc(&self) -> u32 {
+        let mut h = [0u8; HEADER_BYTES];
+        write_header_fields(self, &mut h);
+        crc32fast::hash(&h[..HEADER_CRC_AT])
     }
 
     /// Header plus body, in bytes.
@@ -191,8 +216,6 @@ pub enum DecodeError {
     HeaderCrc { stored: u32, computed: u32 },
     #[error("unknown record kind {found}")]
     UnknownKind { found: u8 },
-    #[error("reserved header field is {found:#010x}, must be 0")]
-    ReservedNotZero { found: u32 },
     #[error("record of {record_bytes} bytes exceeds the bound of {max_record_bytes} bytes")]
     RecordTooLarge {
         record_bytes: u64,
@@ -237,6 +260,14 @@ fn header_array_mut(out: &mut [u8]) -> Result<&mut [u8; HEADER_BYTES], EncodeErr
 pub fn encode_header(header: &RecordHeader, out: &mut [u8]) -> Result<usize, EncodeError> {
     header.check_fields()?;
     let h = header_array_mut(out)?;
+    write_header_fields(header, h);
+    let crc = crc32fast::hash(&h[..HEADER_CRC_AT]);
+    h[HEADER_CRC_AT..].copy_from_slice(&crc.to_be_bytes());
+    Ok(HEADER_BYTES)
+}
+
+/// Writes every header byte before the header CRC.
+fn write_header_fields(header: &RecordHeader, h: &mut [u8; HEADER_BYTES]) {
     h[0..4].copy_from_slice(&RECORD_MAGIC.to_be_bytes());
     h[4] = RECORD_VERSION;
     h[5] = header.kind.code();
@@ -246,10 +277,7 @@ pub fn encode_header(header: &RecordHeader, out: &mut [u8]) -> Result<usize, Enc
     h[24..32].copy_from_slice(&header.pos.to_be_bytes());
     h[32..36].copy_from_slice(&header.body_len.to_be_bytes());
     h[36..40].copy_from_slice(&header.body_crc.to_be_bytes());
-    h[40..44].copy_from_slice(&0u32.to_be_bytes());
-    let crc = crc32fast::hash(&h[..HEADER_CRC_AT]);
-    h[HEADER_CRC_AT..].copy_from_slice(&crc.to_be_bytes());
-    Ok(HEADER_BYTES)
+    h[40..44].copy_from_slice(&header.prev_crc.to_be_bytes());
 }
 
 /// Writes the header and `body` into `out` and returns the record's size in bytes.
@@ -286,7 +314,8 @@ pub fn encode_record(
 
 /// Completes a record whose body the caller already placed at
 /// `buf[HEADER_BYTES..HEADER_BYTES + body_len]` (e.g. copied straight into a DMA
-/// buffer): computes the body CRC and writes the header in front of it.
+/// buffer): computes the body CRC and writes the header in front of it, chained to
+/// `prev_crc` (the previous record's header CRC; 0 for a log's first record).
 pub fn seal_record_in_place(
     buf: &mut [u8],
     kind: RecordKind,
@@ -294,6 +323,7 @@ pub fn seal_record_in_place(
     term: u64,
     pos: u64,
     body_len: u32,
+    prev_crc: u32,
 ) -> Result<RecordHeader, EncodeError> {
     let total = HEADER_BYTES + body_len as usize;
     let body = buf
@@ -309,13 +339,14 @@ pub fn seal_record_in_place(
         pos,
         body_len,
         body_crc: crc32fast::hash(body),
+        prev_crc,
     };
     encode_header(&header, buf)?;
     Ok(header)
 }
 
 /// Decodes and checks a record header from the first [`HEADER_BYTES`] of `bytes`:
-/// magic, version, header length, header CRC, kind, reserved field, index/term not 0,
+/// magic, version, header length, header CRC, kind, index/term not 0,
 /// and the whole record within `max_record_bytes`. The body is not looked at.
 pub fn decode_header(bytes: &[u8], max_record_bytes: u32) -> Result<RecordHeader, DecodeError> {
     let h: &[u8; HEADER_BYTES] = bytes
@@ -342,10 +373,6 @@ pub fn decode_header(bytes: &[u8], max_record_bytes: u32) -> Result<RecordHeader
         return Err(DecodeError::HeaderCrc { stored, computed });
     }
     let kind = RecordKind::from_code(h[5]).ok_or(DecodeError::UnknownKind { found: h[5] })?;
-    let reserved = get_u32(h, 40);
-    if reserved != 0 {
-        return Err(DecodeError::ReservedNotZero { found: reserved });
-    }
     let header = RecordHeader {
         kind,
         index: get_u64(h, 8),
@@ -353,6 +380,7 @@ pub fn decode_header(bytes: &[u8], max_record_bytes: u32) -> Result<RecordHeader
         pos: get_u64(h, 24),
         body_len: get_u32(h, 32),
         body_crc: get_u32(h, 36),
+        prev_crc: get_u32(h, 40),
     };
     if header.record_bytes() > u64::from(max_record_bytes) {
         return Err(DecodeError::RecordTooLarge {
@@ -484,6 +512,13 @@ mod tests {
         assert_eq!(&b[32..36], &3u32.to_be_bytes());
         assert_eq!(&b[36..40], &crc32fast::hash(b"xyz").to_be_bytes());
         assert_eq!(&b[40..44], &[0, 0, 0, 0]);
+        assert_eq!(
+            &b[44..48],
+            &RecordHeader::normal(7, 3, 4096, b"xyz")
+                .unwrap()
+                .header_crc()
+                .to_be_bytes()
+        );
         assert_eq!(&b[44..48], &crc32fast::hash(&b[..44]).to_be_bytes());
         assert_eq!(&b[48..], b"xyz");
     }
@@ -494,11 +529,32 @@ mod tests {
         let (h, expected) = sample(body);
         let mut buf = vec![0u8; 100];
         buf[HEADER_BYTES..HEADER_BYTES + body.len()].copy_from_slice(body);
-        let sealed =
-            seal_record_in_place(&mut buf, RecordKind::Normal, 7, 3, 4096, body.len() as u32)
-                .unwrap();
+        let sealed = seal_record_in_place(
+            &mut buf,
+            RecordKind::Normal,
+            7,
+            3,
+            4096,
+            body.len() as u32,
+            0,
+        )
+        .unwrap();
         assert_eq!(sealed, h);
         assert_eq!(&buf[..expected.len()], &expected[..]);
+    }
+
+    #[test]
+    fn prev_crc_is_stored_and_covered() {
+        let first = RecordHeader::normal(1, 1, 0, b"a").unwrap();
+        let second = RecordHeader::noop(2, 1, first.end_pos()).chained_to(first.header_crc());
+        let mut out = [0u8; HEADER_BYTES];
+        encode_header(&second, &mut out).unwrap();
+        assert_eq!(&out[40..44], &first.header_crc().to_be_bytes());
+        assert_eq!(decode_header(&out, 100), Ok(second));
+        assert_ne!(
+            second.header_crc(),
+            RecordHeader::noop(2, 1, 49).header_crc()
+        );
     }
 
     #[test]

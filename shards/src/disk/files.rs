@@ -101,7 +101,8 @@ pub(crate) async fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Di
             format!("short write {written}/{len}"),
         ));
     }
-    file.truncate(len as u64)
+    // Direct I/O wrote whole blocks; the file keeps exactly the encoded bytes.
+    file.truncate(bytes.len() as u64)
         .await
         .map_err(|e| DiskError::io("truncate", &tmp, e))?;
     file.fdatasync()
@@ -225,10 +226,15 @@ pub(crate) async fn write_zeros(
 /// device goes through the poll ring and fails with EOPNOTSUPP on devices without
 /// poll queues (virtio here). So before any other direct-I/O open, a file whose first
 /// block holds real data is opened once; glommio caches the (correct) answer per
-/// thread and device.
+/// thread and device. Best effort: when the probe file cannot be written (e.g. the
+/// disk is full) nothing is primed and recovery goes on.
 pub async fn prime_glommio_iopoll_probe(dir: &Path) -> Result<(), DiskError> {
     let path = dir.join(".iopoll-probe");
-    std::fs::write(&path, [0x5Au8; 4096]).map_err(|e| DiskError::io("write", &path, e))?;
+    if let Err(e) = std::fs::write(&path, [0x5Au8; 4096]) {
+        let _ = std::fs::remove_file(&path);
+        tracing::warn!(file = %path.display(), error = %e, "cannot write the io_poll probe file");
+        return Ok(());
+    }
     let file = OpenOptions::new()
         .read(true)
         .dma_open(&path)

@@ -17,19 +17,23 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use dledger::raft::{HardState, Recovered, TermRun};
 use dledger::store::align::BlockSize;
+use dledger::store::cursor::LogCursor;
 use dledger::store::record::{
     HEADER_BYTES, RecordHeader, decode_header, encode_header, verify_record, verify_records,
 };
 use dledger::store::segment::{FILLER_BYTES, SegmentGeometry, encode_filler, parse_segment_name};
+use dledger::store::state::{
+    Checkpoint, PersistedHardState, decode_checkpoint, decode_hard_state, encode_checkpoint,
+    encode_hard_state,
+};
 use glommio::io::DmaFile;
 use glommio::{Task, spawn_local};
 
 use super::cache::{Entry, TailCache};
-use super::codec::{self, Checkpoint};
 use super::config::{FlushMode, LogConfig, SyncMethod};
 use super::error::DiskError;
 use super::files::{self, GroupPaths, PREALLOC_SUFFIX};
-use super::scan::{self, ScanEnd, SegmentReader};
+use super::scan::{self, SegmentReader};
 use super::signal::Signal;
 use super::space::{self, RetentionRule};
 
@@ -74,6 +78,10 @@ struct State {
     first_index: u64,
     next_index: u64,
     next_pos: u64,
+    /// Header CRC of the last record (what the next one chains to; 0 when unknown).
+    last_crc: u32,
+    /// The log cursor after the last record handed to the device.
+    written_cursor: LogCursor,
     positions: VecDeque<u64>,
     term_runs: Vec<TermRun>,
     stage: Option<super::stage::Stage>,
@@ -98,6 +106,18 @@ struct State {
     stats: LogStats,
 }
 
+impl State {
+    /// The log's end as the next record sees it.
+    fn cursor(&self) -> LogCursor {
+        LogCursor {
+            pos: self.next_pos,
+            next_index: self.next_index,
+            last_term: self.term_runs.last().map_or(0, |r| r.term),
+            last_crc: self.last_crc,
+        }
+    }
+}
+
 struct Inner {
     cfg: LogConfig,
     paths: GroupPaths,
@@ -107,6 +127,8 @@ struct Inner {
     files: RefCell<BTreeMap<u64, Rc<DmaFile>>>,
     written_index: Cell<u64>,
     durable_index: Cell<u64>,
+    /// The log cursor at `durable_index` (what a checkpoint records).
+    durable_cursor: Cell<LogCursor>,
     failed: RefCell<Option<DiskError>>,
     /// Wakes the flusher.
     work: Signal,
@@ -171,18 +193,24 @@ impl GroupLog {
 
         let hard_state = match files::read_small(&paths.hard_state)? {
             None => HardState::default(),
-            Some(b) => codec::decode_hard_state(&b).map_err(|reason| DiskError::Corruption {
-                file: paths.hard_state.clone(),
-                offset: 0,
-                reason,
-            })?,
+            Some(b) => {
+                let hs = decode_hard_state(&b).map_err(|e| DiskError::Corruption {
+                    file: paths.hard_state.clone(),
+                    offset: 0,
+                    reason: e.to_string(),
+                })?;
+                HardState {
+                    term: hs.term,
+                    voted_for: hs.voted_for,
+                }
+            }
         };
         let checkpoint = match files::read_small(&paths.checkpoint)? {
-            None => Checkpoint::default(),
-            Some(b) => codec::decode_checkpoint(&b).map_err(|reason| DiskError::Corruption {
+            None => Checkpoint::new_log(0),
+            Some(b) => decode_checkpoint(&b).map_err(|e| DiskError::Corruption {
                 file: paths.checkpoint.clone(),
                 offset: 0,
-                reason,
+                reason: e.to_string(),
             })?,
         };
 
@@ -199,40 +227,27 @@ impl GroupLog {
                 });
             }
         }
-        let scanned = scan::scan(&paths, &geometry, &starts, cfg.max_record_bytes).await?;
-        let last_index = if scanned.positions.is_empty() {
-            scanned.first_index - 1
-        } else {
-            scanned.last_index()
-        };
-        if last_index < checkpoint.commit_index {
-            let reason = match &scanned.end {
-                ScanEnd::Clean => format!(
-                    "the log ends at index {last_index}, below the durable commit index {}",
-                    checkpoint.commit_index
-                ),
-                ScanEnd::Bad { reason } => format!(
-                    "{reason} (at or below the durable commit index {})",
-                    checkpoint.commit_index
-                ),
-            };
-            return Err(DiskError::Corruption {
-                file: scanned.end_file.clone(),
-                offset: scanned.end_offset,
-                reason,
-            });
-        }
-        if let ScanEnd::Bad { reason } = &scanned.end {
+        let scanned = scan::scan(
+            &paths,
+            &geometry,
+            &starts,
+            cfg.max_record_bytes,
+            &checkpoint,
+        )
+        .await?;
+        let end_cursor = scanned.end;
+        let last_index = end_cursor.next_index - 1;
+        if let Some((file, offset, reason)) = &scanned.torn {
             tracing::warn!(
-                file = %scanned.end_file.display(),
-                offset = scanned.end_offset,
+                file = %file.display(),
+                offset,
                 %reason,
                 "truncating a torn tail"
             );
         }
 
         // Probe the device block size with the segment the log continues in.
-        let end_pos = scanned.end_pos;
+        let end_pos = end_cursor.pos;
         let end_seg = geometry.segment_start(end_pos);
         let mut stats = LogStats::default();
         if !starts.contains(&end_seg) {
@@ -288,12 +303,14 @@ impl GroupLog {
             tail_start,
             cfg.write_buffer_bytes,
             &carried,
-            last_index,
+            end_cursor,
         );
         let st = State {
             first_index: scanned.first_index,
             next_index: last_index + 1,
             next_pos: end_pos,
+            last_crc: end_cursor.last_crc,
+            written_cursor: end_cursor,
             positions: scanned.positions,
             term_runs: scanned.term_runs,
             stage: Some(stage),
@@ -326,6 +343,7 @@ impl GroupLog {
             files: RefCell::new(file_map),
             written_index: Cell::new(last_index),
             durable_index: Cell::new(last_index),
+            durable_cursor: Cell::new(end_cursor),
             failed: RefCell::new(None),
             work: Signal::default(),
             progress: Signal::default(),
@@ -467,7 +485,17 @@ impl GroupLog {
     /// A failure is fatal for the log.
     pub async fn persist_hard_state(&self, hs: HardState) -> Result<(), DiskError> {
         self.inner.check_usable()?;
-        let bytes = codec::encode_hard_state(&hs);
+        let mut bytes = [0u8; dledger::store::state::HARD_STATE_BYTES];
+        encode_hard_state(
+            &PersistedHardState {
+                term: hs.term,
+                voted_for: hs.voted_for,
+            },
+            &mut bytes,
+        )
+        .map_err(|e| DiskError::InvalidArgument {
+            message: format!("hard state: {e}"),
+        })?;
         match files::write_atomically(&self.inner.paths.hard_state, &bytes).await {
             Ok(()) => {
                 self.inner.st.borrow_mut().hard_state = hs;
@@ -477,35 +505,35 @@ impl GroupLog {
         }
     }
 
-    /// Records `commit_index` as the durable commit point: recovery will refuse to
-    /// drop anything at or below it. It must be durable already.
+    /// Writes a checkpoint: the current durable point and `commit_index`. Recovery
+    /// then starts scanning at the previous checkpoint's durable point and refuses to
+    /// drop anything below this one's (it reports corruption instead). Call it
+    /// periodically (DLedger's `checkPointInterval`); `commit_index` never goes back.
     pub async fn persist_checkpoint(&self, commit_index: u64) -> Result<(), DiskError> {
         self.inner.check_usable()?;
         let cp = {
             let st = self.inner.st.borrow();
-            if commit_index <= st.checkpoint.commit_index {
-                return Ok(());
-            }
-            if commit_index > self.durable_index() || commit_index < st.first_index {
+            let durable = self.inner.durable_cursor.get();
+            if commit_index < st.checkpoint.commit_index {
                 return Err(DiskError::Inconsistent {
                     message: format!(
-                        "checkpoint {commit_index} is not in the durable log [{}, {}]",
-                        st.first_index,
-                        self.durable_index()
+                        "checkpoint commit index {commit_index} is below the persisted {}",
+                        st.checkpoint.commit_index
                     ),
                 });
             }
-            Checkpoint {
-                commit_index,
-                commit_pos: st.positions[(commit_index - st.first_index) as usize],
+            if commit_index == st.checkpoint.commit_index && durable == st.checkpoint.durable {
+                return Ok(());
             }
+            st.checkpoint.advanced(durable, commit_index)
         };
-        match files::write_atomically(&self.inner.paths.checkpoint, &codec::encode_checkpoint(&cp))
-            .await
-        {
+        let mut bytes = [0u8; dledger::store::state::CHECKPOINT_BYTES];
+        encode_checkpoint(&cp, &mut bytes).map_err(|e| DiskError::InvalidArgument {
+            message: format!("checkpoint: {e}"),
+        })?;
+        match files::write_atomically(&self.inner.paths.checkpoint, &bytes).await {
             Ok(()) => {
-                let mut st = self.inner.st.borrow_mut();
-                st.checkpoint = cp.max_by_index(st.checkpoint);
+                self.inner.st.borrow_mut().checkpoint = cp;
                 Ok(())
             }
             Err(e) => Err(self.inner.fail_with(e)),
@@ -538,17 +566,20 @@ impl GroupLog {
         for body in bodies {
             let n = HEADER_BYTES + body.len();
             let index = st.next_index;
+            let prev_crc = st.last_crc;
             let (pos, dst) = self.inner.reserve(&mut st, n as u64);
-            let header = RecordHeader::normal(index, term, pos, body).map_err(|e| {
-                DiskError::InvalidArgument {
+            // Chained to the previous record, so stale bytes past the end can never be
+            // linked behind it by recovery.
+            let header = RecordHeader::normal(index, term, pos, body)
+                .map_err(|e| DiskError::InvalidArgument {
                     message: format!("record {index}: {e}"),
-                }
-            })?;
+                })?
+                .chained_to(prev_crc);
             encode_header(&header, dst).map_err(|e| DiskError::InvalidArgument {
                 message: format!("record {index}: {e}"),
             })?;
             dst[HEADER_BYTES..n].copy_from_slice(body);
-            self.inner.commit_record(&mut st, index, term, pos, n);
+            self.inner.commit_record(&mut st, &header, n);
             out.positions.push(pos);
         }
         drop(st);
@@ -561,14 +592,13 @@ impl GroupLog {
         self.inner.admit(&[HEADER_BYTES as u64], term).await?;
         let mut st = self.inner.st.borrow_mut();
         let index = st.next_index;
+        let prev_crc = st.last_crc;
         let (pos, dst) = self.inner.reserve(&mut st, HEADER_BYTES as u64);
-        encode_header(&RecordHeader::noop(index, term, pos), dst).map_err(|e| {
-            DiskError::InvalidArgument {
-                message: format!("noop {index}: {e}"),
-            }
+        let header = RecordHeader::noop(index, term, pos).chained_to(prev_crc);
+        encode_header(&header, dst).map_err(|e| DiskError::InvalidArgument {
+            message: format!("noop {index}: {e}"),
         })?;
-        self.inner
-            .commit_record(&mut st, index, term, pos, HEADER_BYTES);
+        self.inner.commit_record(&mut st, &header, HEADER_BYTES);
         drop(st);
         self.inner.after_append();
         Ok(Appended {
@@ -598,29 +628,20 @@ impl GroupLog {
         let sizes: Vec<u64> = headers.iter().map(|h| h.record_bytes()).collect();
         self.inner.admit(&sizes, first.term).await?;
         let mut st = self.inner.st.borrow_mut();
-        // Check the whole batch against the log before taking any of it.
-        let mut pos = st.next_pos;
-        let mut last_term = st.term_runs.last().map_or(0, |r| r.term);
-        for (i, h) in headers.iter().enumerate() {
-            let place = self
-                .inner
-                .geometry
-                .place_record(pos, h.record_bytes())
-                .map_err(|e| DiskError::InvalidArgument {
-                    message: format!("pushed record {}: {e}", h.index),
-                })?;
-            let expected = st.next_index + i as u64;
-            if h.index != expected || h.pos != place.record_pos || h.term < last_term {
-                return Err(DiskError::Inconsistent {
+        // Check the whole batch against the log before taking any of it: index, term,
+        // position and chain, by the store's cursor rule.
+        let mut cursor = st.cursor();
+        for h in &headers {
+            cursor
+                .check_next(&self.inner.geometry, h)
+                .map_err(|e| DiskError::Inconsistent {
                     message: format!(
-                        "pushed record (index {}, term {}, pos {}) does not continue this log \
-                         (next index {expected}, pos {}, term >= {last_term})",
-                        h.index, h.term, h.pos, place.record_pos
+                        "pushed record (index {}, term {}, pos {}) does not continue this \
+                         log: {e}",
+                        h.index, h.term, h.pos
                     ),
-                });
-            }
-            last_term = h.term;
-            pos = place.record_pos + h.record_bytes();
+                })?;
+            cursor.advance(h);
         }
         let mut out = Appended {
             first_index: first.index,
@@ -634,7 +655,7 @@ impl GroupLog {
             debug_assert_eq!(pos, h.pos);
             dst.copy_from_slice(&records[at..at + n]);
             at += n;
-            self.inner.commit_record(&mut st, h.index, h.term, pos, n);
+            self.inner.commit_record(&mut st, h, n);
             out.positions.push(pos);
         }
         drop(st);
@@ -760,13 +781,49 @@ impl GroupLog {
                 idle.then_some(Ok(()))
             })
             .await?;
-        let (new_end, old_end) = {
+        // The new end: just past the last kept record (before any filler after it, so
+        // the next record is placed exactly where the leader places it).
+        let first_index = inner.st.borrow().first_index;
+        let new_cursor = if from_index > first_index {
+            let prev = self.entry(from_index - 1).await?;
+            let h = decode_header(&prev.record, inner.cfg.max_record_bytes).map_err(|e| {
+                DiskError::Corruption {
+                    file: inner.paths.segment(inner.geometry.segment_start(prev.pos)),
+                    offset: inner.geometry.offset_in_segment(prev.pos),
+                    reason: format!("record {}: {e}", from_index - 1),
+                }
+            })?;
+            LogCursor {
+                pos: h.end_pos(),
+                next_index: from_index,
+                last_term: h.term,
+                last_crc: h.header_crc(),
+            }
+        } else {
             let st = inner.st.borrow();
-            (
-                st.positions[(from_index - st.first_index) as usize],
-                st.next_pos,
-            )
+            LogCursor {
+                pos: st.positions[0],
+                next_index: from_index,
+                last_term: 0,
+                last_crc: 0,
+            }
         };
+        let new_end = new_cursor.pos;
+        let (old_end, checkpoint) = {
+            let st = inner.st.borrow();
+            (st.next_pos, st.checkpoint)
+        };
+        let lowered = checkpoint.truncated_to(new_cursor);
+        if lowered != checkpoint {
+            // Lower the checkpoint first: Raft may drop durable entries that were never
+            // committed, and recovery must not then report them lost.
+            let mut bytes = [0u8; dledger::store::state::CHECKPOINT_BYTES];
+            encode_checkpoint(&lowered, &mut bytes).map_err(|e| DiskError::InvalidArgument {
+                message: format!("checkpoint: {e}"),
+            })?;
+            files::write_atomically(&inner.paths.checkpoint, &bytes).await?;
+            inner.st.borrow_mut().checkpoint = lowered;
+        }
         let seg_bytes = inner.geometry.segment_bytes();
         let mut seg = inner.geometry.segment_start(new_end);
         let mut carried = Vec::new();
@@ -801,17 +858,24 @@ impl GroupLog {
         st.cache.truncate_from(from_index);
         st.next_index = from_index;
         st.next_pos = new_end;
+        st.last_crc = new_cursor.last_crc;
         let seg_start = inner.geometry.segment_start(new_end);
         st.stage = Some(super::stage::Stage::new(
             seg_start,
             inner.block.align_down(new_end),
             inner.cfg.write_buffer_bytes,
             &carried,
-            from_index - 1,
+            new_cursor,
         ));
         let last = from_index - 1;
-        inner.written_index.set(inner.written_index.get().min(last));
-        inner.durable_index.set(inner.durable_index.get().min(last));
+        if inner.written_index.get() > last {
+            inner.written_index.set(last);
+            st.written_cursor = new_cursor;
+        }
+        if inner.durable_index.get() > last {
+            inner.durable_index.set(last);
+            inner.durable_cursor.set(new_cursor);
+        }
         Ok(())
     }
 
@@ -923,16 +987,6 @@ impl GroupLog {
         match self.failure() {
             Some(e) => Err(e),
             None => flushed,
-        }
-    }
-}
-
-impl Checkpoint {
-    fn max_by_index(self, other: Checkpoint) -> Checkpoint {
-        if self.commit_index >= other.commit_index {
-            self
-        } else {
-            other
         }
     }
 }
@@ -1107,15 +1161,14 @@ impl Inner {
             debug_assert_eq!(stage.end_pos(), filler.pos);
             let dst = stage.spare_mut(FILLER_BYTES);
             encode_filler(filler.len, dst).expect("filler fits its 8 bytes");
-            let last = stage.last_index;
-            stage.commit(FILLER_BYTES, last);
+            stage.commit(FILLER_BYTES, None);
             st.pending_bytes += FILLER_BYTES as u64;
         }
         if place.record_pos != st.next_pos {
             // Next segment: the current stage is complete (its end is the segment end,
             // which is block aligned, so nothing is carried).
             if let Some(stage) = st.stage.take() {
-                let last = stage.last_index;
+                let cursor = stage.cursor;
                 let (chunk, _) = stage.seal(self.block, None);
                 st.ready.push_back(chunk);
                 st.stage = Some(super::stage::Stage::new(
@@ -1123,7 +1176,7 @@ impl Inner {
                     place.record_pos,
                     self.cfg.write_buffer_bytes,
                     &[],
-                    last,
+                    cursor,
                 ));
             }
             st.next_pos = place.record_pos;
@@ -1151,13 +1204,15 @@ impl Inner {
         st.stage.insert(stage)
     }
 
-    fn commit_record(&self, st: &mut State, index: u64, term: u64, pos: u64, n: usize) {
+    fn commit_record(&self, st: &mut State, header: &RecordHeader, n: usize) {
+        let (index, term, pos) = (header.index, header.term, header.pos);
         let stage = st.stage.as_mut().expect("the log always has a stage");
         let record = Bytes::copy_from_slice(stage.bytes(pos, n));
-        stage.commit(n, index);
+        stage.commit(n, Some(header));
         st.pending_bytes += n as u64;
         st.next_index = index + 1;
         st.next_pos = pos + n as u64;
+        st.last_crc = header.header_crc();
         st.positions.push_back(pos);
         if st.term_runs.last().is_none_or(|r| r.term != term) {
             st.term_runs.push(TermRun {
@@ -1321,7 +1376,7 @@ async fn flush_round(inner: &Rc<Inner>) -> Result<(), DiskError> {
         }
         chunks
     };
-    let mut target = inner.written_index.get();
+    let mut target_cursor = inner.st.borrow().written_cursor;
     for chunk in chunks {
         let file = inner.file(chunk.seg_start).await?;
         let path = inner.paths.segment(chunk.seg_start);
@@ -1347,8 +1402,12 @@ async fn flush_round(inner: &Rc<Inner>) -> Result<(), DiskError> {
         st.unsynced_bytes += len as u64;
         st.stats.writes += 1;
         st.stats.bytes_written += len as u64;
-        target = target.max(chunk.last_index);
+        if chunk.cursor.next_index > target_cursor.next_index {
+            target_cursor = chunk.cursor;
+        }
     }
+    let target = target_cursor.next_index - 1;
+    inner.st.borrow_mut().written_cursor = target_cursor;
     inner.written_index.set(target);
     inner.st.borrow_mut().cache.evict(target);
     let sync_now = match (inner.cfg.flush_mode, inner.cfg.sync_method) {
@@ -1361,6 +1420,7 @@ async fn flush_round(inner: &Rc<Inner>) -> Result<(), DiskError> {
             st.stats.flushes += 1;
             st.stats.records_flushed += records;
             inner.durable_index.set(target);
+            inner.durable_cursor.set(target_cursor);
             false
         }
         (FlushMode::SyncFlush, SyncMethod::Fdatasync) => true,
@@ -1378,15 +1438,13 @@ async fn flush_round(inner: &Rc<Inner>) -> Result<(), DiskError> {
 
 /// fdatasyncs every segment written since the last sync; then all written is durable.
 async fn sync_all(inner: &Rc<Inner>) -> Result<(), DiskError> {
-    let (segments, target) = {
+    let (segments, target_cursor) = {
         let mut st = inner.st.borrow_mut();
         st.flushing = true;
         st.sync_requested = false;
-        (
-            std::mem::take(&mut st.unsynced_segments),
-            inner.written_index.get(),
-        )
+        (std::mem::take(&mut st.unsynced_segments), st.written_cursor)
     };
+    let target = target_cursor.next_index - 1;
     let bytes_before = inner.st.borrow().unsynced_bytes;
     for seg in segments {
         let path = inner.paths.segment(seg);
@@ -1404,9 +1462,10 @@ async fn sync_all(inner: &Rc<Inner>) -> Result<(), DiskError> {
     let records = target.saturating_sub(inner.durable_index.get());
     st.stats.flushes += 1;
     st.stats.records_flushed += records;
-    inner
-        .durable_index
-        .set(inner.durable_index.get().max(target));
+    if target > inner.durable_index.get() {
+        inner.durable_index.set(target);
+        inner.durable_cursor.set(target_cursor);
+    }
     Ok(())
 }
 

@@ -10,7 +10,7 @@
 //! `dledger::store`; this module does the I/O.
 
 mod cache;
-mod codec;
+
 mod config;
 mod error;
 mod fault;
@@ -22,8 +22,8 @@ pub mod space;
 mod stage;
 
 pub use cache::Entry;
-pub use codec::Checkpoint;
 pub use config::{FlushMode, LogConfig, SyncMethod};
+pub use dledger::store::state::Checkpoint;
 pub use error::DiskError;
 pub use fault::FaultInjector;
 pub use files::{GroupPaths, prime_glommio_iopoll_probe};

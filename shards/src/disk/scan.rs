@@ -1,17 +1,18 @@
-//! Recovery: read the segments of a group and find where its log really ends.
-//!
-//! Walks the records from the first segment on, checking every header and body CRC,
-//! that each record sits at the position it names, that indexes follow one another
-//! and that terms never go down. The first record that fails ends the log: past the
-//! durable commit point that is a torn or unsynced tail (truncated by the caller);
-//! at or below it, corruption (the caller refuses to open).
+//! Recovery I/O: read the segments of a group and feed them to the store's recovery
+//! scan (`dledger::store::recovery::scan_segment`), which checks every record (CRCs,
+//! position, index, term, chain) and decides where the log ends. Damage past the
+//! checkpoint's durable point is a torn or unsynced tail (the caller truncates it);
+//! at or below it, corruption (the caller refuses to open, naming file and offset).
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
 
 use dledger::raft::TermRun;
-use dledger::store::record::{HEADER_BYTES, decode_header, verify_body};
-use dledger::store::segment::{FILLER_BYTES, SegmentGeometry, read_filler};
+use dledger::store::cursor::LogCursor;
+use dledger::store::record::{HEADER_BYTES, decode_header};
+use dledger::store::recovery::{ScanError, ScanInput, ScanStop, scan_segment};
+use dledger::store::segment::SegmentGeometry;
+use dledger::store::state::Checkpoint;
 use glommio::io::{DmaFile, ReadResult};
 
 use super::error::DiskError;
@@ -20,15 +21,6 @@ use super::files::GroupPaths;
 /// Bytes read per window while scanning.
 const SCAN_WINDOW_BYTES: u64 = 1 << 20;
 
-/// Why the scan stopped.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum ScanEnd {
-    /// An all-zero header, the end of a segment file, or no more segments.
-    Clean,
-    /// A record that fails a check (torn write, stale bytes, flipped bit).
-    Bad { reason: String },
-}
-
 /// What the scan found.
 #[derive(Debug)]
 pub(crate) struct Scanned {
@@ -36,18 +28,11 @@ pub(crate) struct Scanned {
     /// Position of each record, `first_index` first.
     pub positions: VecDeque<u64>,
     pub term_runs: Vec<TermRun>,
-    /// Where the next record goes (just past the last good one).
-    pub end_pos: u64,
-    pub end: ScanEnd,
-    /// File and in-file offset where the scan stopped.
-    pub end_file: PathBuf,
-    pub end_offset: u64,
-}
-
-impl Scanned {
-    pub(crate) fn last_index(&self) -> u64 {
-        self.first_index + self.positions.len() as u64 - 1
-    }
+    /// The end of the log: where the next record goes and what it chains to.
+    pub end: LogCursor,
+    /// Damage past the durable point that ended the log (a torn or unsynced tail):
+    /// file, offset in it, what was wrong.
+    pub torn: Option<(PathBuf, u64, String)>,
 }
 
 /// A window of one segment file read with direct I/O.
@@ -95,118 +80,140 @@ impl<'a> SegmentReader<'a> {
     }
 }
 
-/// Scans the segments `starts` (ascending, contiguous) of a group.
+/// The cursor a scan of the group starts from: the start of the first segment file.
+/// After retention deleted older segments its first record's predecessor is gone, so
+/// the chain link is not known (0: any link accepted) and the index comes from the
+/// first header.
+async fn start_cursor(
+    paths: &GroupPaths,
+    first_segment: u64,
+    max_record_bytes: u32,
+) -> Result<LogCursor, DiskError> {
+    if first_segment == 0 {
+        return Ok(LogCursor::empty_at(0));
+    }
+    let path = paths.segment(first_segment);
+    let file = super::files::open_dma(&path, false, false).await?;
+    let mut reader = SegmentReader::new(&file, u64::from(max_record_bytes).max(4096));
+    let head = reader
+        .get(0, HEADER_BYTES)
+        .await
+        .map_err(|e| DiskError::io("read segment", &path, e))?
+        .to_vec();
+    file.close()
+        .await
+        .map_err(|e| DiskError::io("close", &path, e))?;
+    if head.iter().all(|&b| b == 0) {
+        return Ok(LogCursor::empty_at(first_segment));
+    }
+    let h = decode_header(&head, max_record_bytes).map_err(|e| DiskError::Corruption {
+        file: path.clone(),
+        offset: 0,
+        reason: format!("first record of the oldest segment: {e}"),
+    })?;
+    Ok(LogCursor {
+        pos: first_segment,
+        next_index: h.index,
+        last_term: 0,
+        last_crc: 0,
+    })
+}
+
+/// Scans the segments `starts` (ascending, contiguous) of a group with the store's
+/// recovery scan, protecting everything the checkpoint records as durable.
 pub(crate) async fn scan(
     paths: &GroupPaths,
     geometry: &SegmentGeometry,
     starts: &[u64],
     max_record_bytes: u32,
+    checkpoint: &Checkpoint,
 ) -> Result<Scanned, DiskError> {
     let seg_bytes = geometry.segment_bytes();
+    let mut cursor = match starts.first() {
+        Some(&first) => start_cursor(paths, first, max_record_bytes).await?,
+        None => checkpoint.scan_from,
+    };
     let mut out = Scanned {
-        first_index: 1,
+        first_index: cursor.next_index,
         positions: VecDeque::new(),
         term_runs: Vec::new(),
-        end_pos: starts.first().copied().unwrap_or(0),
-        end: ScanEnd::Clean,
-        end_file: paths.segment(starts.first().copied().unwrap_or(0)),
-        end_offset: 0,
+        end: cursor,
+        torn: None,
     };
-    let mut last_term = 0u64;
-    'segments: for (k, &start) in starts.iter().enumerate() {
-        let path = paths.segment(start);
-        if k > 0 && start != out.end_pos {
-            // The previous segment ended early: this one must hold no records.
+    let protected = checkpoint.scan_input(*geometry, max_record_bytes);
+    // A window must hold a whole record for the scan to make progress.
+    let window = (u64::from(max_record_bytes) + 4096).max(SCAN_WINDOW_BYTES) as usize;
+    let mut seg_index = 0;
+    'segments: while let Some(&seg) = starts.get(seg_index) {
+        if geometry.segment_start(cursor.pos) != seg {
             break;
         }
+        let path = paths.segment(seg);
         let file = super::files::open_dma(&path, false, false).await?;
         let mut reader = SegmentReader::new(&file, seg_bytes);
-        let mut off = 0u64;
-        out.end_file = path.clone();
         loop {
-            out.end_pos = start + off;
-            out.end_offset = off;
-            let remaining = seg_bytes - off;
-            if remaining < FILLER_BYTES as u64 {
-                out.end_pos = start + seg_bytes;
-                break;
-            }
-            let bad = |reason: String| ScanEnd::Bad { reason };
-            let head = reader
-                .get(off, HEADER_BYTES)
+            let off = cursor.pos - seg;
+            let bytes = reader
+                .get(off, window.min((seg_bytes - off) as usize))
                 .await
                 .map_err(|e| DiskError::io("read segment", &path, e))?;
-            if head.len() < FILLER_BYTES || head.iter().all(|&b| b == 0) {
-                out.end = ScanEnd::Clean;
-                break 'segments;
-            }
-            if let Some(filler_len) = read_filler(head) {
-                if u64::from(filler_len) == remaining {
-                    out.end_pos = start + seg_bytes;
+            let input = ScanInput {
+                start: cursor,
+                input_is_file_end: off + bytes.len() as u64 >= seg_bytes
+                    || bytes.len() < window.min((seg_bytes - off) as usize),
+                ..protected
+            };
+            let end = scan_segment(bytes, &input, |h| {
+                out.positions.push_back(h.pos);
+                if out.term_runs.last().is_none_or(|r| r.term != h.term) {
+                    out.term_runs.push(TermRun {
+                        first_index: h.index,
+                        term: h.term,
+                    });
+                }
+            })
+            .map_err(|e| match e {
+                ScanError::Corruption(c) => DiskError::Corruption {
+                    file: paths.segment(geometry.segment_start(c.pos)),
+                    offset: c.offset,
+                    reason: c.to_string(),
+                },
+                other => DiskError::Corruption {
+                    file: path.clone(),
+                    offset: off,
+                    reason: other.to_string(),
+                },
+            })?;
+            cursor = end.next;
+            match end.stop {
+                ScanStop::NeedMoreInput => continue,
+                ScanStop::SegmentEnd => {
+                    seg_index += 1;
                     break;
                 }
-                out.end = bad(format!(
-                    "filler says {filler_len} bytes remain, the segment has {remaining}"
-                ));
-                break 'segments;
-            }
-            let header = match decode_header(head, max_record_bytes) {
-                Ok(h) => h,
-                Err(e) => {
-                    out.end = bad(format!("record header: {e}"));
+                ScanStop::Zeros | ScanStop::EndOfFile => break 'segments,
+                ScanStop::TornTail(damage) => {
+                    out.torn = Some((path.clone(), end.end_pos - seg, damage.to_string()));
                     break 'segments;
                 }
-            };
-            let expected_index = if out.positions.is_empty() {
-                header.index
-            } else {
-                out.last_index() + 1
-            };
-            if header.pos != start + off
-                || header.index != expected_index
-                || header.term < last_term
-            {
-                out.end = bad(format!(
-                    "record (index {}, term {}, pos {}) does not continue the log \
-                     (expected index {expected_index}, pos {}, term >= {last_term})",
-                    header.index,
-                    header.term,
-                    header.pos,
-                    start + off
-                ));
-                break 'segments;
             }
-            if header.record_bytes() > remaining {
-                out.end = bad(format!(
-                    "record of {} bytes crosses the segment end",
-                    header.record_bytes()
-                ));
-                break 'segments;
-            }
-            let whole = reader
-                .get(off, header.record_bytes() as usize)
-                .await
-                .map_err(|e| DiskError::io("read segment", &path, e))?;
-            if let Err(e) = verify_body(&header, &whole[HEADER_BYTES.min(whole.len())..]) {
-                out.end = bad(format!("record index {}: {e}", header.index));
-                break 'segments;
-            }
-            if out.positions.is_empty() {
-                out.first_index = header.index;
-            }
-            if header.term != last_term {
-                out.term_runs.push(TermRun {
-                    first_index: header.index,
-                    term: header.term,
-                });
-                last_term = header.term;
-            }
-            out.positions.push_back(header.pos);
-            off += header.record_bytes();
         }
         file.close()
             .await
             .map_err(|e| DiskError::io("close", &path, e))?;
     }
+    // The segments ran out (or one is missing) before the durable point.
+    if cursor.next_index <= checkpoint.durable_index() {
+        return Err(DiskError::Corruption {
+            file: paths.segment(geometry.segment_start(cursor.pos)),
+            offset: geometry.offset_in_segment(cursor.pos),
+            reason: format!(
+                "the log ends at index {} but the checkpoint records index {} as durable",
+                cursor.next_index - 1,
+                checkpoint.durable_index()
+            ),
+        });
+    }
+    out.end = cursor;
     Ok(out)
 }

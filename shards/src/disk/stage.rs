@@ -7,6 +7,8 @@
 //! it) by the next chunk, because direct I/O writes whole blocks only.
 
 use dledger::store::align::BlockSize;
+use dledger::store::cursor::LogCursor;
+use dledger::store::record::RecordHeader;
 use glommio::io::DmaBuffer;
 
 /// An aligned write ready for the device.
@@ -18,8 +20,9 @@ pub(crate) struct Chunk {
     pub pos: u64,
     /// Whole blocks: valid bytes, then zero padding to the block end.
     pub buf: DmaBuffer,
-    /// Highest index whose record is complete up to this chunk (monotone over chunks).
-    pub last_index: u64,
+    /// The log's cursor after the last record complete in this chunk (monotone over
+    /// chunks): what becomes durable when the chunk is.
+    pub cursor: LogCursor,
     /// Bytes appended since the previous chunk (not counting rewritten tail bytes).
     pub new_bytes: u64,
 }
@@ -31,7 +34,8 @@ pub(crate) struct Stage {
     buf: DmaBuffer,
     len: usize,
     carried: usize,
-    pub last_index: u64,
+    /// The log's cursor after the last record in the stage.
+    pub cursor: LogCursor,
 }
 
 impl Stage {
@@ -42,7 +46,7 @@ impl Stage {
         start_pos: u64,
         capacity: usize,
         carried: &[u8],
-        last_index: u64,
+        cursor: LogCursor,
     ) -> Stage {
         let capacity = capacity.max(carried.len()).next_multiple_of(4096);
         let mut buf = glommio::allocate_dma_buffer(capacity);
@@ -53,7 +57,7 @@ impl Stage {
             buf,
             len: carried.len(),
             carried: carried.len(),
-            last_index,
+            cursor,
         }
     }
 
@@ -76,10 +80,14 @@ impl Stage {
         &mut self.buf.as_bytes_mut()[self.len..self.len + n]
     }
 
-    pub(crate) fn commit(&mut self, n: usize, last_index: u64) {
+    /// Takes the `n` bytes filled after [`Stage::spare_mut`]: a record (`Some`) or a
+    /// filler (`None`).
+    pub(crate) fn commit(&mut self, n: usize, record: Option<&RecordHeader>) {
         assert!(n <= self.free_bytes(), "commit past the stage buffer");
         self.len += n;
-        self.last_index = self.last_index.max(last_index);
+        if let Some(h) = record {
+            self.cursor.advance(h);
+        }
     }
 
     /// Bytes `[pos, pos + n)` of the stage.
@@ -108,7 +116,7 @@ impl Stage {
                 split.full_end,
                 cap,
                 &self.buf.as_bytes()[tail_at..self.len],
-                self.last_index,
+                self.cursor,
             )
         });
         let mut buf = self.buf;
@@ -118,7 +126,7 @@ impl Stage {
             seg_start: self.seg_start,
             pos: split.write_start,
             buf,
-            last_index: self.last_index,
+            cursor: self.cursor,
             new_bytes: (self.len - self.carried) as u64,
         };
         (chunk, next)
