@@ -31,8 +31,9 @@ const BATCHES_IN_FLIGHT: usize = 8;
 const GROUP: &str = "recovery";
 /// Marker written after a complete build.
 const MARKER_NAME: &str = "BUILT";
-/// First line of the marker; bump when the build steps change.
-const MARKER_VERSION: &str = "dledger-perf recovery log v2";
+/// First line of the marker; bump when the build steps or the store's record
+/// format change (a log in an older format would not reopen).
+const MARKER_VERSION: &str = "dledger-perf recovery log v3 (chained records)";
 
 /// What log to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,7 +201,7 @@ async fn build(dir: &Path, recipe: Recipe) -> PerfResult<Built> {
 
 // Marker layout: text, the version line then one `key=value` line per field,
 // in this order:
-//   dledger-perf recovery log v2
+//   dledger-perf recovery log v3 (chained records)
 //   checkpoint_bytes=<u64>
 //   segment_bytes=<u64>
 //   checkpoint_index=<u64>
