@@ -43,13 +43,11 @@ pub enum PerfError {
     /// The glommio executor could not be built or panicked.
     #[error("glommio executor: {0}")]
     Executor(String),
-    /// A measured phase produced no sample, so no figure can be reported.
-    #[error("{phase}: no samples were recorded in {seconds} s")]
+    /// A measurement produced no sample, so no figure can be reported.
+    #[error("{phase}: no samples were recorded")]
     NoSamples {
-        /// Name of the phase.
+        /// Name of the measurement.
         phase: String,
-        /// How long the phase ran.
-        seconds: u64,
     },
     /// The commitlog store could not be used.
     #[error("store: {0}")]

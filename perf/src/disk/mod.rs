@@ -16,7 +16,10 @@
 //! - (d) the time to reopen a 4 GiB log (built once in DIR and kept for later
 //!   runs; `--rebuild-log` rebuilds it, `--clean` deletes it at the end).
 //!
-//! Every timed phase lasts S seconds. It prints a table, then as its last line:
+//! Every measurement runs for S seconds in all, in one-second slices
+//! interleaved round by round with the others (the machine is shared: load
+//! changes then hit raw and store alike). It prints a table, then as its last
+//! line:
 //!
 //! ```text
 //! store_p99_us=X raw_p99_us=Y p99_ratio=X/Y records_per_s_c256=Z mb_per_s_c256=W \
@@ -65,7 +68,7 @@ pub struct DiskArgs {
     /// directory to measure in (created if missing); use the store's disk
     #[argh(option)]
     dir: PathBuf,
-    /// length of each timed phase, in seconds
+    /// seconds each measurement runs (in 1 s slices, interleaved)
     #[argh(option)]
     seconds: u64,
     /// record payload size for the store phases (default 1024)
@@ -192,17 +195,11 @@ async fn measure_all(plan: Plan) -> PerfResult<DiskReport> {
     prime_glommio_iopoll_probe(&plan.dir)
         .await
         .map_err(|e| store_error("priming glommio's io_poll probe", e))?;
-    let raw = raw::measure(&plan.dir, plan.phase).await?;
-    let mut concurrencies = vec![1];
-    concurrencies.extend_from_slice(&plan.concurrencies);
-    let appends = store::measure(
-        &plan.dir,
-        DEFAULT_SEGMENT_BYTES,
-        plan.record_bytes,
-        &concurrencies,
-        plan.phase,
-    )
-    .await?;
+    let measured = measure_interleaved(&plan).await;
+    // Scratch files go even when a measurement failed; its error comes first.
+    let cleanup = raw::remove_scratch(&plan.dir).and(store::remove_scratch(&plan.dir));
+    let (raw, appends) = measured?;
+    cleanup?;
     let recovery = recovery::measure(&plan.dir, Recipe::FOUR_GIB, plan.rebuild_log).await;
     if plan.clean {
         recovery::remove_cached(&plan.dir, Recipe::FOUR_GIB)?;
@@ -212,6 +209,39 @@ async fn measure_all(plan: Plan) -> PerfResult<DiskReport> {
         appends,
         recovery: recovery?,
     })
+}
+
+/// Runs the raw and store measurements in rounds of one slice each, so a
+/// change in machine load (the machine is shared) hits all of them alike
+/// instead of whichever phase happened to run then. Each measurement gets
+/// `plan.phase` in total. The raw fdatasync probe runs next to the store's
+/// concurrency-1 appends, and the bandwidth runs next to the throughput
+/// measurements, since those are the pairs the ratios compare.
+async fn measure_interleaved(plan: &Plan) -> PerfResult<(RawBaseline, Vec<AppendPhase>)> {
+    let mut concurrencies = vec![1];
+    concurrencies.extend_from_slice(&plan.concurrencies);
+    let mut raw = raw::RawBench::open(&plan.dir).await?;
+    let mut store = store::StoreBench::open(
+        &plan.dir,
+        DEFAULT_SEGMENT_BYTES,
+        plan.record_bytes,
+        &concurrencies,
+    )
+    .await?;
+    let rounds = plan.phase.as_secs().max(1);
+    let slice = plan.phase / u32::try_from(rounds).unwrap_or(u32::MAX);
+    for _round in 0..rounds {
+        raw.write_fdatasync_slice(slice).await?;
+        store.slice(0, slice).await?;
+        raw.write_dsync_slice(slice).await?;
+        for which in 0..raw::SEQ_WRITES_IN_FLIGHT.len() {
+            raw.seq_write_slice(which, slice).await?;
+        }
+        for which in 1..store.phase_count() {
+            store.slice(which, slice).await?;
+        }
+    }
+    Ok((raw.finish().await?, store.finish().await?))
 }
 
 /// The last line: the figures the store is judged by.

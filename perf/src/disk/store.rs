@@ -2,17 +2,19 @@
 //!
 //! A fresh [`GroupLog`] with the shipped defaults ([`LogConfig::new`]: SYNC_FLUSH,
 //! the default sync method and segment size) is opened under `DIR/store-bench`.
-//! Each phase runs `concurrency` tasks on the one executor; each task loops
-//! `append(one record)` then `wait_durable(its index)` and records that whole
-//! time, so a sample is what a client of the log waits for a durable append.
-//! Records per flush come from the log's own counters ([`GroupLog::stats`]).
+//! Each measurement runs `concurrency` tasks on the one executor; each task
+//! loops `append(one record)` then `wait_durable(its index)` and records that
+//! whole time, so a sample is what a client of the log waits for a durable
+//! append. Records per flush come from the log's own counters
+//! ([`GroupLog::stats`]). Measurements run in slices ([`StoreBench::slice`])
+//! that the caller interleaves with the raw baseline's.
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use dledger_shards::disk::{GroupLog, LogConfig, LogStats};
+use dledger_shards::disk::{GroupLog, LogConfig};
 
 use super::raw::BYTES_PER_MB;
 use crate::error::{PerfError, PerfResult};
@@ -72,47 +74,165 @@ pub fn store_root(dir: &Path) -> PathBuf {
     dir.join(STORE_ROOT_NAME)
 }
 
-/// Runs one phase per entry of `concurrencies` on a fresh log under
-/// `DIR/store-bench` with `segment_bytes` segments (the benchmark passes the
-/// default), then closes and removes it.
-pub async fn measure(
-    dir: &Path,
-    segment_bytes: u64,
-    record_bytes: usize,
-    concurrencies: &[usize],
-    phase: Duration,
-) -> PerfResult<Vec<AppendPhase>> {
-    let root = store_root(dir);
-    remove_dir_if_present(&root)?;
-    let mut config = LogConfig::new(&root, SELF_ID, GROUP);
-    config.segment_bytes = segment_bytes;
-    let log = GroupLog::open(config)
-        .await
-        .map_err(|e| store_error("opening the benchmark log", e))?;
-    wait_next_segment_prepared(&log).await?;
-    // Non-zero, non-repeating payload: nothing downstream may shortcut it.
-    let body: Rc<Vec<u8>> = Rc::new((0..record_bytes).map(|i| (i % 251) as u8 + 1).collect());
-    let mut phases = Vec::with_capacity(concurrencies.len());
-    let mut failure = None;
-    for &concurrency in concurrencies {
-        match append_phase(&log, &body, concurrency, phase).await {
-            Ok(p) => phases.push(p),
-            Err(e) => {
-                failure = Some(e);
-                break;
+/// A fresh log and what its slices measured so far, one accumulator per
+/// concurrency.
+#[derive(Debug)]
+pub struct StoreBench {
+    root: PathBuf,
+    log: GroupLog,
+    body: Rc<Vec<u8>>,
+    phases: Vec<PhaseAccum>,
+}
+
+/// One concurrency's accumulated slices.
+#[derive(Debug)]
+struct PhaseAccum {
+    concurrency: usize,
+    hist: Rc<RefCell<LatencyHistogram>>,
+    elapsed: Duration,
+    flushes: u64,
+    records_flushed: u64,
+    warmed_up: bool,
+}
+
+impl StoreBench {
+    /// Opens a fresh log under `DIR/store-bench` with `segment_bytes` segments
+    /// (the benchmark passes the default), to append `record_bytes` records at
+    /// each of `concurrencies`.
+    pub async fn open(
+        dir: &Path,
+        segment_bytes: u64,
+        record_bytes: usize,
+        concurrencies: &[usize],
+    ) -> PerfResult<StoreBench> {
+        assert!(
+            concurrencies.iter().all(|&c| c > 0),
+            "every concurrency is at least one task"
+        );
+        let root = store_root(dir);
+        remove_dir_if_present(&root)?;
+        let mut config = LogConfig::new(&root, SELF_ID, GROUP);
+        config.segment_bytes = segment_bytes;
+        let log = GroupLog::open(config)
+            .await
+            .map_err(|e| store_error("opening the benchmark log", e))?;
+        wait_next_segment_prepared(&log).await?;
+        // Non-zero, non-repeating payload: nothing downstream may shortcut it.
+        let body = Rc::new((0..record_bytes).map(|i| (i % 251) as u8 + 1).collect());
+        let phases = concurrencies
+            .iter()
+            .map(|&concurrency| PhaseAccum {
+                concurrency,
+                hist: Rc::new(RefCell::new(LatencyHistogram::new())),
+                elapsed: Duration::ZERO,
+                flushes: 0,
+                records_flushed: 0,
+                warmed_up: false,
+            })
+            .collect();
+        Ok(StoreBench {
+            root,
+            log,
+            body,
+            phases,
+        })
+    }
+
+    /// Number of concurrencies (indexes for [`Self::slice`]).
+    pub fn phase_count(&self) -> usize {
+        self.phases.len()
+    }
+
+    /// Runs the `which`-th concurrency for `slice`: that many tasks each loop
+    /// append + wait until durable; the slice ends when every task has seen
+    /// the deadline and finished its last append.
+    pub async fn slice(&mut self, which: usize, slice: Duration) -> PerfResult<()> {
+        let acc = &mut self.phases[which];
+        let concurrency = acc.concurrency;
+        if !acc.warmed_up {
+            let warmup: Vec<_> = (0..concurrency)
+                .map(|_| {
+                    let (log, body) = (self.log.clone(), self.body.clone());
+                    glommio::spawn_local(async move {
+                        for _ in 0..WARMUP_APPENDS_PER_TASK {
+                            durable_append(&log, &body).await?;
+                        }
+                        Ok::<(), PerfError>(())
+                    })
+                })
+                .collect();
+            for task in warmup {
+                task.await?;
+            }
+            acc.warmed_up = true;
+        }
+        let stats_before = self.log.stats();
+        let started = Instant::now();
+        let deadline = started + slice;
+        let tasks: Vec<_> = (0..concurrency)
+            .map(|_| {
+                let (log, body, hist) = (self.log.clone(), self.body.clone(), acc.hist.clone());
+                glommio::spawn_local(async move {
+                    loop {
+                        let sent = Instant::now();
+                        if sent >= deadline {
+                            return Ok::<(), PerfError>(());
+                        }
+                        durable_append(&log, &body).await?;
+                        hist.borrow_mut().record(sent.elapsed());
+                    }
+                })
+            })
+            .collect();
+        let mut failure = None;
+        for task in tasks {
+            if let Err(e) = task.await {
+                failure.get_or_insert(e);
             }
         }
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        acc.elapsed += started.elapsed();
+        let stats_after = self.log.stats();
+        acc.flushes += stats_after.flushes.saturating_sub(stats_before.flushes);
+        acc.records_flushed += stats_after
+            .records_flushed
+            .saturating_sub(stats_before.records_flushed);
+        Ok(())
     }
-    let closed = log
-        .close()
-        .await
-        .map_err(|e| store_error("closing the benchmark log", e));
-    if let Some(e) = failure {
-        return Err(e);
+
+    /// Closes and removes the log and returns the figures.
+    pub async fn finish(self) -> PerfResult<Vec<AppendPhase>> {
+        self.log
+            .close()
+            .await
+            .map_err(|e| store_error("closing the benchmark log", e))?;
+        remove_dir_if_present(&self.root)?;
+        let record_bytes = self.body.len();
+        self.phases
+            .iter()
+            .map(|acc| {
+                let hist = acc.hist.borrow();
+                let latency = hist.summary().ok_or_else(|| PerfError::NoSamples {
+                    phase: format!("store append at concurrency {}", acc.concurrency),
+                })?;
+                Ok(AppendPhase {
+                    concurrency: acc.concurrency,
+                    records: hist.count(),
+                    elapsed: acc.elapsed,
+                    latency,
+                    records_per_flush: ratio_or_zero(acc.records_flushed, acc.flushes),
+                    record_bytes,
+                })
+            })
+            .collect()
     }
-    closed?;
-    remove_dir_if_present(&root)?;
-    Ok(phases)
+}
+
+/// Removes the benchmark log (also after a failed run).
+pub fn remove_scratch(dir: &Path) -> PerfResult<()> {
+    remove_dir_if_present(&store_root(dir))
 }
 
 /// Waits until the fresh log has zero-filled the segment after its first
@@ -160,77 +280,8 @@ async fn durable_append(log: &GroupLog, body: &[u8]) -> PerfResult<()> {
         .map_err(|e| store_error("waiting for durability", e))
 }
 
-async fn append_phase(
-    log: &GroupLog,
-    body: &Rc<Vec<u8>>,
-    concurrency: usize,
-    phase: Duration,
-) -> PerfResult<AppendPhase> {
-    assert!(concurrency > 0, "a phase needs at least one task");
-    let warmup: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let (log, body) = (log.clone(), body.clone());
-            glommio::spawn_local(async move {
-                for _ in 0..WARMUP_APPENDS_PER_TASK {
-                    durable_append(&log, &body).await?;
-                }
-                Ok::<(), PerfError>(())
-            })
-        })
-        .collect();
-    for task in warmup {
-        task.await?;
-    }
-
-    let stats_before = log.stats();
-    let hist = Rc::new(RefCell::new(LatencyHistogram::new()));
-    let started = Instant::now();
-    let deadline = started + phase;
-    let tasks: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let (log, body, hist) = (log.clone(), body.clone(), hist.clone());
-            glommio::spawn_local(async move {
-                loop {
-                    let sent = Instant::now();
-                    if sent >= deadline {
-                        return Ok::<(), PerfError>(());
-                    }
-                    durable_append(&log, &body).await?;
-                    hist.borrow_mut().record(sent.elapsed());
-                }
-            })
-        })
-        .collect();
-    let mut failure = None;
-    for task in tasks {
-        if let Err(e) = task.await {
-            failure.get_or_insert(e);
-        }
-    }
-    if let Some(e) = failure {
-        return Err(e);
-    }
-    let elapsed = started.elapsed();
-    let stats_after = log.stats();
-    let hist = hist.borrow();
-    let latency = hist.summary().ok_or_else(|| PerfError::NoSamples {
-        phase: format!("store append at concurrency {concurrency}"),
-        seconds: phase.as_secs(),
-    })?;
-    Ok(AppendPhase {
-        concurrency,
-        records: hist.count(),
-        elapsed,
-        latency,
-        records_per_flush: records_per_flush(&stats_before, &stats_after),
-        record_bytes: body.len(),
-    })
-}
-
-/// Records made durable per flush between two snapshots of the counters.
-fn records_per_flush(before: &LogStats, after: &LogStats) -> f64 {
-    let flushes = after.flushes.saturating_sub(before.flushes);
-    let records = after.records_flushed.saturating_sub(before.records_flushed);
+/// `records / flushes`, or 0 when there was no flush.
+fn ratio_or_zero(records: u64, flushes: u64) -> f64 {
     if flushes == 0 {
         0.0
     } else {
@@ -243,19 +294,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn records_per_flush_is_a_ratio_of_deltas() {
-        let before = LogStats {
-            flushes: 10,
-            records_flushed: 100,
-            ..LogStats::default()
-        };
-        let after = LogStats {
-            flushes: 14,
-            records_flushed: 300,
-            ..LogStats::default()
-        };
-        assert_eq!(records_per_flush(&before, &after), 50.0);
-        assert_eq!(records_per_flush(&after, &after), 0.0);
+    fn records_per_flush_guards_zero_flushes() {
+        assert_eq!(ratio_or_zero(300, 4), 75.0);
+        assert_eq!(ratio_or_zero(0, 0), 0.0);
     }
 
     /// Short phases on a small log: every phase reports samples, and the
@@ -273,7 +314,13 @@ mod tests {
                 cpu: None,
             },
             move || async move {
-                measure(&run_dir, 8 << 20, 100, &[1, 16], Duration::from_millis(200)).await
+                let mut bench = StoreBench::open(&run_dir, 8 << 20, 100, &[1, 16]).await?;
+                for _round in 0..2 {
+                    for which in 0..bench.phase_count() {
+                        bench.slice(which, Duration::from_millis(100)).await?;
+                    }
+                }
+                bench.finish().await
             },
         )
         .expect("the store phases run");
