@@ -264,3 +264,84 @@ fn async_flush_acks_on_write_and_syncs_within_the_interval() {
         })
     });
 }
+
+#[test]
+fn recovery_takes_old_positions_from_the_dense_index_and_scans_only_the_tail() {
+    let dir = TempDir::new("log-index");
+    let root = dir.path().to_owned();
+    run(move || {
+        Box::pin(async move {
+            let cfg = small_config(&root);
+            let log = GroupLog::open(cfg.clone()).await.unwrap();
+            for i in 1..=300u64 {
+                log.append(1 + i / 100, &[&body_for(i, 3000)])
+                    .await
+                    .unwrap();
+            }
+            log.wait_durable(300).await.unwrap();
+            log.persist_checkpoint(250).await.unwrap();
+            for i in 301..=400u64 {
+                log.append(4, &[&body_for(i, 3000)]).await.unwrap();
+            }
+            log.wait_durable(400).await.unwrap();
+            // Scan-from is now the first checkpoint's durable point (index 301).
+            log.persist_checkpoint(350).await.unwrap();
+            let runs = log.term_runs();
+            let victim = log.entry(42).await.unwrap().pos;
+            log.close().await.unwrap();
+            assert!(
+                root.join("dledger-n0/RaftNode00/index")
+                    .read_dir()
+                    .unwrap()
+                    .count()
+                    > 1
+            );
+
+            // Damage below the scan-from point is not read at open (the index gives the
+            // positions), but a read of that record still reports it.
+            let seg = victim - victim % cfg.segment_bytes;
+            let file = root
+                .join("dledger-n0/RaftNode00/data")
+                .join(format!("{seg:020}"));
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&file)
+                .unwrap();
+            use std::os::unix::fs::FileExt;
+            let mut b = [0u8; 1];
+            f.read_exact_at(&mut b, victim - seg + 60).unwrap();
+            b[0] ^= 0x40;
+            f.write_all_at(&b, victim - seg + 60).unwrap();
+            drop(f);
+            let log = GroupLog::open(cfg.clone()).await.unwrap();
+            assert_eq!(log.last_index(), 400);
+            assert_eq!(log.term_runs(), runs);
+            assert!(matches!(
+                log.entry(42).await,
+                Err(DiskError::Corruption { .. })
+            ));
+            for i in (1..=400u64).filter(|&i| i != 42) {
+                assert_eq!(
+                    &log.entry(i).await.unwrap().body()[..],
+                    &body_for(i, 3000)[..],
+                    "{i}"
+                );
+            }
+            log.close().await.unwrap();
+
+            // Without the index files recovery falls back to a full scan, which finds the
+            // damage (below the durable point: corruption).
+            std::fs::remove_dir_all(root.join("dledger-n0/RaftNode00/index")).unwrap();
+            match GroupLog::open(cfg).await {
+                Err(DiskError::Corruption {
+                    file: f, offset, ..
+                }) => {
+                    assert_eq!(f, file);
+                    assert_eq!(offset, victim - seg);
+                }
+                other => panic!("expected corruption, got {other:?}"),
+            }
+        })
+    });
+}

@@ -47,6 +47,8 @@ pub struct LogConfig {
     pub group: String,
     /// `mappedFileSizeForEntryData`: bytes per data segment (multiple of 4096).
     pub segment_bytes: u64,
+    /// `mappedFileSizeForEntryIndex`: bytes per dense index file (multiple of 4096).
+    pub index_segment_bytes: u64,
     /// Largest record (header + body) accepted.
     pub max_record_bytes: u32,
     /// `flushDiskType` (+ `flushFileInterval`).
@@ -87,6 +89,7 @@ impl LogConfig {
             self_id: self_id.to_owned(),
             group: group.to_owned(),
             segment_bytes: dledger::store::segment::DEFAULT_SEGMENT_BYTES,
+            index_segment_bytes: dledger::store::segment::DEFAULT_INDEX_SEGMENT_BYTES,
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             flush_mode: FlushMode::SyncFlush,
             sync_method: SyncMethod::default(),
@@ -128,6 +131,9 @@ impl LogConfig {
         }
         if let Err(e) = dledger::store::segment::SegmentGeometry::new(self.segment_bytes) {
             return bad(format!("segment_bytes: {e}"));
+        }
+        if let Err(e) = dledger::store::segment::SegmentGeometry::new(self.index_segment_bytes) {
+            return bad(format!("index_segment_bytes: {e}"));
         }
         let record_max = u64::from(self.max_record_bytes);
         if record_max < dledger::store::record::HEADER_BYTES_U64 || record_max > self.segment_bytes

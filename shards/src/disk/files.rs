@@ -3,6 +3,7 @@
 //!
 //! Layout of one group: `<storePathRootDir>/dledger-<selfId>/<group>/`
 //! - `data/<20-digit start position>`: data segments (`.prealloc` while being filled);
+//! - `index/<20-digit start address>`: the dense index (32 bytes per entry);
 //! - `hardstate`: term and vote; `checkpoint`: the durable commit point.
 
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ const ZERO_CHUNK_BYTES: u64 = 1 << 20;
 pub struct GroupPaths {
     pub dir: PathBuf,
     pub data_dir: PathBuf,
+    pub index_dir: PathBuf,
     pub hard_state: PathBuf,
     pub checkpoint: PathBuf,
 }
@@ -30,6 +32,7 @@ impl GroupPaths {
     pub fn new(group_dir: PathBuf) -> Self {
         GroupPaths {
             data_dir: group_dir.join("data"),
+            index_dir: group_dir.join("index"),
             hard_state: group_dir.join("hardstate"),
             checkpoint: group_dir.join("checkpoint"),
             dir: group_dir,

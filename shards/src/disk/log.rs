@@ -33,9 +33,11 @@ use super::cache::{Entry, TailCache};
 use super::config::{FlushMode, LogConfig, SyncMethod};
 use super::error::DiskError;
 use super::files::{self, GroupPaths, PREALLOC_SUFFIX};
+use super::index::DenseIndex;
 use super::scan::{self, SegmentReader};
 use super::signal::Signal;
 use super::space::{self, RetentionRule};
+use dledger::store::index::IndexEntry;
 
 /// Where an append landed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,6 +84,9 @@ struct State {
     last_crc: u32,
     /// The log cursor after the last record handed to the device.
     written_cursor: LogCursor,
+    /// Dense index entries not yet in the index files, from index `index_written_to`.
+    index_pending: VecDeque<IndexEntry>,
+    index_written_to: u64,
     positions: VecDeque<u64>,
     term_runs: Vec<TermRun>,
     stage: Option<super::stage::Stage>,
@@ -123,6 +128,7 @@ struct Inner {
     paths: GroupPaths,
     geometry: SegmentGeometry,
     block: BlockSize,
+    index: DenseIndex,
     st: RefCell<State>,
     files: RefCell<BTreeMap<u64, Rc<DmaFile>>>,
     written_index: Cell<u64>,
@@ -186,8 +192,19 @@ impl GroupLog {
                 message: format!("segment_bytes: {e}"),
             })?;
         let paths = GroupPaths::new(cfg.group_dir());
-        std::fs::create_dir_all(&paths.data_dir)
-            .map_err(|e| DiskError::io("create directory", &paths.data_dir, e))?;
+        for dir in [&paths.data_dir, &paths.index_dir] {
+            std::fs::create_dir_all(dir).map_err(|e| DiskError::io("create directory", dir, e))?;
+        }
+        let index_geometry = SegmentGeometry::new(cfg.index_segment_bytes).map_err(|e| {
+            DiskError::InvalidArgument {
+                message: format!("index_segment_bytes: {e}"),
+            }
+        })?;
+        let index = DenseIndex::new(
+            paths.index_dir.clone(),
+            index_geometry,
+            cfg.max_record_bytes,
+        );
         files::prime_glommio_iopoll_probe(&paths.dir).await?;
         files::sync_dir(&paths.dir).await?;
 
@@ -233,6 +250,7 @@ impl GroupLog {
             &starts,
             cfg.max_record_bytes,
             &checkpoint,
+            &index,
         )
         .await?;
         let end_cursor = scanned.end;
@@ -263,8 +281,14 @@ impl GroupLog {
         let mut file_map = BTreeMap::new();
         file_map.insert(end_seg, end_file.clone());
 
-        // Zero whatever a crash may have left past the end, then read the tail block.
-        let window_end = end_pos.saturating_add(crash_window_bytes(&cfg));
+        // After a torn tail, zero whatever the crash may have left past the end (hygiene:
+        // chained headers already keep stale records from being linked back), then read
+        // the tail block.
+        let window_end = if scanned.torn.is_some() {
+            end_pos.saturating_add(crash_window_bytes(&cfg))
+        } else {
+            end_pos
+        };
         let mut seg = end_seg;
         while seg < window_end && (seg == end_seg || starts.contains(&seg)) {
             let from = end_pos.max(seg);
@@ -311,6 +335,8 @@ impl GroupLog {
             next_pos: end_pos,
             last_crc: end_cursor.last_crc,
             written_cursor: end_cursor,
+            index_pending: scanned.entries.into_iter().collect(),
+            index_written_to: scanned.scanned_from,
             positions: scanned.positions,
             term_runs: scanned.term_runs,
             stage: Some(stage),
@@ -339,6 +365,7 @@ impl GroupLog {
             paths,
             geometry,
             block,
+            index,
             st: RefCell::new(st),
             files: RefCell::new(file_map),
             written_index: Cell::new(last_index),
@@ -527,6 +554,31 @@ impl GroupLog {
             }
             st.checkpoint.advanced(durable, commit_index)
         };
+        // The dense index must cover everything below the new scan-from point before
+        // the checkpoint points past it: write (and sync) the durable entries.
+        let entries: Vec<IndexEntry> = {
+            let st = self.inner.st.borrow();
+            st.index_pending
+                .iter()
+                .take_while(|e| e.index < cp.durable.next_index)
+                .copied()
+                .collect()
+        };
+        if !entries.is_empty() {
+            if let Err(e) = self.inner.index.write_synced(&entries).await {
+                return Err(self.inner.fail_with(e));
+            }
+            let mut st = self.inner.st.borrow_mut();
+            let written_to = entries[entries.len() - 1].index + 1;
+            while st
+                .index_pending
+                .front()
+                .is_some_and(|e| e.index < written_to)
+            {
+                st.index_pending.pop_front();
+            }
+            st.index_written_to = written_to;
+        }
         let mut bytes = [0u8; dledger::store::state::CHECKPOINT_BYTES];
         encode_checkpoint(&cp, &mut bytes).map_err(|e| DiskError::InvalidArgument {
             message: format!("checkpoint: {e}"),
@@ -689,7 +741,7 @@ impl GroupLog {
         let path = self.inner.paths.segment(seg_start);
         let file = self.inner.file(seg_start).await?;
         let seg_bytes = self.inner.geometry.segment_bytes();
-        let mut reader = SegmentReader::new(&file, seg_bytes);
+        let mut reader = SegmentReader::for_point_read(&file, seg_bytes);
         let off = pos - seg_start;
         let corrupt = |reason: String| DiskError::Corruption {
             file: path.clone(),
@@ -856,6 +908,14 @@ impl GroupLog {
             st.term_runs.pop();
         }
         st.cache.truncate_from(from_index);
+        while st
+            .index_pending
+            .back()
+            .is_some_and(|e| e.index >= from_index)
+        {
+            st.index_pending.pop_back();
+        }
+        st.index_written_to = st.index_written_to.min(from_index);
         st.next_index = from_index;
         st.next_pos = new_end;
         st.last_crc = new_cursor.last_crc;
@@ -947,6 +1007,17 @@ impl GroupLog {
             }
             report.first_index = next_first;
             report.segments_deleted.push(path);
+            while st
+                .index_pending
+                .front()
+                .is_some_and(|e| e.index < next_first)
+            {
+                st.index_pending.pop_front();
+            }
+            st.index_written_to = st.index_written_to.max(next_first);
+        }
+        if !report.segments_deleted.is_empty() {
+            inner.index.purge_below(report.first_index)?;
         }
         Ok(report)
     }
@@ -1214,6 +1285,9 @@ impl Inner {
         st.next_pos = pos + n as u64;
         st.last_crc = header.header_crc();
         st.positions.push_back(pos);
+        if let Some(e) = IndexEntry::from_header(header) {
+            st.index_pending.push_back(e);
+        }
         if st.term_runs.last().is_none_or(|r| r.term != term) {
             st.term_runs.push(TermRun {
                 first_index: index,

@@ -15,6 +15,7 @@ mod config;
 mod error;
 mod fault;
 mod files;
+mod index;
 mod log;
 mod scan;
 mod signal;

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use dledger::raft::TermRun;
 use dledger::store::cursor::LogCursor;
+use dledger::store::index::IndexEntry;
 use dledger::store::record::{HEADER_BYTES, decode_header};
 use dledger::store::recovery::{ScanError, ScanInput, ScanStop, scan_segment};
 use dledger::store::segment::SegmentGeometry;
@@ -17,6 +18,7 @@ use glommio::io::{DmaFile, ReadResult};
 
 use super::error::DiskError;
 use super::files::GroupPaths;
+use super::index::DenseIndex;
 
 /// Bytes read per window while scanning.
 const SCAN_WINDOW_BYTES: u64 = 1 << 20;
@@ -33,21 +35,37 @@ pub(crate) struct Scanned {
     /// Damage past the durable point that ended the log (a torn or unsynced tail):
     /// file, offset in it, what was wrong.
     pub torn: Option<(PathBuf, u64, String)>,
+    /// Index entries of the records the scan read (from `scanned_from` on); the ones
+    /// before came from the dense index.
+    pub entries: Vec<IndexEntry>,
+    pub scanned_from: u64,
 }
 
 /// A window of one segment file read with direct I/O.
 pub(crate) struct SegmentReader<'a> {
     file: &'a DmaFile,
     seg_bytes: u64,
+    min_read_bytes: u64,
     win_start: u64,
     win: Option<ReadResult>,
 }
 
 impl<'a> SegmentReader<'a> {
+    /// A reader for sequential scans: reads at least 1 MiB at a time.
     pub(crate) fn new(file: &'a DmaFile, seg_bytes: u64) -> Self {
+        Self::with_min_read(file, seg_bytes, SCAN_WINDOW_BYTES)
+    }
+
+    /// A reader for one record: reads at least a page, no more than the record needs.
+    pub(crate) fn for_point_read(file: &'a DmaFile, seg_bytes: u64) -> Self {
+        Self::with_min_read(file, seg_bytes, 4096)
+    }
+
+    fn with_min_read(file: &'a DmaFile, seg_bytes: u64, min_read_bytes: u64) -> Self {
         SegmentReader {
             file,
             seg_bytes,
+            min_read_bytes,
             win_start: 0,
             win: None,
         }
@@ -63,7 +81,7 @@ impl<'a> SegmentReader<'a> {
             let start = self.file.align_down(off);
             let len = self
                 .file
-                .align_up((end - start).max(SCAN_WINDOW_BYTES))
+                .align_up((end - start).max(self.min_read_bytes))
                 .min(self.seg_bytes - start);
             let r = self
                 .file
@@ -94,7 +112,7 @@ async fn start_cursor(
     }
     let path = paths.segment(first_segment);
     let file = super::files::open_dma(&path, false, false).await?;
-    let mut reader = SegmentReader::new(&file, u64::from(max_record_bytes).max(4096));
+    let mut reader = SegmentReader::for_point_read(&file, u64::from(max_record_bytes).max(4096));
     let head = reader
         .get(0, HEADER_BYTES)
         .await
@@ -127,6 +145,7 @@ pub(crate) async fn scan(
     starts: &[u64],
     max_record_bytes: u32,
     checkpoint: &Checkpoint,
+    index: &DenseIndex,
 ) -> Result<Scanned, DiskError> {
     let seg_bytes = geometry.segment_bytes();
     let mut cursor = match starts.first() {
@@ -139,11 +158,41 @@ pub(crate) async fn scan(
         term_runs: Vec::new(),
         end: cursor,
         torn: None,
+        entries: Vec::new(),
+        scanned_from: cursor.next_index,
     };
+    // Entries below the checkpoint's scan-from point come from the dense index; only
+    // the data after it is read and verified.
+    let from = checkpoint.scan_from;
+    if from.next_index > cursor.next_index
+        && from.pos >= cursor.pos
+        && starts.contains(&geometry.segment_start(from.pos))
+    {
+        if index
+            .load(
+                cursor.next_index,
+                from.next_index,
+                &mut out.positions,
+                &mut out.term_runs,
+            )
+            .await?
+        {
+            cursor = from;
+            out.scanned_from = from.next_index;
+        } else {
+            tracing::warn!(
+                dir = %paths.dir.display(),
+                "dense index incomplete; scanning the whole log"
+            );
+        }
+    }
+    let mut seg_index = starts
+        .iter()
+        .position(|&s| s == geometry.segment_start(cursor.pos))
+        .unwrap_or(starts.len());
     let protected = checkpoint.scan_input(*geometry, max_record_bytes);
     // A window must hold a whole record for the scan to make progress.
     let window = (u64::from(max_record_bytes) + 4096).max(SCAN_WINDOW_BYTES) as usize;
-    let mut seg_index = 0;
     'segments: while let Some(&seg) = starts.get(seg_index) {
         if geometry.segment_start(cursor.pos) != seg {
             break;
@@ -165,6 +214,9 @@ pub(crate) async fn scan(
             };
             let end = scan_segment(bytes, &input, |h| {
                 out.positions.push_back(h.pos);
+                if let Some(e) = IndexEntry::from_header(h) {
+                    out.entries.push(e);
+                }
                 if out.term_runs.last().is_none_or(|r| r.term != h.term) {
                     out.term_runs.push(TermRun {
                         first_index: h.index,

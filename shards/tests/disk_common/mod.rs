@@ -34,6 +34,7 @@ impl Drop for TempDir {
 pub fn small_config(root: &Path) -> LogConfig {
     let mut cfg = LogConfig::new(root, "n0", "RaftNode00");
     cfg.segment_bytes = 256 << 10;
+    cfg.index_segment_bytes = 4096;
     cfg.max_record_bytes = 16 << 10;
     cfg.write_buffer_bytes = 64 << 10;
     cfg.pending_bytes_max = 4 << 20;
