@@ -33,7 +33,7 @@ const GROUP: &str = "recovery";
 const MARKER_NAME: &str = "BUILT";
 /// First line of the marker; bump when the build steps or the store's record
 /// format change (a log in an older format would not reopen).
-const MARKER_VERSION: &str = "dledger-perf recovery log v3 (chained records)";
+const MARKER_VERSION: &str = "dledger-perf recovery log v4 (chained records, dense index)";
 
 /// What log to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,7 +201,7 @@ async fn build(dir: &Path, recipe: Recipe) -> PerfResult<Built> {
 
 // Marker layout: text, the version line then one `key=value` line per field,
 // in this order:
-//   dledger-perf recovery log v3 (chained records)
+//   dledger-perf recovery log v4 (chained records, dense index)
 //   checkpoint_bytes=<u64>
 //   segment_bytes=<u64>
 //   checkpoint_index=<u64>
