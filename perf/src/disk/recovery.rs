@@ -2,9 +2,9 @@
 //!
 //! The log is built once under `DIR/recovery-4gib` and kept, so repeated runs
 //! only time the reopen: 1 KiB records appended in large batches until the log
-//! holds 4 GiB, everything made durable, the checkpoint persisted at that point,
-//! then a further tail appended (durable, but past the checkpoint) and the log
-//! closed. A marker file written last says the build finished, with which
+//! holds 4 GiB, with a checkpoint persisted every 64 MiB as a server would
+//! and one at the end, then a further tail appended (durable, but past the
+//! last checkpoint) and the log closed. A marker file written last says the build finished, with which
 //! recipe and what it holds; without a matching marker (or with
 //! `--rebuild-log`) the log is rebuilt. The figure is the wall time of
 //! [`GroupLog::open`] on that log, which should read only the tail past the
@@ -33,15 +33,20 @@ const GROUP: &str = "recovery";
 const MARKER_NAME: &str = "BUILT";
 /// First line of the marker; bump when the build steps or the store's record
 /// format change (a log in an older format would not reopen).
-const MARKER_VERSION: &str = "dledger-perf recovery log v4 (chained records, dense index)";
+const MARKER_VERSION: &str = "dledger-perf recovery log v5 (checkpoint every 64 MiB)";
 
 /// What log to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Recipe {
     /// Bytes of log (headers included) at or below the checkpoint.
     pub checkpoint_bytes: u64,
-    /// Bytes appended after the checkpoint: what recovery has to scan.
+    /// Bytes appended after the last checkpoint.
     pub tail_bytes: u64,
+    /// A checkpoint is persisted after every this many bytes while building,
+    /// standing in for a server's periodic checkpoint. Recovery starts at the
+    /// point the previous-to-last checkpoint recorded, so it reads about this
+    /// much plus the tail.
+    pub checkpoint_interval_bytes: u64,
     /// Segment size of the log.
     pub segment_bytes: u64,
     /// Directory under DIR holding the cached log.
@@ -49,11 +54,13 @@ pub struct Recipe {
 }
 
 impl Recipe {
-    /// The benchmark's log: 4 GiB below the checkpoint, a 4 MiB tail, default
-    /// (1 GiB) segments.
+    /// The benchmark's log: 4 GiB below the last checkpoint, checkpoints every
+    /// 64 MiB (about 1.5 s of the store's measured c=256 rate), a 4 MiB tail,
+    /// default (1 GiB) segments.
     pub const FOUR_GIB: Recipe = Recipe {
         checkpoint_bytes: 4 << 30,
         tail_bytes: 4 << 20,
+        checkpoint_interval_bytes: 64 << 20,
         segment_bytes: DEFAULT_SEGMENT_BYTES,
         root_name: "recovery-4gib",
     };
@@ -144,6 +151,19 @@ pub async fn measure(dir: &Path, recipe: Recipe, rebuild: bool) -> PerfResult<Re
     })
 }
 
+/// Makes everything appended durable and persists a checkpoint covering it,
+/// as a server does periodically; returns the checkpoint's commit index.
+async fn checkpoint_all(log: &GroupLog) -> PerfResult<u64> {
+    let index = log.last_index();
+    log.wait_durable(index)
+        .await
+        .map_err(|e| store_error("waiting for durability", e))?;
+    log.persist_checkpoint(index)
+        .await
+        .map_err(|e| store_error("persisting a checkpoint", e))?;
+    Ok(index)
+}
+
 /// Deletes the cached log of `recipe` (for `--clean`).
 pub fn remove_cached(dir: &Path, recipe: Recipe) -> PerfResult<()> {
     remove_dir_if_present(&recipe.root(dir))
@@ -156,7 +176,8 @@ async fn build(dir: &Path, recipe: Recipe) -> PerfResult<Built> {
     let body: Vec<u8> = (0..RECORD_BYTES).map(|i| (i % 251) as u8 + 1).collect();
     let batch: Vec<&[u8]> = vec![body.as_slice(); BATCH_RECORDS];
     let mut in_flight = VecDeque::with_capacity(BATCHES_IN_FLIGHT);
-    let mut append_until = async |end_bytes: u64| -> PerfResult<()> {
+    let mut next_checkpoint_at = recipe.checkpoint_interval_bytes;
+    let mut append_until = async |end_bytes: u64, checkpoints: bool| -> PerfResult<()> {
         while log.end_pos() < end_bytes {
             if in_flight.len() == BATCHES_IN_FLIGHT
                 && let Some(oldest) = in_flight.pop_front()
@@ -170,21 +191,19 @@ async fn build(dir: &Path, recipe: Recipe) -> PerfResult<Built> {
                 .await
                 .map_err(|e| store_error("appending to the recovery log", e))?;
             in_flight.push_back(appended.last_index);
+            if checkpoints && log.end_pos() >= next_checkpoint_at {
+                checkpoint_all(&log).await?;
+                next_checkpoint_at += recipe.checkpoint_interval_bytes;
+            }
         }
         Ok(())
     };
-    append_until(recipe.checkpoint_bytes).await?;
-    let checkpoint_index = log.last_index();
-    log.wait_durable(checkpoint_index)
-        .await
-        .map_err(|e| store_error("waiting for durability", e))?;
-    log.persist_checkpoint(checkpoint_index)
-        .await
-        .map_err(|e| store_error("persisting the checkpoint", e))?;
+    append_until(recipe.checkpoint_bytes, true).await?;
+    let checkpoint_index = checkpoint_all(&log).await?;
     // The last batch may overshoot checkpoint_bytes: the tail starts where the
     // checkpoint actually is.
     let checkpoint_end = log.end_pos();
-    append_until(checkpoint_end + recipe.tail_bytes).await?;
+    append_until(checkpoint_end + recipe.tail_bytes, false).await?;
     let built = Built {
         checkpoint_bytes: recipe.checkpoint_bytes,
         segment_bytes: recipe.segment_bytes,
@@ -201,7 +220,7 @@ async fn build(dir: &Path, recipe: Recipe) -> PerfResult<Built> {
 
 // Marker layout: text, the version line then one `key=value` line per field,
 // in this order:
-//   dledger-perf recovery log v4 (chained records, dense index)
+//   dledger-perf recovery log v5 (checkpoint every 64 MiB)
 //   checkpoint_bytes=<u64>
 //   segment_bytes=<u64>
 //   checkpoint_index=<u64>
@@ -308,6 +327,7 @@ mod tests {
             // Small segments, but big enough for the default largest record.
             checkpoint_bytes: 20 << 20,
             tail_bytes: 256 << 10,
+            checkpoint_interval_bytes: 4 << 20,
             segment_bytes: 8 << 20,
             root_name: "recovery-small",
         };
