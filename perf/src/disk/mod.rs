@@ -13,8 +13,10 @@
 //! - (b) the store's durable append latency at concurrency 1 with B-byte records;
 //! - (c) the store's group-commit throughput at concurrency 64 and 256 (and C
 //!   when given);
-//! - (d) the time to reopen a 4 GiB log (built once in DIR and kept for later
-//!   runs; `--rebuild-log` rebuilds it, `--clean` deletes it at the end).
+//! - (d) the time to reopen a 4 GiB log checkpointed every 64 MiB with a 4 MiB
+//!   tail past the last checkpoint (built once in DIR/recovery-4gib, ~1 min,
+//!   and kept for later runs; `--rebuild-log` rebuilds it, `--clean` deletes
+//!   it at the end; see [`recovery`]).
 //!
 //! Every measurement runs for S seconds in all, in one-second slices
 //! interleaved round by round with the others (the machine is shared: load
@@ -26,8 +28,9 @@
 //!   bandwidth_ratio=W/raw_mb_per_s records_per_flush_c256=F recovery_ms_4gib=R
 //! ```
 //!
-//! (one line), where `raw_p99_us` is the 4 KiB write+fdatasync p99 and MB are
-//! 10^6 bytes of record payload.
+//! (one line), where `raw_p99_us` is the 4 KiB write+fdatasync p99,
+//! `raw_mb_per_s` the better of the 1- and 4-in-flight sequential bandwidths,
+//! and MB are 10^6 bytes (of record payload for the store).
 
 pub mod files;
 pub mod raw;
