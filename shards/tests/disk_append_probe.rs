@@ -1,5 +1,5 @@
-//! Prints durable-append latency and group-commit throughput of the commitlog on
-//! this machine. Speed is never asserted, so it is `#[ignore]`d:
+//! Prints durable-append latency, group-commit throughput and recovery time of the
+//! commitlog on this machine. Speed is never asserted, so it is `#[ignore]`d:
 //! `cargo test -p dledger-shards --release --test disk_append_probe -- --ignored --nocapture`
 
 // Test helpers outside #[test] fns panic on failure just like the tests themselves.
@@ -72,6 +72,55 @@ fn durable_append_latency_and_group_commit() {
                     measure(root.clone(), c, sync).await;
                 }
             }
+        })
+    });
+}
+
+#[test]
+#[ignore = "prints timings; run by hand on the target machine"]
+fn recovery_time_with_and_without_checkpoint() {
+    let dir = TempDir::new("recovery-probe");
+    let root = dir.path().to_owned();
+    run(move || {
+        Box::pin(async move {
+            let mut cfg = LogConfig::new(&root, "n0", "big");
+            cfg.segment_bytes = 64 << 20;
+            let records: u64 = 128 * 1024;
+            let log = GroupLog::open(cfg.clone()).await.unwrap();
+            let body = vec![3u8; BODY_BYTES];
+            let batch: Vec<&[u8]> = (0..64).map(|_| body.as_slice()).collect();
+            let t = Instant::now();
+            while log.last_index() < records {
+                let a = log.append(1, &batch).await.unwrap();
+                if a.last_index % 4096 == 0 {
+                    log.wait_durable(a.last_index).await.unwrap();
+                }
+            }
+            log.wait_durable(log.last_index()).await.unwrap();
+            let mib = log.end_pos() as f64 / (1 << 20) as f64;
+            println!(
+                "wrote {records} records ({mib:.0} MiB) in {:?}",
+                t.elapsed()
+            );
+            log.close().await.unwrap();
+
+            let t = Instant::now();
+            let log = GroupLog::open(cfg.clone()).await.unwrap();
+            println!("open without checkpoint (full scan): {:?}", t.elapsed());
+            log.persist_checkpoint(records).await.unwrap();
+            log.persist_checkpoint(records).await.unwrap();
+            log.append(1, &batch).await.unwrap();
+            log.wait_durable(log.last_index()).await.unwrap();
+            log.persist_checkpoint(records).await.unwrap();
+            log.close().await.unwrap();
+            let t = Instant::now();
+            let log = GroupLog::open(cfg).await.unwrap();
+            println!(
+                "open after checkpoints (dense index + tail scan): {:?}, last index {}",
+                t.elapsed(),
+                log.last_index()
+            );
+            log.close().await.unwrap();
         })
     });
 }

@@ -41,7 +41,8 @@ fn config(root: &Path, run_no: u64) -> LogConfig {
     cfg
 }
 
-/// The child: append batches forever; print `@@D <index>` whenever `index` is durable.
+/// The child: append batches forever (now and then truncating the batch it just
+/// appended, as a Raft conflict would); print `@@D <index>` whenever `index` is durable.
 #[test]
 #[ignore = "run by crash_kill_loop as a child process"]
 fn crash_child() {
@@ -62,6 +63,7 @@ fn crash_child() {
             println!("\n@@READY {}", log.last_index());
             let mut rng = rand_pcg::Pcg64::seed_from_u64(run_no);
             let mut waiting = None;
+            let mut reported = log.last_index().min(log.durable_index());
             loop {
                 let next = log.last_index() + 1;
                 let n = rng.random_range(1..=8u64);
@@ -69,9 +71,17 @@ fn crash_child() {
                     (next..next + n).map(|i| body_for(i, BODY_MAX)).collect();
                 let refs: Vec<&[u8]> = bodies.iter().map(|b| b.as_slice()).collect();
                 let a = log.append(term, &refs).await.unwrap();
+                if rng.random_range(0..20) == 0 {
+                    // A Raft conflict: drop the batch just appended (never anything
+                    // reported durable) and let the loop append the same indexes again.
+                    log.truncate_suffix(a.first_index, reported).await.unwrap();
+                    waiting = None;
+                    continue;
+                }
                 if let Some(prev) = waiting.replace(a.last_index) {
                     log.wait_durable(prev).await.unwrap();
-                    println!("@@D {}", log.durable_index());
+                    reported = log.durable_index();
+                    println!("@@D {reported}");
                     if rng.random_range(0..10) == 0 {
                         log.persist_checkpoint(log.durable_index()).await.unwrap();
                     }
