@@ -28,7 +28,7 @@ struct Args {
     #[argh(option)]
     ticks: Option<u32>,
     /// after healing, a group must commit something at least once per this many ticks until a
-    /// proposal made after healing commits (default 300; capped at 10 windows)
+    /// proposal made after healing commits (default 300; capped at 20 windows)
     #[argh(option)]
     liveness_ticks: Option<u32>,
     /// plant a deliberate bug (needs --features planted-bugs): vote-ignores-log,

@@ -2,10 +2,11 @@
 //!
 //! - [`disk`]: the direct-I/O commitlog of one Raft group ([`disk::GroupLog`]).
 //! - [`memlock`]: the locked-memory check glommio needs before any executor starts.
+//! - [`runtime`]: pinned glommio shards, the cross-shard meshes and the stop signal.
+//! - [`net`]: the batched per-(peer, shard) transport.
 
 pub mod disk;
 pub mod memlock;
-
 pub mod net;
 pub mod runtime;
 pub mod server;

@@ -22,8 +22,8 @@ async fn measure(root: std::path::PathBuf, concurrency: usize, sync: SyncMethod)
     cfg.segment_bytes = 256 << 20;
     cfg.sync_method = sync;
     let log = GroupLog::open(cfg).await.unwrap();
-    // Let the background preparation of the next segment finish first.
-    glommio::timer::sleep(Duration::from_millis(500)).await;
+    // Keep the background zero-filling of the next segment out of the numbers.
+    log.wait_preallocation().await;
     let latencies = Rc::new(RefCell::new(Vec::new()));
     let start = Instant::now();
     let mut tasks = Vec::new();

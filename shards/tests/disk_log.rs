@@ -345,3 +345,45 @@ fn recovery_takes_old_positions_from_the_dense_index_and_scans_only_the_tail() {
         })
     });
 }
+
+#[test]
+fn records_that_end_exactly_at_a_segment_end() {
+    let dir = TempDir::new("log-exact");
+    let root = dir.path().to_owned();
+    run(move || {
+        Box::pin(async move {
+            let cfg = small_config(&root);
+            // 4096-byte records: 64 of them fill a 256 KiB segment exactly.
+            let body = |i: u64| vec![(i % 251) as u8; 4096 - 48];
+            let log = GroupLog::open(cfg.clone()).await.unwrap();
+            for i in 1..=200u64 {
+                let a = log.append(1, &[&body(i)]).await.unwrap();
+                assert_eq!(a.positions[0], (i - 1) * 4096, "no filler needed");
+                if i % 7 == 0 {
+                    log.wait_durable(i).await.unwrap();
+                }
+            }
+            log.wait_durable(200).await.unwrap();
+            for i in [1, 64, 65, 128, 129, 200] {
+                assert_eq!(&log.entry(i).await.unwrap().body()[..], &body(i)[..]);
+            }
+            log.close().await.unwrap();
+            let mut cold = cfg.clone();
+            cold.tail_cache_bytes = 0;
+            let log = GroupLog::open(cold).await.unwrap();
+            assert_eq!(log.last_index(), 200);
+            for i in 1..=200u64 {
+                assert_eq!(
+                    &log.entry(i).await.unwrap().body()[..],
+                    &body(i)[..],
+                    "record {i}"
+                );
+            }
+            // Every segment file has exactly its size: nothing was written past an end.
+            for f in root.join("dledger-n0/RaftNode00/data").read_dir().unwrap() {
+                assert_eq!(f.unwrap().metadata().unwrap().len(), cfg.segment_bytes);
+            }
+            log.close().await.unwrap();
+        })
+    });
+}

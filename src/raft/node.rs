@@ -106,6 +106,8 @@ pub struct Node {
     pub(super) voter_count: usize,
     pub(super) self_slot: usize,
     pub(super) hard_state: HardState,
+    /// The hard state was raised at recovery and must go out with the next outbox.
+    pub(super) hard_state_unsaved: bool,
     pub(super) role: Role,
     pub(super) leader: Option<NodeId>,
     pub(super) log: RaftLog,
@@ -204,14 +206,20 @@ impl Node {
         {
             return Err(invalid("recovered vote names a node that is not a voter"));
         }
-        if recovered
-            .term_runs
-            .last()
-            .is_some_and(|r| r.term > recovered.hard_state.term)
+        // A log entry of a term above the durable hard state: the entry became durable
+        // but the hard state written in the same outbox did not (the driver crashed in
+        // between). No message of that term can have left (the hard state must be durable
+        // first), so in particular no vote: adopting the term with no vote is safe.
+        let mut hard_state = recovered.hard_state;
+        let mut hard_state_unsaved = false;
+        if let Some(last_run) = recovered.term_runs.last()
+            && last_run.term > hard_state.term
         {
-            return Err(invalid(
-                "recovered log holds a term above the recovered hard-state term",
-            ));
+            hard_state = HardState {
+                term: last_run.term,
+                voted_for: None,
+            };
+            hard_state_unsaved = true;
         }
         let log = RaftLog::recovered(
             &recovered.term_runs,
@@ -224,7 +232,8 @@ impl Node {
             voters,
             voter_count: config.voters.len(),
             self_slot,
-            hard_state: recovered.hard_state,
+            hard_state,
+            hard_state_unsaved,
             role: Role::Follower,
             leader: None,
             log,
@@ -247,6 +256,7 @@ impl Node {
 
     /// Advance logical time by one tick.
     pub fn tick(&mut self, out: &mut Outbox) {
+        self.save_recovered_hard_state(out);
         let before = self.before();
         match self.role {
             Role::Leader => self.tick_leader(out),
@@ -263,6 +273,7 @@ impl Node {
     /// Handle one message from a peer. Messages for another node or of unknown senders
     /// are ignored.
     pub fn step(&mut self, msg: Message, out: &mut Outbox) {
+        self.save_recovered_hard_state(out);
         if msg.to != self.cfg.id || msg.from == self.cfg.id {
             return;
         }
@@ -279,12 +290,14 @@ impl Node {
     /// Leader only: append `count` entries whose bodies the caller holds. Returns the
     /// index of the first and the term; the entries are `first..first+count`.
     pub fn propose(&mut self, count: u32, out: &mut Outbox) -> Result<(Index, Term), ProposeError> {
+        self.save_recovered_hard_state(out);
         self.propose_entries(count, out)
     }
 
     /// The caller's log is durable through `index`, and the entry at `index` has `term`
     /// (stale reports after a truncation are recognised by the term and ignored).
     pub fn persisted(&mut self, index: Index, term: Term, out: &mut Outbox) {
+        self.save_recovered_hard_state(out);
         if !self.log.persist(index, term) {
             return;
         }
@@ -300,6 +313,7 @@ impl Node {
     /// Leader only: hand leadership to `to` (catch it up, then TimeoutNow). Ignored on a
     /// non-leader, for `to == id` or a non-voter.
     pub fn transfer_leadership(&mut self, to: NodeId, out: &mut Outbox) {
+        self.save_recovered_hard_state(out);
         let before = self.before();
         self.start_transfer(to, out);
         self.finish(before, out);
@@ -391,6 +405,14 @@ impl Node {
             term,
             body,
         });
+    }
+
+    /// A hard state raised at recovery goes out with the first outbox (before any of its
+    /// messages, by the outbox contract); a later change in the same call supersedes it.
+    fn save_recovered_hard_state(&mut self, out: &mut Outbox) {
+        if std::mem::take(&mut self.hard_state_unsaved) {
+            self.save_hard_state(out);
+        }
     }
 
     /// Record a changed term or vote for the driver to persist before any message leaves.

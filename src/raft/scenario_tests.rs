@@ -541,8 +541,26 @@ fn restart_recovers_everything_as_durable() {
     assert_eq!(node.commit_index(), 2);
     assert_eq!(node.term_at(3), Some(3));
     assert_eq!(node.term(), 4);
-    assert!(Node::new(config(1, 3), recovered(2, &[1, 3], 0), 1).is_err());
     assert!(Node::new(config(5, 3), recovered(0, &[], 0), 1).is_err());
+}
+
+#[test]
+fn restart_with_a_log_term_above_the_hard_state_adopts_it_and_saves_it() {
+    // The entry of term 3 became durable, the hard state of its outbox did not.
+    let mut node = Node::new(config(1, 3), recovered(2, &[1, 3], 0), 1).expect("valid");
+    assert_eq!(
+        node.hard_state(),
+        HardState {
+            term: 3,
+            voted_for: None
+        }
+    );
+    let mut out = Outbox::default();
+    node.tick(&mut out);
+    assert_eq!(out.hard_state, Some(node.hard_state()));
+    out.clear();
+    node.tick(&mut out);
+    assert_eq!(out.hard_state, None, "saved once");
 }
 
 #[test]

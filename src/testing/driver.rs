@@ -204,6 +204,25 @@ impl Sim {
                 hs.term
             )));
         }
+        // A follower acknowledges only what it holds durably.
+        let acked = match m.body {
+            MsgBody::AppendResp {
+                match_index,
+                reject: None,
+                ..
+            }
+            | MsgBody::HeartbeatResp { match_index } => Some(match_index),
+            _ => None,
+        };
+        let durable = self.replicas[self.idx(node, group)].disk.durable_index();
+        if let Some(acked) = acked.filter(|&a| a > durable) {
+            return Err(Violation::new(
+                "ack-not-durable",
+                format!(
+                    "g{group}/n{node} acknowledged through {acked} while durable through {durable}: {m:?}"
+                ),
+            ));
+        }
         let MsgBody::Append {
             prev_index,
             prev_term,

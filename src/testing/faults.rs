@@ -21,7 +21,7 @@ impl Sim {
     }
 
     /// The node leading `group` in the highest term, if any runs.
-    fn leader_of(&self, group: usize) -> Option<usize> {
+    pub(super) fn leader_of(&self, group: usize) -> Option<usize> {
         (0..self.opts.nodes)
             .filter_map(|n| {
                 let r = &self.replicas[self.idx(n, group)];
@@ -276,7 +276,7 @@ impl Sim {
             }
         }
         for g in 0..self.opts.groups {
-            self.progress_mark[g] = self.checkers[g].committed_len();
+            self.progress_mark[g] = (self.checkers[g].committed_len(), None);
         }
         let window_ms = SimMs::from(self.opts.liveness_ticks) * self.opts.tick_ms;
         self.sched.after(window_ms, Ev::Deadline);

@@ -27,8 +27,12 @@
 //! committed it, and is durable on a majority when first committed; commit never goes
 //! back (per incarnation, and not below the recovered checkpoint); a leader of term T
 //! holds everything committed in terms up to T and every acknowledged proposal there;
+//! a follower never acknowledges (`AppendResp`, `HeartbeatResp`) beyond its durable log;
 //! the driver contract (core and driver logs agree, hard state was handed out, writes
-//! append at the log end, messages carry entries the sender holds). After healing, every
+//! append at the log end, messages carry entries the sender holds, the core never
+//! believes more is durable than is). Half the seeds report syncs as a simple driver
+//! would (the log end at issue time, stale after a truncation) to prove the core
+//! ignores stale `persisted` reports. After healing, every
 //! group must elect a leader and commit a new proposal within a bounded number of ticks.
 //!
 //! Same seed ⇒ same run: one PCG stream, ordered containers, no wall clock.
@@ -42,12 +46,15 @@ pub mod clock;
 pub mod disk;
 mod driver;
 mod faults;
+mod liveness;
 pub mod net;
+mod options;
 pub mod profile;
 pub mod report;
 mod sim;
 
-pub use report::{SeedReport, SeedStats, Summary, Violation};
+pub use options::{LIVENESS_CAP_FACTOR, SimOptions};
 #[cfg(feature = "planted-bugs")]
-pub use sim::{PLANTED_BUGS, parse_planted};
-pub use sim::{Sim, SimOptions, run_seed};
+pub use options::{PLANTED_BUGS, parse_planted};
+pub use report::{SeedReport, SeedStats, Summary, Violation};
+pub use sim::{Sim, run_seed};

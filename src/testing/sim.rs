@@ -11,103 +11,10 @@ use super::client::{Client, Pending};
 use super::clock::{Scheduler, SimMs};
 use super::disk::SimDisk;
 use super::net::Network;
+use super::options::SimOptions;
 use super::profile::{self, ClientTuning, FaultProfile, RaftTuning};
 use super::report::{SeedReport, SeedStats, Violation};
-#[cfg(feature = "planted-bugs")]
-use crate::raft::PlantedBug;
 use crate::raft::{Config, Index, Message, Node, NodeId, Outbox, Term};
-
-/// What every seed of a run shares (the seed picks everything else).
-#[derive(Clone, Debug)]
-pub struct SimOptions {
-    /// Nodes per group (3 or 5 in practice; every node hosts every group).
-    pub nodes: usize,
-    /// Raft groups hosted on every node.
-    pub groups: usize,
-    /// Length of the fault period, in ticks; then every fault heals.
-    pub fault_ticks: u32,
-    /// After healing, every group must keep its commit index moving (at least once per
-    /// this many ticks) until a proposal made after healing commits, and get there within
-    /// [`LIVENESS_CAP_FACTOR`] times this many ticks.
-    pub liveness_ticks: u32,
-    /// Simulated milliseconds per raft tick.
-    pub tick_ms: SimMs,
-    /// Print a trace of the run to stderr.
-    pub verbose: bool,
-    #[cfg(feature = "planted-bugs")]
-    pub planted: Option<PlantedBug>,
-}
-
-impl Default for SimOptions {
-    fn default() -> Self {
-        SimOptions {
-            nodes: 3,
-            groups: 2,
-            fault_ticks: 1000,
-            liveness_ticks: 300,
-            tick_ms: 10,
-            verbose: false,
-            #[cfg(feature = "planted-bugs")]
-            planted: None,
-        }
-    }
-}
-
-/// The hard cap on the post-heal window, in units of `liveness_ticks`: a slow but moving
-/// catch-up (tiny batches, one append in flight) may need several windows.
-pub const LIVENESS_CAP_FACTOR: u64 = 10;
-
-/// Names accepted by `--plant`.
-#[cfg(feature = "planted-bugs")]
-pub const PLANTED_BUGS: [(&str, PlantedBug); 3] = [
-    ("vote-ignores-log", PlantedBug::VoteIgnoresLog),
-    ("commit-old-term", PlantedBug::CommitOldTerm),
-    ("ack-before-persist", PlantedBug::AckBeforePersist),
-];
-
-#[cfg(feature = "planted-bugs")]
-pub fn parse_planted(name: &str) -> Result<PlantedBug, String> {
-    PLANTED_BUGS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, b)| *b)
-        .ok_or_else(|| {
-            let names: Vec<&str> = PLANTED_BUGS.iter().map(|(n, _)| *n).collect();
-            format!(
-                "unknown planted bug {name:?}; expected one of {}",
-                names.join(", ")
-            )
-        })
-}
-
-impl SimOptions {
-    /// The command that replays `seed` with these options.
-    pub fn replay_command(&self, seed: u64) -> String {
-        let d = SimOptions::default();
-        let mut cmd = String::from("cargo run --release -p dledger --example sim");
-        #[cfg(feature = "planted-bugs")]
-        if self.planted.is_some() {
-            cmd.push_str(" --features planted-bugs");
-        }
-        cmd.push_str(&format!(
-            " -- --seeds 1 --seed {seed} --nodes {} --groups {}",
-            self.nodes, self.groups
-        ));
-        if self.fault_ticks != d.fault_ticks {
-            cmd.push_str(&format!(" --ticks {}", self.fault_ticks));
-        }
-        if self.liveness_ticks != d.liveness_ticks {
-            cmd.push_str(&format!(" --liveness-ticks {}", self.liveness_ticks));
-        }
-        #[cfg(feature = "planted-bugs")]
-        if let Some(bug) = self.planted {
-            if let Some((name, _)) = PLANTED_BUGS.iter().find(|(_, b)| *b == bug) {
-                cmd.push_str(&format!(" --plant {name}"));
-            }
-        }
-        cmd
-    }
-}
 
 /// A message in flight with the entry bodies the driver attached.
 #[derive(Debug)]
@@ -213,7 +120,7 @@ pub struct Sim {
     /// Per group: (first index, term) of proposals accepted after healing.
     pub(super) post_heal: Vec<Vec<(Index, Term)>>,
     /// Per group: committed length at the previous liveness check.
-    pub(super) progress_mark: Vec<Index>,
+    pub(super) progress_mark: Vec<(Index, Option<(Term, Index)>)>,
 }
 
 impl Sim {
@@ -275,7 +182,7 @@ impl Sim {
             healed: false,
             live: vec![false; opts.groups],
             post_heal: vec![Vec::new(); opts.groups],
-            progress_mark: vec![0; opts.groups],
+            progress_mark: vec![(0, None); opts.groups],
         }
     }
 
@@ -467,87 +374,6 @@ impl Sim {
             }
             Err(_) => Ok(()),
         }
-    }
-
-    /// After healing: did a proposal made since then commit in `group`?
-    pub(super) fn update_live(&mut self, group: usize) {
-        if !self.healed || self.live[group] {
-            return;
-        }
-        let c = &self.checkers[group];
-        let committed = c.committed_len();
-        // A proposal whose index committed with another term was replaced: forget it.
-        self.post_heal[group].retain(|&(i, t)| i > committed || c.committed_term(i) == Some(t));
-        if self.post_heal[group].iter().any(|&(i, _)| i <= committed) {
-            self.live[group] = true;
-        }
-    }
-
-    /// Periodic liveness check after healing: every group still waiting for a post-heal
-    /// commit must have moved its commit index since the previous check, and the whole
-    /// wait is capped.
-    fn on_deadline(&mut self) -> Result<(), Violation> {
-        let window_ms = SimMs::from(self.opts.liveness_ticks) * self.opts.tick_ms;
-        let capped = self.sched.now_ms() >= self.heal_ms + LIVENESS_CAP_FACTOR * window_ms;
-        let mut stuck = Vec::new();
-        for g in 0..self.opts.groups {
-            let len = self.checkers[g].committed_len();
-            if !self.live[g] && (capped || len == self.progress_mark[g]) {
-                stuck.push(g);
-            }
-            self.progress_mark[g] = len;
-        }
-        if stuck.is_empty() {
-            self.sched.after(window_ms, Ev::Deadline);
-            return Ok(());
-        }
-        let mut detail = if capped {
-            format!(
-                "{} ticks after healing, group(s) {stuck:?} have not committed a proposal made after healing;",
-                LIVENESS_CAP_FACTOR * u64::from(self.opts.liveness_ticks)
-            )
-        } else {
-            format!(
-                "after healing, group(s) {stuck:?} committed nothing for {} ticks and no proposal made after healing committed;",
-                self.opts.liveness_ticks
-            )
-        };
-        for &g in &stuck {
-            for n in 0..self.opts.nodes {
-                let r = &self.replicas[self.idx(n, g)];
-                if let Some(node) = &r.raft {
-                    detail.push_str(&format!(
-                        " g{g}/n{n}: {:?} term {} leader {:?} commit {} last {};",
-                        node.role(),
-                        node.term(),
-                        node.leader(),
-                        node.commit_index(),
-                        node.last_index()
-                    ));
-                } else {
-                    detail.push_str(&format!(" g{g}/n{n}: down;"));
-                }
-            }
-        }
-        Err(Violation::new("liveness", detail))
-    }
-
-    fn final_check(&mut self) -> Result<(), Violation> {
-        for g in 0..self.opts.groups {
-            for n in 0..self.opts.nodes {
-                let r = &self.replicas[self.idx(n, g)];
-                if let Some(node) = &r.raft {
-                    let leader = (node.role() == crate::raft::Role::Leader).then(|| node.term());
-                    self.checkers[g].final_check(
-                        n as NodeId,
-                        &r.disk,
-                        node.commit_index(),
-                        leader,
-                    )?;
-                }
-            }
-        }
-        Ok(())
     }
 
     fn stats(&mut self) -> SeedStats {

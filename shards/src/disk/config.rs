@@ -21,12 +21,17 @@ pub enum FlushMode {
 
 /// How a write is made durable.
 ///
-/// Measured on the target machine (2-core VM, ext4 on virtio, 2000 samples each,
-/// `tests/disk_sync_probe.rs`): 4 KiB write + `fdatasync` p50 ≈ 230–290 µs, while a
-/// 4 KiB write on an `O_DSYNC` file took p50 ≈ 3,990 µs (the same ≈ 4 ms for 512 B
-/// and 64 KiB): the kernel completes `O_DSYNC` direct writes through a deferred
-/// sync whose latency is a scheduler tick here. Hence the default is
-/// [`SyncMethod::Fdatasync`]; `ODsync` stays selectable for devices with FUA.
+/// Chosen by measurement on the target machine (2-core VM, ext4 on virtio, shared
+/// with other builds, so tails are noisy):
+/// - raw, `tests/disk_sync_probe.rs` (2000 samples each): 4 KiB write + `fdatasync`
+///   p50 220–290 µs; 4 KiB `O_DSYNC` write p50 3,990–4,210 µs (also ≈ 4 ms at 512 B
+///   and 64 KiB: the kernel completes `O_DSYNC` direct writes through a deferred sync
+///   whose latency is a scheduler tick here);
+/// - through the log, `tests/disk_append_probe.rs` (1 KiB records, concurrency 1):
+///   `Fdatasync` p50 432 µs, `ODsync` p50 6.4 ms.
+///
+/// Hence the default is [`SyncMethod::Fdatasync`]; `ODsync` stays selectable for
+/// devices where a FUA write is cheaper than a flush.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum SyncMethod {
     /// Plain direct write, then one `fdatasync` per touched file per group commit.
@@ -54,6 +59,9 @@ pub struct LogConfig {
     /// `flushDiskType` (+ `flushFileInterval`).
     pub flush_mode: FlushMode,
     pub sync_method: SyncMethod,
+    /// Pace of the background zero-filling of the next segment (bytes/s, 0 = as fast
+    /// as the device goes), so it does not queue ahead of the appends' syncs.
+    pub prealloc_bytes_per_sec: u64,
     /// Bytes of the DMA buffer records are encoded into (grown for a larger record).
     pub write_buffer_bytes: usize,
     /// Bound on appended bytes not yet written; an append beyond it gets PENDING_FULL.
@@ -93,6 +101,7 @@ impl LogConfig {
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             flush_mode: FlushMode::SyncFlush,
             sync_method: SyncMethod::default(),
+            prealloc_bytes_per_sec: 256 << 20,
             write_buffer_bytes: 1 << 20,
             pending_bytes_max: 64 << 20,
             unsynced_bytes_max: 8 << 20,

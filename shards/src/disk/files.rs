@@ -134,10 +134,14 @@ pub(crate) fn read_small(path: &Path) -> Result<Option<Vec<u8>>, DiskError> {
 /// Zero-filling (not just `fallocate`) matters: an unwritten extent's first write
 /// still needs a metadata commit, which would make every first append to a block pay
 /// a journal write inside its `fdatasync`.
+///
+/// `zero_bytes_per_sec` (0: unlimited) paces the zero-filling so that a background
+/// preparation does not crowd the device queue that appends and their syncs wait in.
 pub(crate) async fn create_segment(
     path: &Path,
     bytes: u64,
     fault: Option<&FaultInjector>,
+    zero_bytes_per_sec: u64,
 ) -> Result<(), DiskError> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(PREALLOC_SUFFIX);
@@ -155,10 +159,18 @@ pub(crate) async fn create_segment(
             .await
             .map_err(|e| no_space(e, "fallocate"))?;
         let mut pos = 0;
+        let started = std::time::Instant::now();
         while pos < bytes {
             let n = ZERO_CHUNK_BYTES.min(bytes - pos);
             write_zeros(&file, &tmp, pos, n, fault).await?;
             pos += n;
+            if zero_bytes_per_sec > 0 {
+                let due =
+                    std::time::Duration::from_secs_f64(pos as f64 / zero_bytes_per_sec as f64);
+                if let Some(wait) = due.checked_sub(started.elapsed()) {
+                    glommio::timer::sleep(wait).await;
+                }
+            }
         }
         if let Some(f) = fault {
             f.before_sync()
