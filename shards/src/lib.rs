@@ -4,6 +4,7 @@
 //! - [`memlock`]: the locked-memory check glommio needs before any executor starts.
 //! - [`runtime`]: pinned glommio shards, the cross-shard meshes and the stop signal.
 //! - [`net`]: the batched per-(peer, shard) transport.
+//! - [`server`]: `dledger server`: group drivers, client service, graceful stop.
 
 pub mod disk;
 pub mod memlock;
