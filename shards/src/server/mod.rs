@@ -130,31 +130,44 @@ fn serve(cfg: NodeConfig) -> Result<(), String> {
     let shard_count = runtime.shard_count();
     let stop = runtime.stop_handle();
 
-    // Wait for a stop signal, or for every shard to end (a start-up failure).
-    let stopper = {
-        let stop = stop.clone();
+    // A stop signal, or a shard that failed to start, asks every shard to drain; once
+    // they have (bounded), the runtime stops.
+    let _signals = {
         let shared = shared.clone();
         std::thread::Builder::new()
             .name("dledger-signals".to_owned())
             .spawn(move || {
-                let signal = signals.wait();
-                tracing::info!(?signal, "stop requested: draining");
+                if let Ok(signal) = signals.wait() {
+                    tracing::info!(?signal, "stop requested: draining");
+                }
                 shared.draining.store(true, Ordering::SeqCst);
+            })
+            .map_err(|e| format!("cannot start the signal thread: {e}"))?
+    };
+    let _stopper = {
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name("dledger-stopper".to_owned())
+            .spawn(move || {
+                while !shared.draining.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
                 let until = Instant::now() + Duration::from_millis(DRAIN_WAIT_MS);
-                while shared.drained.load(Ordering::SeqCst) < shard_count && Instant::now() < until
+                while shared.drained.load(Ordering::SeqCst) + shared.failed.load(Ordering::SeqCst)
+                    < shard_count
+                    && Instant::now() < until
                 {
                     std::thread::sleep(Duration::from_millis(10));
                 }
                 stop.stop();
             })
-            .map_err(|e| format!("cannot start the signal thread: {e}"))?
+            .map_err(|e| format!("cannot start the stopper thread: {e}"))?
     };
     let results = runtime.join().map_err(|e| e.to_string())?;
     let failed: Vec<String> = results.into_iter().filter_map(Result::err).collect();
     if !failed.is_empty() {
         return Err(failed.join("; "));
     }
-    drop(stopper);
     tracing::info!("stopped");
     Ok(())
 }

@@ -49,8 +49,8 @@ pub struct Shared {
     pub draining: AtomicBool,
     /// Shards that finished draining.
     pub drained: AtomicUsize,
-    /// Shards that finished starting (or failed to).
-    pub started: AtomicUsize,
+    /// Shards that could not start (they ask the others to drain and stop).
+    pub failed: AtomicUsize,
 }
 
 /// Messages between shards: a client request for a group that lives on another shard
@@ -195,9 +195,16 @@ pub async fn shard_main(
     node_cfg: Arc<NodeConfig>,
     shared: Arc<Shared>,
 ) -> Result<(), String> {
-    let started = start(ctx, node_cfg, shared.clone()).await;
-    shared.started.fetch_add(1, Ordering::SeqCst);
-    let (groups, stop) = started?;
+    let (groups, stop) = match start(ctx, node_cfg).await {
+        Ok(started) => started,
+        Err(e) => {
+            // The node cannot serve without this shard's groups: stop the others too.
+            tracing::error!("{e}");
+            shared.failed.fetch_add(1, Ordering::SeqCst);
+            shared.draining.store(true, Ordering::SeqCst);
+            return Err(e);
+        }
+    };
     while !shared.draining.load(Ordering::SeqCst) && !stop.is_stopped() {
         glommio::timer::sleep(Duration::from_millis(20)).await;
     }
@@ -234,7 +241,6 @@ type Started = (HashMap<String, Rc<Group>>, ShardStop);
 async fn start(
     mut ctx: ShardContext<ShardMsg>,
     node_cfg: Arc<NodeConfig>,
-    _shared: Arc<Shared>,
 ) -> Result<Started, String> {
     let cfg = Rc::new((*node_cfg).clone());
     let limits = WireLimits::from_config(&cfg);
