@@ -716,3 +716,83 @@ fn chunk(
         ..*m
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use dledger::store::record::{HEADER_BYTES, RecordHeader, encode_record};
+
+    use super::*;
+
+    /// `n` records of `body_bytes` each, indices `first..`, back to back.
+    fn records(first: Index, n: u64, body_bytes: usize) -> Bytes {
+        let mut out = BytesMut::new();
+        let body = vec![0xAB; body_bytes];
+        for i in 0..n {
+            let pos = i * (HEADER_BYTES + body_bytes) as u64;
+            let h = RecordHeader::normal(first + i, 4, pos, &body).expect("small body");
+            let mut buf = vec![0u8; HEADER_BYTES + body_bytes];
+            encode_record(&h, &body, &mut buf).expect("buffer fits");
+            out.extend_from_slice(&buf);
+        }
+        out.freeze()
+    }
+
+    fn append(prev_index: Index, count: u32) -> Message {
+        Message {
+            from: 0,
+            to: 1,
+            term: 4,
+            body: MsgBody::Append {
+                prev_index,
+                prev_term: 3,
+                entries_term: 4,
+                count,
+                commit: 9,
+            },
+        }
+    }
+
+    #[test]
+    fn split_append_keeps_prev_terms_exact_and_covers_every_record() {
+        let recs = records(11, 5, 100);
+        let one = (HEADER_BYTES + 100) as u32;
+        let chunks = split_append(&append(10, 5), recs.clone(), 2 * one);
+        let shape: Vec<(Index, Term, u32, usize)> = chunks
+            .iter()
+            .map(|(m, r)| match m.body {
+                MsgBody::Append {
+                    prev_index,
+                    prev_term,
+                    count,
+                    ..
+                } => (prev_index, prev_term, count, r.len()),
+                other => panic!("not an append: {other:?}"),
+            })
+            .collect();
+        let two = 2 * one as usize;
+        assert_eq!(
+            shape,
+            vec![(10, 3, 2, two), (12, 4, 2, two), (14, 4, 1, one as usize)]
+        );
+        let joined: Vec<u8> = chunks.iter().flat_map(|(_, r)| r.to_vec()).collect();
+        assert_eq!(&joined[..], &recs[..]);
+        // Under the limit: untouched.
+        assert_eq!(
+            split_append(&append(10, 5), recs.clone(), 10 * one).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn slice_records_skips_a_known_prefix() {
+        let recs = records(11, 4, 10);
+        let one = HEADER_BYTES + 10;
+        let got = slice_records(&recs, 1, 2).expect("valid records");
+        assert_eq!(&got[..], &recs[one..3 * one]);
+        assert!(slice_records(&recs, 3, 2).is_err(), "past the end");
+        assert!(
+            slice_records(&recs.slice(..one + 5), 0, 2).is_err(),
+            "cut record"
+        );
+    }
+}
