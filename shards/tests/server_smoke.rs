@@ -112,6 +112,15 @@ fn rewrite(conf: &str, i: usize, dir: &Path, extra: &str) -> String {
 
 /// Starts the three nodes of `conf_dir/<file_prefix><i>.conf`, with `extra` lines added.
 fn start_cluster(conf_dir: &str, file_prefix: &str, extra: &str) -> Cluster {
+    start_cluster_with(conf_dir, file_prefix, &|_| extra.to_owned())
+}
+
+/// As [`start_cluster`], with node `i`'s extra lines from `extra(i)`.
+fn start_cluster_with(
+    conf_dir: &str,
+    file_prefix: &str,
+    extra: &dyn Fn(usize) -> String,
+) -> Cluster {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock after 1970")
@@ -129,7 +138,7 @@ fn start_cluster(conf_dir: &str, file_prefix: &str, extra: &str) -> Cluster {
         let conf = std::fs::read_to_string(conf_dir.join(format!("{file_prefix}{i}.conf")))
             .expect("read an example config");
         let path = dir.join(format!("n{i}.conf"));
-        std::fs::write(&path, rewrite(&conf, i, &dir, extra)).expect("write the config");
+        std::fs::write(&path, rewrite(&conf, i, &dir, &extra(i))).expect("write the config");
         let log = std::fs::File::create(dir.join(format!("n{i}.log"))).expect("create a log");
         let child = Command::new(env!("CARGO_BIN_EXE_dledger"))
             .args(["server", "-c"])
@@ -457,17 +466,17 @@ fn three_nodes_replicate_and_serve_reads() {
     drop(cluster);
 }
 
-/// Eight groups over two shards per node: one client connection lands on one shard, so
-/// about half the requests go through the cross-shard forwarding.
+/// Eight groups over two shards per node (node n2: one shard): one client connection
+/// lands on one shard, so about half the requests go through the cross-shard forwarding,
+/// and n2's peers' messages for groups on their other shard are forwarded to it.
 #[test]
-fn many_groups_over_two_shards() {
+fn many_groups_over_unequal_shard_counts() {
     let _serial = serial();
     let groups: Vec<String> = (0..8).map(|g| format!("RaftNode0{g}")).collect();
-    let cluster = start_cluster(
-        "conf/multigroup",
-        "node-n",
-        "mappedFileSizeForEntryData=1048576\nmaxBodyBytes=65536\n",
-    );
+    let cluster = start_cluster_with("conf/multigroup", "node-n", &|i| {
+        let shards = if i == 2 { 1 } else { 2 };
+        format!("mappedFileSizeForEntryData=1048576\nmaxBodyBytes=65536\nshards={shards}\n")
+    });
     for g in &groups {
         let leader = wait_for_leader(g, Instant::now() + Duration::from_secs(60));
         let mut conn = Conn::open(client_port(leader)).expect("connect to the leader");

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use dledger::{
     config::{FlushDiskType, GroupId, NodeConfig},
     raft::NodeId,
-    wire::{Frame, WireLimits},
+    wire::{Frame, GroupMessage, WireLimits},
 };
 use glommio::{
     channels::{
@@ -64,6 +64,9 @@ pub enum ShardMsg {
     },
     /// The whole encoded answer frame (it carries the request id).
     Answer { token: u64, frame: Bytes },
+    /// A peer's Raft message that arrived on a shard that does not host its group (the
+    /// peer runs another shard count).
+    Peer(GroupMessage),
 }
 
 /// Forwarded requests a shard waits for at once; beyond, OVERLOADED.
@@ -117,6 +120,19 @@ async fn mesh_loop(state: Rc<ShardState>, mut mesh_rx: Receivers<ShardMsg>, stop
                             let _ = tx.try_send(frame);
                         }
                     }
+                    ShardMsg::Peer(gm) => {
+                        let group = state
+                            .node_cfg
+                            .group_by_id(gm.group)
+                            .and_then(|g| state.groups.get(&g.name));
+                        match group {
+                            Some(g) => g.deliver(gm),
+                            None => tracing::debug!(
+                                group = gm.group,
+                                "forwarded peer message for a group not here"
+                            ),
+                        }
+                    }
                 }
             }
         }));
@@ -132,6 +148,33 @@ struct PeerInbox {
     limits: WireLimits,
     groups: RefCell<HashMap<GroupId, Rc<Group>>>,
     client_addrs: ClientAddrs,
+    /// Set once the shard is up: where messages for other shards' groups go.
+    state: RefCell<Option<Rc<ShardState>>>,
+}
+
+impl PeerInbox {
+    /// Hands a message for a group hosted on another shard to that shard (dropped if
+    /// its channel is full: Raft copes with loss).
+    fn route_elsewhere(&self, gm: GroupMessage, from: NodeId) {
+        let state = self.state.borrow();
+        let target = state.as_ref().and_then(|st| {
+            let name = &st.node_cfg.group_by_id(gm.group)?.name;
+            let t = dledger::placement::shard_of(name, st.shard_count);
+            (t != st.shard_id).then_some((st, t))
+        });
+        match target {
+            Some((st, t)) => {
+                if st.mesh_tx.try_send_to(t, ShardMsg::Peer(gm)).is_err() {
+                    tracing::debug!(
+                        from,
+                        shard = t,
+                        "cross-shard channel full: dropping a peer message"
+                    );
+                }
+            }
+            None => tracing::debug!(group = gm.group, from, "peer message for an unknown group"),
+        }
+    }
 }
 
 impl PeerFrameHandler for PeerInbox {
@@ -152,11 +195,7 @@ impl PeerFrameHandler for PeerInbox {
                     for gm in batch.items {
                         match groups.get(&gm.group) {
                             Some(g) => g.deliver(gm),
-                            None => tracing::debug!(
-                                group = gm.group,
-                                from,
-                                "peer message for a group not on this shard"
-                            ),
+                            None => self.route_elsewhere(gm, from),
                         }
                     }
                 }
@@ -265,6 +304,7 @@ async fn start(
         limits,
         groups: RefCell::new(HashMap::new()),
         client_addrs: client_addrs.clone(),
+        state: RefCell::new(None),
     });
     let codec = Rc::new(ServerPeerCodec { limits });
     let net = Rc::new(
@@ -344,6 +384,7 @@ async fn start(
         forwarded: RefCell::new(HashMap::new()),
         next_token: Cell::new(0),
     });
+    *inbox.state.borrow_mut() = Some(state.clone());
     glommio::spawn_local_into(
         mesh_loop(state.clone(), ctx.mesh_rx, ctx.stop.clone()),
         ctx.queues.client,
