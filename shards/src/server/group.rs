@@ -40,6 +40,10 @@ pub const INBOX_MESSAGES_MAX: usize = 8192;
 /// How far the commit index moves between two recovery checkpoints: keeps recovery
 /// short without a checkpoint write per commit (a final one is written at stop).
 pub const CHECKPOINT_STRIDE_ENTRIES: Index = 1024;
+/// How often a group samples its disk's usage (DISK_FULL refusals start within this).
+pub const DISK_CHECK_INTERVAL_MS: u64 = 1000;
+/// How often retention (`fileReservedHours`, disk ratios) runs.
+pub const PURGE_INTERVAL_MS: u64 = 60_000;
 
 /// What a client append gets back.
 pub type AppendOutcome = Result<Vec<AppendedEntry>, ErrorResponse>;
@@ -78,6 +82,9 @@ pub struct Group {
     client_addrs: ClientAddrs,
     /// Set on a fatal log error: the group stops acknowledging and says why.
     failure: RefCell<Option<DiskError>>,
+    /// Set while the disk is above `diskSpaceRatioToForceClean`'s write limit: new
+    /// appends are refused with DISK_FULL before they reach the Raft core (reads go on).
+    disk_full: RefCell<Option<String>>,
     last_checkpoint: Cell<Index>,
 }
 
@@ -121,6 +128,7 @@ impl Group {
             net,
             client_addrs,
             failure: RefCell::new(None),
+            disk_full: RefCell::new(None),
             last_checkpoint: Cell::new(checkpoint),
         }))
     }
@@ -202,6 +210,9 @@ impl Group {
         if let Some(f) = self.failure() {
             return Err(disk_error(self, &f));
         }
+        if let Some(why) = self.disk_full.borrow().as_ref() {
+            return Err(self.error(ResponseCode::DiskFull, why.clone()));
+        }
         if bodies.is_empty() {
             return Err(self.error(ResponseCode::RequestWithEmptyBodys, "append without bodies"));
         }
@@ -275,6 +286,70 @@ impl Group {
             self.expire_pending();
             self.wake();
         }
+    }
+
+    /// Samples the disk usage every `DISK_CHECK_INTERVAL_MS` and applies retention every
+    /// `PURGE_INTERVAL_MS`, until the shard stops.
+    pub async fn run_maintenance(self: Rc<Self>, stop: ShardStop) {
+        let dir = self.log.config().group_dir();
+        let limit = self.log.config().disk_ratio_refuse_writes;
+        let mut since_purge_ms = 0;
+        while !stop.is_stopped() {
+            glommio::timer::sleep(Duration::from_millis(DISK_CHECK_INTERVAL_MS)).await;
+            let full = match crate::disk::space::disk_used_ratio(&dir) {
+                Ok(ratio) if ratio > limit => Some(format!(
+                    "{} is {:.1}% used, above the {:.1}% limit for writes",
+                    dir.display(),
+                    ratio * 100.0,
+                    limit * 100.0
+                )),
+                Ok(_) => None,
+                Err(e) => {
+                    tracing::warn!(group = %self.cfg.name, error = %e, "cannot sample disk usage");
+                    None
+                }
+            };
+            if full.is_some() != self.disk_full.borrow().is_some() {
+                tracing::warn!(group = %self.cfg.name, full = full.is_some(), "disk-full state changed");
+            }
+            *self.disk_full.borrow_mut() = full;
+            since_purge_ms += DISK_CHECK_INTERVAL_MS;
+            if since_purge_ms >= PURGE_INTERVAL_MS {
+                since_purge_ms = 0;
+                let keep_from = self.retention_floor();
+                match self
+                    .log
+                    .purge(std::time::SystemTime::now(), keep_from)
+                    .await
+                {
+                    Ok(r) if !r.segments_deleted.is_empty() => tracing::info!(
+                        group = %self.cfg.name,
+                        deleted = r.segments_deleted.len(),
+                        first_index = r.first_index,
+                        "retention removed old segments"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(group = %self.cfg.name, error = %e, "retention failed")
+                    }
+                }
+            }
+        }
+    }
+
+    /// The lowest index retention must keep: nothing uncommitted, and on a leader nothing
+    /// a known follower still lacks (there are no snapshots to catch it up otherwise).
+    fn retention_floor(&self) -> Index {
+        let node = self.node.borrow();
+        let mut floor = node.commit_index() + 1;
+        if node.role() == Role::Leader {
+            for &m in &self.cfg.members {
+                if let Some(matched) = node.match_index(m) {
+                    floor = floor.min(matched + 1);
+                }
+            }
+        }
+        floor
     }
 
     fn expire_pending(&self) {

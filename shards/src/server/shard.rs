@@ -225,6 +225,9 @@ fn log_config(cfg: &NodeConfig, group: &dledger::config::GroupConfig) -> LogConf
     lc.disk_ratio_check_expired = cfg.storage.disk_ratio_check_expired;
     lc.disk_ratio_force_clean = cfg.storage.disk_ratio_force_clean;
     lc.disk_ratio_refuse_writes = cfg.storage.disk_ratio_refuse_writes;
+    if let Some(&hour) = cfg.storage.delete_when_hours.first() {
+        lc.delete_when_hour = hour;
+    }
     lc
 }
 
