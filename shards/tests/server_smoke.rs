@@ -483,6 +483,26 @@ fn many_groups_over_unequal_shard_counts() {
         let appended = append_all(&mut conn, g, 20);
         read_back_everywhere(g, &appended);
     }
+    // Every node lists all eight groups (gathered from all its shards).
+    for node in 0..NODES {
+        let mut c = Conn::open(client_port(node)).expect("connect to a node");
+        match c.call(
+            77,
+            &ClientMessage::ClusterViewRequest(dledger::wire::ClusterViewRequest),
+        ) {
+            ClientMessage::ClusterViewResponse(v) => {
+                assert_eq!(v.node_id, node as u32);
+                let names: Vec<&str> = v.rows.iter().map(|r| r.group.as_str()).collect();
+                assert_eq!(names, groups.iter().map(String::as_str).collect::<Vec<_>>());
+                for r in &v.rows {
+                    assert!(r.leader.is_some(), "{} has a leader", r.group);
+                    assert!(r.commit_index >= 20, "{} committed the appends", r.group);
+                }
+            }
+            other => panic!("cluster view from n{node} failed: {other:?}"),
+        }
+    }
+
     // One connection sits on one shard, so some requests crossed shards.
     let forwarded: usize = (0..NODES)
         .map(|i| {

@@ -10,8 +10,9 @@ use std::{net::SocketAddr, rc::Rc};
 
 use bytes::{Bytes, BytesMut};
 use dledger::wire::{
-    AppendRequest, ClientMessage, ErrorResponse, Frame, FrameDecoder, GetRequest, GetResponse,
-    GotEntry, MetadataRequest, MetadataResponse, PeerInfo, ResponseCode, WireLimits,
+    AppendRequest, ClientMessage, ClusterViewResponse, ErrorResponse, Frame, FrameDecoder,
+    GetRequest, GetResponse, GotEntry, MetadataRequest, MetadataResponse, PeerInfo, ResponseCode,
+    WireLimits,
 };
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::{
@@ -156,8 +157,7 @@ async fn forward(shard: &Rc<ShardState>, target: usize, frame: Frame) -> Bytes {
         );
         return encode(request_id, Err(e), &shard.limits);
     }
-    let token = shard.next_token.get();
-    shard.next_token.set(token.wrapping_add(1));
+    let token = shard.take_token();
     tracing::debug!(
         from = shard.shard_id,
         to = target,
@@ -207,6 +207,7 @@ pub async fn handle(shard: &Rc<ShardState>, request_id: u64, msg: ClientMessage)
         ClientMessage::AppendRequest(r) => append(shard, r).await,
         ClientMessage::GetRequest(r) => get(shard, r).await,
         ClientMessage::MetadataRequest(r) => metadata(shard, r),
+        ClientMessage::ClusterViewRequest(_) => cluster_view(shard).await,
         other => Err(plain_error(
             ResponseCode::Unsupported,
             format!("{} is not a request this node serves", kind_name(&other)),
@@ -217,7 +218,6 @@ pub async fn handle(shard: &Rc<ShardState>, request_id: u64, msg: ClientMessage)
 
 fn kind_name(m: &ClientMessage) -> &'static str {
     match m {
-        ClientMessage::ClusterViewRequest(_) => "ClusterViewRequest",
         ClientMessage::AppendResponse(_)
         | ClientMessage::GetResponse(_)
         | ClientMessage::MetadataResponse(_)
@@ -363,6 +363,59 @@ fn metadata(shard: &Rc<ShardState>, r: MetadataRequest) -> Result<ClientMessage,
     }))
 }
 
+/// How long a cluster view waits for another shard's rows.
+const ROWS_WAIT_MS: u64 = 1000;
+
+/// Every group of this node, gathered from all shards.
+async fn cluster_view(shard: &Rc<ShardState>) -> Result<ClientMessage, ErrorResponse> {
+    let mut rows = shard.local_rows();
+    let mut waiting = Vec::new();
+    for target in (0..shard.shard_count).filter(|&t| t != shard.shard_id) {
+        if shard.rows_wanted.borrow().len() >= FORWARDED_MAX {
+            return Err(plain_error(
+                ResponseCode::Overloaded,
+                "too many cluster views in flight",
+            ));
+        }
+        let token = shard.take_token();
+        let (tx, rx) = local_channel::new_bounded(1);
+        shard.rows_wanted.borrow_mut().insert(token, tx);
+        let msg = ShardMsg::RowsRequest {
+            from_shard: shard.shard_id,
+            token,
+        };
+        if shard.mesh_tx.send_to(target, msg).await.is_err() {
+            shard.rows_wanted.borrow_mut().remove(&token);
+            return Err(plain_error(
+                ResponseCode::InternalError,
+                format!("shard {target} is gone"),
+            ));
+        }
+        waiting.push((token, rx));
+    }
+    for (token, rx) in waiting {
+        let got = with_timeout(rx.recv(), ROWS_WAIT_MS).await;
+        shard.rows_wanted.borrow_mut().remove(&token);
+        match got {
+            Some(Some(more)) => rows.extend(more),
+            _ => {
+                return Err(plain_error(
+                    ResponseCode::Timeout,
+                    "a shard did not answer the cluster view in time",
+                ));
+            }
+        }
+    }
+    rows.sort_by(|a, b| a.group.cmp(&b.group));
+    let cfg = &shard.node_cfg;
+    Ok(ClientMessage::ClusterViewResponse(ClusterViewResponse {
+        cluster: cfg.cluster_name.clone(),
+        node_id: cfg.self_id,
+        client_addr: cfg.client_listen.clone(),
+        rows,
+    }))
+}
+
 /// The address clients reach this node at, resolved.
 pub fn resolve(host_port: &dledger::config::HostPort) -> Result<SocketAddr, String> {
     use std::net::ToSocketAddrs;
@@ -371,4 +424,13 @@ pub fn resolve(host_port: &dledger::config::HostPort) -> Result<SocketAddr, Stri
         .map_err(|e| format!("cannot resolve {host_port}: {e}"))?
         .next()
         .ok_or_else(|| format!("{host_port} resolves to no address"))
+}
+
+/// `work`'s output, or `None` after `timeout_ms`.
+async fn with_timeout<F: std::future::Future>(work: F, timeout_ms: u64) -> Option<F::Output> {
+    futures_lite::future::or(async { Some(work.await) }, async {
+        glommio::timer::sleep(std::time::Duration::from_millis(timeout_ms)).await;
+        None
+    })
+    .await
 }

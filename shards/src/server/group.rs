@@ -86,6 +86,8 @@ pub struct Group {
     /// appends are refused with DISK_FULL before they reach the Raft core (reads go on).
     disk_full: RefCell<Option<String>>,
     last_checkpoint: Cell<Index>,
+    /// Entries appended per second over the last maintenance interval.
+    append_tps: Cell<u32>,
 }
 
 impl std::fmt::Debug for Group {
@@ -130,6 +132,7 @@ impl Group {
             failure: RefCell::new(None),
             disk_full: RefCell::new(None),
             last_checkpoint: Cell::new(checkpoint),
+            append_tps: Cell::new(0),
         }))
     }
 
@@ -166,6 +169,33 @@ impl Group {
     }
     pub fn failure(&self) -> Option<DiskError> {
         self.failure.borrow().clone()
+    }
+
+    /// This group's row of a cluster view.
+    pub fn row(&self) -> dledger::wire::GroupRow {
+        let node = self.node.borrow();
+        let ledger_end = node.last_index();
+        let max_lag = if node.role() == Role::Leader {
+            self.cfg
+                .members
+                .iter()
+                .filter_map(|&m| node.match_index(m))
+                .map(|matched| ledger_end.saturating_sub(matched))
+                .max()
+                .unwrap_or(0)
+        } else {
+            0
+        };
+        dledger::wire::GroupRow {
+            group: self.cfg.name.clone(),
+            role: node.role(),
+            term: node.term(),
+            leader: node.leader(),
+            ledger_end,
+            commit_index: node.commit_index(),
+            max_lag,
+            append_tps: self.append_tps.get(),
+        }
     }
 
     /// The client address of `id` if known.
@@ -294,8 +324,16 @@ impl Group {
         let dir = self.log.config().group_dir();
         let limit = self.log.config().disk_ratio_refuse_writes;
         let mut since_purge_ms = 0;
+        let mut last_seen = (Instant::now(), self.last_index());
         while !stop.is_stopped() {
             glommio::timer::sleep(Duration::from_millis(DISK_CHECK_INTERVAL_MS)).await;
+            let now = (Instant::now(), self.last_index());
+            let secs = now.0.duration_since(last_seen.0).as_secs_f64();
+            if secs > 0.0 {
+                let per_sec = now.1.saturating_sub(last_seen.1) as f64 / secs;
+                self.append_tps.set(per_sec.min(f64::from(u32::MAX)) as u32);
+            }
+            last_seen = now;
             let full = match crate::disk::space::disk_used_ratio(&dir) {
                 Ok(ratio) if ratio > limit => Some(format!(
                     "{} is {:.1}% used, above the {:.1}% limit for writes",

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use dledger::{
     config::{FlushDiskType, GroupId, NodeConfig},
     raft::NodeId,
-    wire::{Frame, GroupMessage, WireLimits},
+    wire::{Frame, GroupMessage, GroupRow, WireLimits},
 };
 use glommio::{
     channels::{
@@ -63,10 +63,22 @@ pub enum ShardMsg {
         frame: Frame,
     },
     /// The whole encoded answer frame (it carries the request id).
-    Answer { token: u64, frame: Bytes },
+    Answer {
+        token: u64,
+        frame: Bytes,
+    },
     /// A peer's Raft message that arrived on a shard that does not host its group (the
     /// peer runs another shard count).
     Peer(GroupMessage),
+    /// A cluster view asks every shard for its groups' rows.
+    RowsRequest {
+        from_shard: usize,
+        token: u64,
+    },
+    RowsAnswer {
+        token: u64,
+        rows: Vec<GroupRow>,
+    },
 }
 
 /// Forwarded requests a shard waits for at once; beyond, OVERLOADED.
@@ -84,7 +96,22 @@ pub struct ShardState {
     pub mesh_tx: Senders<ShardMsg>,
     /// Forwarded requests waiting for their answer, by token.
     pub forwarded: RefCell<HashMap<u64, LocalSender<Bytes>>>,
+    /// Cluster-view row requests waiting for other shards, by token.
+    pub rows_wanted: RefCell<HashMap<u64, LocalSender<Vec<GroupRow>>>>,
     pub next_token: Cell<u64>,
+}
+
+impl ShardState {
+    pub fn take_token(&self) -> u64 {
+        let token = self.next_token.get();
+        self.next_token.set(token.wrapping_add(1));
+        token
+    }
+
+    /// Rows of this shard's groups.
+    pub fn local_rows(&self) -> Vec<GroupRow> {
+        self.groups.values().map(|g| g.row()).collect()
+    }
 }
 
 /// Serves the requests other shards forward here, and routes answers to forwarded
@@ -118,6 +145,20 @@ async fn mesh_loop(state: Rc<ShardState>, mut mesh_rx: Receivers<ShardMsg>, stop
                     ShardMsg::Answer { token, frame } => {
                         if let Some(tx) = state.forwarded.borrow_mut().remove(&token) {
                             let _ = tx.try_send(frame);
+                        }
+                    }
+                    ShardMsg::RowsRequest { from_shard, token } => {
+                        let back = ShardMsg::RowsAnswer {
+                            token,
+                            rows: state.local_rows(),
+                        };
+                        if state.mesh_tx.try_send_to(from_shard, back).is_err() {
+                            tracing::debug!(from_shard, "cannot return cluster-view rows");
+                        }
+                    }
+                    ShardMsg::RowsAnswer { token, rows } => {
+                        if let Some(tx) = state.rows_wanted.borrow_mut().remove(&token) {
+                            let _ = tx.try_send(rows);
                         }
                     }
                     ShardMsg::Peer(gm) => {
@@ -385,6 +426,7 @@ async fn start(
         client_connections: Cell::new(0),
         mesh_tx: ctx.mesh_tx,
         forwarded: RefCell::new(HashMap::new()),
+        rows_wanted: RefCell::new(HashMap::new()),
         next_token: Cell::new(0),
     });
     *inbox.state.borrow_mut() = Some(state.clone());
