@@ -108,6 +108,16 @@ fn serve(cfg: NodeConfig) -> Result<(), String> {
 
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
     let shard_count = cfg.shards.count(cpus) as usize;
+    // Raise RLIMIT_MEMLOCK when allowed so every shard gets glommio's full io_memory;
+    // otherwise the runtime fits io_memory into the limit there is.
+    match crate::memlock::ensure_memlock(shard_count, crate::runtime::DEFAULT_IO_MEMORY_BYTES) {
+        Ok(plan) => tracing::debug!(
+            limit_bytes = plan.limit_bytes,
+            io_memory_bytes = plan.io_memory_bytes,
+            "locked-memory limit checked"
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot ensure the locked-memory limit"),
+    }
     let runtime_cfg = RuntimeConfig {
         shards: Some(shard_count),
         pin: cfg.shards.pin,
