@@ -478,7 +478,23 @@ impl Group {
         }
     }
 
+    /// Stops the group before its log closes (node stop): nothing more is applied, and
+    /// waiting appends are told the node is going away.
+    pub fn halt(&self) {
+        let err = self.error(
+            ResponseCode::LeaderNotReady,
+            format!("group {}: this node is stopping", self.cfg.name),
+        );
+        *self.failure.borrow_mut() = Some(DiskError::Closed);
+        for p in self.pending.borrow_mut().drain(..) {
+            let _ = p.reply.try_send(Err(err.clone()));
+        }
+    }
+
     fn fail(&self, e: DiskError) {
+        if self.failure.borrow().is_some() {
+            return;
+        }
         tracing::error!(group = %self.cfg.name, error = %e, "group stops: fatal log error");
         let err = disk_error(self, &e);
         *self.failure.borrow_mut() = Some(e);

@@ -304,6 +304,7 @@ pub async fn shard_main(
         t.await;
     }
     for g in groups.values() {
+        g.halt();
         let commit = g.commit_index();
         if commit > g.log.checkpoint().commit_index && commit <= g.log.durable_index() {
             if let Err(e) = g.log.persist_checkpoint(commit).await {
