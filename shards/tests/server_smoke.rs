@@ -615,3 +615,45 @@ fn leader_crash_loses_no_ack_and_quorum_loss_times_out() {
     );
     drop(cluster);
 }
+
+/// Measurement, not a check of speed (run with `--ignored --nocapture`): batched appends
+/// of 128-byte bodies, pipelined on one connection to the leader.
+#[test]
+#[ignore = "measurement; prints appends/s"]
+fn measure_batched_appends() {
+    let _serial = serial();
+    const REQUESTS: usize = 2000;
+    const BATCH: usize = 32;
+    let cluster = start_cluster(
+        "conf/dledger",
+        "broker-n",
+        "mappedFileSizeForEntryData=67108864\n",
+    );
+    let leader = wait_for_leader(GROUP, Instant::now() + Duration::from_secs(60));
+    let mut c = Conn::open(client_port(leader)).expect("connect to the leader");
+    let window = 64;
+    let started = Instant::now();
+    let (mut sent, mut done) = (0, 0);
+    while done < REQUESTS {
+        while sent < REQUESTS && sent - done < window {
+            let req = ClientMessage::AppendRequest(AppendRequest {
+                group: GROUP.to_owned(),
+                bodies: vec![Bytes::from_static(&[5u8; 128]); BATCH],
+            });
+            c.send(sent as u64, &req);
+            sent += 1;
+        }
+        match c.recv().1 {
+            ClientMessage::AppendResponse(r) => assert_eq!(r.entries.len(), BATCH),
+            other => panic!("append failed: {other:?}"),
+        }
+        done += 1;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "{REQUESTS} requests x {BATCH} bodies of 128 B, {window} in flight: {:.0} requests/s, {:.0} entries/s",
+        REQUESTS as f64 / secs,
+        (REQUESTS * BATCH) as f64 / secs
+    );
+    drop(cluster);
+}
