@@ -48,7 +48,7 @@ impl Drop for Cluster {
             let _ = c.wait();
         }
         if std::thread::panicking() {
-            for i in 0..NODES {
+            for i in 0..self.children.len() {
                 let log =
                     std::fs::read_to_string(self.dir.join(format!("n{i}.log"))).unwrap_or_default();
                 let tail: Vec<&str> = log.lines().rev().take(40).collect();
@@ -77,14 +77,14 @@ fn peer_port(i: usize) -> u16 {
     base_port() + 5 + i as u16
 }
 
-fn rewrite(conf: &str, i: usize, dir: &Path, extra: &str) -> String {
+fn rewrite(conf: &str, i: usize, nodes: usize, dir: &Path, extra: &str) -> String {
     let mut out = String::new();
     // `extra` lines replace the file's lines of the same key, or are added.
     let mut extra_lines: Vec<(&str, &str)> = extra
         .lines()
         .map(|l| (l.split('=').next().unwrap_or("").trim(), l))
         .collect();
-    let peers: Vec<String> = (0..NODES)
+    let peers: Vec<String> = (0..nodes)
         .map(|n| format!("n{n}-127.0.0.1:{}", peer_port(n)))
         .collect();
     for line in conf.lines() {
@@ -122,6 +122,16 @@ fn start_cluster_with(
     file_prefix: &str,
     extra: &dyn Fn(usize) -> String,
 ) -> Cluster {
+    start_nodes(conf_dir, file_prefix, NODES, extra)
+}
+
+/// Starts nodes `0..nodes` (their peer list is exactly those nodes).
+fn start_nodes(
+    conf_dir: &str,
+    file_prefix: &str,
+    nodes: usize,
+    extra: &dyn Fn(usize) -> String,
+) -> Cluster {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock after 1970")
@@ -135,11 +145,11 @@ fn start_cluster_with(
         children: Vec::new(),
         dir: dir.clone(),
     };
-    for i in 0..NODES {
+    for i in 0..nodes {
         let conf = std::fs::read_to_string(conf_dir.join(format!("{file_prefix}{i}.conf")))
             .expect("read an example config");
         let path = dir.join(format!("n{i}.conf"));
-        std::fs::write(&path, rewrite(&conf, i, &dir, &extra(i))).expect("write the config");
+        std::fs::write(&path, rewrite(&conf, i, nodes, &dir, &extra(i))).expect("write the config");
         let log = std::fs::File::create(dir.join(format!("n{i}.log"))).expect("create a log");
         let child = Command::new(env!("CARGO_BIN_EXE_dledger"))
             .args(["server", "-c"])
@@ -655,5 +665,23 @@ fn measure_batched_appends() {
         REQUESTS as f64 / secs,
         (REQUESTS * BATCH) as f64 / secs
     );
+    drop(cluster);
+}
+
+/// A two-node group replicates, but a majority is both nodes: metadata says it tolerates
+/// no failure.
+#[test]
+fn two_node_group_works_and_says_it_cannot_fail_over() {
+    let _serial = serial();
+    let cluster = start_nodes("conf/dledger", "broker-n", 2, &|_| {
+        "mappedFileSizeForEntryData=16777216\n".to_owned()
+    });
+    let leader = find_leader(&[0, 1], GROUP, Instant::now() + Duration::from_secs(60));
+    let m = metadata(client_port(leader), GROUP).expect("metadata from the leader");
+    assert_eq!(m.failures_tolerated, 0, "two nodes cannot fail over");
+    assert_eq!(m.peers.len(), 2);
+    let mut c = Conn::open(client_port(leader)).expect("connect to the leader");
+    let appended = append_all(&mut c, GROUP, 50);
+    read_back(GROUP, &appended, &[0, 1]);
     drop(cluster);
 }
