@@ -302,7 +302,7 @@ fn sample_frames() -> Vec<BytesMut> {
             to: 1,
             shard: 0,
             heartbeats: vec![(1, 2, 3), (4, 5, 6)],
-            responses: vec![(7, 8)],
+            responses: vec![(7, 8, 9)],
             messages: vec![(
                 9,
                 2,
