@@ -1,21 +1,7 @@
-//! The `dledger` command line.
+//! The `dledger` command line (see `dledger_shards::cli`).
 
-use argh::FromArgs;
+use std::process::ExitCode;
 
-/// dledger-rs: a Raft-replicated commitlog server.
-#[derive(FromArgs, Debug)]
-struct Cli {
-    /// print the version and exit
-    #[argh(switch)]
-    version: bool,
-}
-
-fn main() {
-    let cli: Cli = argh::from_env();
-    if cli.version {
-        println!("dledger {}", env!("CARGO_PKG_VERSION"));
-        return;
-    }
-    eprintln!("dledger: the server is not built yet; see README.md. Try --help.");
-    std::process::exit(2);
+fn main() -> ExitCode {
+    dledger_shards::cli::run(argh::from_env())
 }

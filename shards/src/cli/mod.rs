@@ -1,0 +1,91 @@
+//! The `dledger` command line: one module per subcommand.
+//!
+//! ```text
+//! dledger server   -c FILE                                   run a node
+//! dledger append   --peers ADDRS --group G -d DATA [-c N]    append N copies of DATA
+//! dledger get      --peers ADDRS --group G -i INDEX [-n MAX] print committed entries
+//! dledger metadata --peers ADDRS --group G                   print the group's state
+//! ```
+//!
+//! `ADDRS` are the nodes' client addresses (`host:port`, separated by `;` or `,`).
+//! Failures print which address answered what (DLedger's code name) and exit non-zero.
+
+pub mod append;
+pub mod get;
+pub mod metadata;
+pub mod server;
+
+use std::process::ExitCode;
+
+use argh::FromArgs;
+
+use crate::client::{Client, ClientError, ClientOptions, parse_peers};
+
+/// dledger-rs: a Raft-replicated commitlog server.
+#[derive(FromArgs, Debug)]
+pub struct Cli {
+    /// print the version and exit
+    #[argh(switch)]
+    pub version: bool,
+    #[argh(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+pub enum Command {
+    Server(server::ServerArgs),
+    Append(append::AppendArgs),
+    Get(get::GetArgs),
+    Metadata(metadata::MetadataArgs),
+}
+
+/// Runs the parsed command line; the exit code says whether it worked.
+pub fn run(cli: Cli) -> ExitCode {
+    if cli.version {
+        println!("dledger {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    let (name, result) = match cli.command {
+        None => {
+            eprintln!("dledger: no subcommand given. Try --help.");
+            return ExitCode::from(2);
+        }
+        Some(Command::Server(a)) => ("server", server::run(a)),
+        Some(Command::Append(a)) => ("append", append::run(a)),
+        Some(Command::Get(a)) => ("get", get::run(a)),
+        Some(Command::Metadata(a)) => ("metadata", metadata::run(a)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("dledger {name}: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Options every client subcommand shares.
+pub(crate) fn client_options(timeout_ms: u64) -> ClientOptions {
+    ClientOptions {
+        call_deadline_ms: timeout_ms.max(1),
+        ..ClientOptions::default()
+    }
+}
+
+/// Connects to `group` at the `;`/`,`-separated `peers`.
+pub(crate) async fn connect(
+    peers: &str,
+    group: &str,
+    opts: ClientOptions,
+) -> Result<Client, String> {
+    let addrs = parse_peers(peers).map_err(|e| format!("--peers: {e}"))?;
+    Client::connect(addrs, group, opts)
+        .await
+        .map_err(|e| describe(&e, &format!("connecting to group {group}")))
+}
+
+/// One line naming the code, the address and the message.
+pub(crate) fn describe(e: &ClientError, doing: &str) -> String {
+    format!("{doing}: {e}")
+}
