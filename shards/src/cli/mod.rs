@@ -51,7 +51,7 @@ pub fn run(cli: Cli) -> ExitCode {
             eprintln!("dledger: no subcommand given. Try --help.");
             return ExitCode::from(2);
         }
-        Some(Command::Server(a)) => ("server", server::run(a)),
+        Some(Command::Server(a)) => return server::run(a),
         Some(Command::Append(a)) => ("append", append::run(a)),
         Some(Command::Get(a)) => ("get", get::run(a)),
         Some(Command::Metadata(a)) => ("metadata", metadata::run(a)),

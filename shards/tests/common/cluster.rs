@@ -235,7 +235,7 @@ impl TestCluster {
             .expect("open the node log");
         let err = log.try_clone().expect("clone the log handle");
         node.starts += 1;
-        let child = Command::new(env!("CARGO_BIN_EXE_dledger"))
+        let child = Command::new(server_binary())
             .arg("server")
             .arg("-c")
             .arg(&node.config_path)
@@ -380,6 +380,14 @@ impl Drop for TestCluster {
             let _ = fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// The binary run as `dledger server`: this build's, or `DLEDGER_SERVER_BIN` when set
+/// (to test the client and CLI of this build against another build's server).
+pub fn server_binary() -> PathBuf {
+    std::env::var_os("DLEDGER_SERVER_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_dledger")))
 }
 
 /// The numeric node id of a peer id (`n2` → 2).

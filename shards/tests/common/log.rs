@@ -26,7 +26,8 @@ pub fn test_options() -> ClientOptions {
 /// last read, through the leader. Checks indexes are dense and ascending.
 pub async fn read_committed(client: &Client) -> Result<Vec<GotEntry>, ClientError> {
     let meta = client.metadata().await?;
-    let mut from = meta.ledger_begin;
+    // Raft's log starts at index 1 (an empty log reports ledger_begin 0).
+    let mut from = meta.ledger_begin.max(1);
     let mut out: Vec<GotEntry> = Vec::new();
     loop {
         let resp = client.get(from, GET_BUDGET_BYTES).await?;
