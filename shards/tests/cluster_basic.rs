@@ -91,7 +91,7 @@ fn cli_append_get_and_metadata_against_a_cluster() {
     let peers = c.peers_arg();
     let out = Command::new(dledger)
         .args(["append", "--peers", &peers, "--group", GROUP])
-        .args(["-d", "hello-cli", "-c", "50"])
+        .args(["-d", "hello-cli", "-c", "2000"])
         .output()
         .expect("run append");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -107,7 +107,8 @@ fn cli_append_get_and_metadata_against_a_cluster() {
         .trim()
         .parse()
         .expect("a number");
-    assert!(stdout.contains("appended 50 entries"), "{stdout}");
+    assert!(stdout.contains("appended 2000 entries"), "{stdout}");
+    eprintln!("{stdout}");
     assert!(stdout.contains("p99"), "{stdout}");
 
     let out = Command::new(dledger)

@@ -442,10 +442,11 @@ fn in_flight_requests_per_connection_are_bounded() {
         answer_metadata_as_leader(&mut c, 0);
         let mut answered = 0;
         while answered < N {
-            // Take what the client has in flight; it must stop at the window.
-            let mut batch = vec![c.read_request()];
-            while let Some(r) = c.try_read_request(Duration::from_millis(150)) {
-                batch.push(r);
+            // The client fills the window...
+            let mut batch: Vec<_> = (0..WINDOW).map(|_| c.read_request()).collect();
+            // ...and sends nothing more until an answer frees a slot.
+            if let Some(extra) = c.try_read_request(Duration::from_millis(150)) {
+                batch.push(extra);
             }
             assert_eq!(batch.len(), WINDOW, "in flight at once");
             for (id, m) in batch {
