@@ -612,3 +612,71 @@ fn a_dead_first_peer_is_skipped() {
     });
     peer.join().expect("scripted peer");
 }
+
+#[test]
+fn many_pipelined_calls_survive_shuffled_answers_split_at_odd_byte_boundaries() {
+    const N: u64 = 2_000;
+    const TASKS: u64 = 64;
+    let (addr, peer) = spawn_peer(|p| {
+        let mut c = p.accept();
+        answer_metadata_as_leader(&mut c, 0);
+        let mut answered = 0u64;
+        let mut turn = 0usize;
+        while answered < N {
+            // Whatever is in flight (at least one), answered in a scrambled order...
+            let mut batch = vec![c.read_request()];
+            while let Some(r) = c.try_read_request(Duration::from_millis(1)) {
+                batch.push(r);
+            }
+            turn += 1;
+            let k = turn % batch.len();
+            batch.rotate_left(k);
+            if turn % 2 == 0 {
+                batch.reverse();
+            }
+            let mut bytes = BytesMut::new();
+            for (id, m) in batch {
+                let b = append_bodies(m);
+                AppendResponse {
+                    entries: vec![AppendedEntry {
+                        index: index_of(&b[0]),
+                        pos: 0,
+                    }],
+                }
+                .encode(id, &WireLimits::default(), &mut bytes)
+                .expect("encode");
+                answered += 1;
+            }
+            // ...and written in pieces that cut headers and bodies apart.
+            for piece in bytes.chunks(7 + turn % 13) {
+                c.send_raw(piece);
+            }
+        }
+        assert!(c.try_read_request(PEER_WAIT).is_none());
+    });
+    run(async || {
+        let client = Rc::new(
+            Client::connect(vec![addr.clone()], GROUP, fast_options())
+                .await
+                .expect("connect"),
+        );
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|t| {
+                let client = client.clone();
+                glommio::spawn_local(async move {
+                    let mut n = t;
+                    while n < N {
+                        let e = client.append(&[body(n)]).await.expect("append");
+                        assert_eq!(e[0].index, 100 + n, "answer matched to its request");
+                        n += TASKS;
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await;
+        }
+        assert_eq!(client.stats().retries, 0);
+    });
+    peer.join().expect("scripted peer");
+}
