@@ -114,6 +114,7 @@ impl Shared {
         cx: &mut Context<'_>,
         stream: &mut TcpStream,
         recv: &mut BytesMut,
+        scratch: &mut [u8],
         decoder: &FrameDecoder,
     ) -> Poll<ClientError> {
         if self.closing.get() {
@@ -146,9 +147,7 @@ impl Shared {
             }
         }
         for _ in 0..READS_PER_POLL_MAX {
-            let old_len = recv.len();
-            recv.resize(old_len + READ_CHUNK_BYTES, 0);
-            match Pin::new(&mut *stream).poll_read(cx, &mut recv[old_len..]) {
+            match Pin::new(&mut *stream).poll_read(cx, &mut scratch[..]) {
                 Poll::Ready(Ok(0)) => {
                     return Poll::Ready(ClientError::network(
                         &self.addr,
@@ -156,7 +155,7 @@ impl Shared {
                     ));
                 }
                 Poll::Ready(Ok(n)) => {
-                    recv.truncate(old_len + n);
+                    recv.extend_from_slice(&scratch[..n]);
                     loop {
                         match decoder.decode(recv) {
                             Ok(Some(frame)) => self.complete(frame),
@@ -172,16 +171,12 @@ impl Shared {
                     }
                 }
                 Poll::Ready(Err(e)) => {
-                    recv.truncate(old_len);
                     return Poll::Ready(ClientError::network(
                         &self.addr,
                         format!("read failed: {e}"),
                     ));
                 }
-                Poll::Pending => {
-                    recv.truncate(old_len);
-                    return Poll::Pending;
-                }
+                Poll::Pending => return Poll::Pending,
             }
         }
         // Still readable after many reads: yield to the callers just woken, come back soon.
@@ -340,8 +335,11 @@ impl Connection {
 /// connection, then fails whatever is still waiting.
 async fn drive(shared: Rc<Shared>, mut stream: TcpStream) {
     let mut recv = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    // Reads land here (zeroed once), then only the bytes received are copied on.
+    let mut scratch = vec![0u8; READ_CHUNK_BYTES];
     let decoder = FrameDecoder::new(shared.limits.max_frame_bytes);
-    let reason = poll_fn(|cx| shared.poll_drive(cx, &mut stream, &mut recv, &decoder)).await;
+    let reason =
+        poll_fn(|cx| shared.poll_drive(cx, &mut stream, &mut recv, &mut scratch, &decoder)).await;
     shared.fail_all(reason);
     // Dropping the stream closes the socket.
     drop(stream);

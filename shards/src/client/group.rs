@@ -265,6 +265,8 @@ impl Client {
         let started = Instant::now();
         let mut backoff = Backoff::new(&self.opts, self.next_seed());
         let mut last_error: Option<ClientError> = None;
+        // The last failure seen at each address, for the final message.
+        let mut seen = FailureLog::default();
         let mut attempts = 0u32;
         while attempts < self.opts.max_attempts && started.elapsed() < self.opts.call_deadline() {
             attempts += 1;
@@ -276,6 +278,7 @@ impl Client {
                         if e.origin == ErrorOrigin::Server && verdict(e.code) == Verdict::Fail {
                             return Err(e);
                         }
+                        seen.note(&e);
                         last_error = Some(e);
                         self.pause(&mut backoff, started).await;
                         continue;
@@ -297,6 +300,7 @@ impl Client {
                     if e.code != ResponseCode::NetworkError && e.code != ResponseCode::Timeout {
                         return Err(e);
                     }
+                    seen.note(&e);
                     last_error = Some(e);
                     self.count_retry();
                     self.pause(&mut backoff, started).await;
@@ -352,6 +356,7 @@ impl Client {
                 }
                 Verdict::Fail => return Err(err),
             }
+            seen.note(&err);
             last_error = Some(err);
         }
         let elapsed_ms = started.elapsed().as_millis();
@@ -359,8 +364,9 @@ impl Client {
             ClientError::local(ResponseCode::Timeout, None, "no attempt could be made")
         });
         e.message = format!(
-            "gave up after {attempts} attempt(s) in {elapsed_ms} ms; last: {}",
-            e.message
+            "gave up after {attempts} attempt(s) in {elapsed_ms} ms; last: {}{}",
+            e.message,
+            seen.others_than(e.addr.as_ref())
         );
         Err(e)
     }
@@ -579,6 +585,33 @@ impl Client {
     /// Drops every connection (their sockets close when in-flight calls finish).
     pub fn close(&self) {
         self.addrs.borrow_mut().clear();
+    }
+}
+
+/// The last failure per address during one call (bounded by the addresses a client keeps).
+#[derive(Debug, Default)]
+struct FailureLog {
+    by_addr: Vec<(HostPort, String)>,
+}
+
+impl FailureLog {
+    fn note(&mut self, e: &ClientError) {
+        let Some(addr) = &e.addr else { return };
+        let text = format!("{} {}", e.code.name(), e.message);
+        if let Some(slot) = self.by_addr.iter_mut().find(|(a, _)| a == addr) {
+            slot.1 = text;
+        } else if self.by_addr.len() < ADDR_STATES_MAX {
+            self.by_addr.push((addr.clone(), text));
+        }
+    }
+
+    /// `; also <addr>: <code> <message>` for every address but `last`.
+    fn others_than(&self, last: Option<&HostPort>) -> String {
+        self.by_addr
+            .iter()
+            .filter(|(a, _)| Some(a) != last)
+            .map(|(a, t)| format!("; also {a}: {t}"))
+            .collect()
     }
 }
 
