@@ -267,6 +267,7 @@ impl Client {
         let mut last_error: Option<ClientError> = None;
         // The last failure seen at each address, for the final message.
         let mut seen = FailureLog::default();
+        let mut redirects_in_row = 0u32;
         let mut attempts = 0u32;
         while attempts < self.opts.max_attempts && started.elapsed() < self.opts.call_deadline() {
             attempts += 1;
@@ -323,6 +324,9 @@ impl Client {
                     };
                 }
             };
+            if verdict(err.code) != Verdict::Redirect {
+                redirects_in_row = 0;
+            }
             match verdict(err.code) {
                 Verdict::Redirect => {
                     self.count(|s| s.redirects += 1);
@@ -331,9 +335,15 @@ impl Client {
                         .as_ref()
                         .and_then(|l| l.client_addr.clone())
                         .map(|a| reachable(a, &addr));
+                    redirects_in_row += 1;
                     match hinted {
                         Some(next) if next != addr => {
                             *self.leader.borrow_mut() = Some(next);
+                            // During an election stale hints can bounce a call between
+                            // nodes; only the first redirect of a run goes at once.
+                            if redirects_in_row > 1 {
+                                self.pause(&mut backoff, started).await;
+                            }
                         }
                         _ => {
                             // No usable hint (or it names the node that refused):

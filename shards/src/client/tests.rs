@@ -680,3 +680,63 @@ fn many_pipelined_calls_survive_shuffled_answers_split_at_odd_byte_boundaries() 
     });
     peer.join().expect("scripted peer");
 }
+
+#[test]
+fn redirects_bouncing_between_nodes_during_an_election_are_followed_until_one_accepts() {
+    let not_leader = |to: &HostPort, id: u32| ErrorResponse {
+        code: ResponseCode::NotLeader,
+        leader: Some(LeaderHint {
+            id,
+            client_addr: Some(to.clone()),
+        }),
+        message: "stale view".into(),
+    };
+    // Bind both first so each script can name the other.
+    let la = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let lb = TcpListener::bind("127.0.0.1:0").expect("bind");
+    la.set_nonblocking(true).expect("nonblocking");
+    lb.set_nonblocking(true).expect("nonblocking");
+    let addr_of = |l: &TcpListener| HostPort {
+        host: "127.0.0.1".into(),
+        port: l.local_addr().expect("addr").port(),
+    };
+    let (a_addr, b_addr) = (addr_of(&la), addr_of(&lb));
+    let (to_b, to_a) = (not_leader(&b_addr, 1), not_leader(&a_addr, 0));
+    let a = std::thread::spawn(move || {
+        let mut c = Peer { listener: la }.accept();
+        answer_metadata_as_leader(&mut c, 0);
+        for _ in 0..2 {
+            let (id, m) = c.read_request();
+            append_bodies(m);
+            c.send(id, &to_b);
+        }
+        assert!(c.try_read_request(PEER_WAIT).is_none());
+    });
+    let b = std::thread::spawn(move || {
+        let mut c = Peer { listener: lb }.accept();
+        let (id, m) = c.read_request();
+        append_bodies(m);
+        c.send(id, &to_a);
+        let (id, m) = c.read_request();
+        assert_eq!(append_bodies(m), vec![body(9)]);
+        c.send(
+            id,
+            &AppendResponse {
+                entries: vec![AppendedEntry { index: 109, pos: 0 }],
+            },
+        );
+        assert!(c.try_read_request(PEER_WAIT).is_none());
+    });
+    run(async || {
+        let client = Client::connect(vec![a_addr.clone(), b_addr.clone()], GROUP, fast_options())
+            .await
+            .expect("connect");
+        let e = client.append(&[body(9)]).await.expect("append");
+        assert_eq!(e[0].index, 109);
+        assert_eq!(client.stats().redirects, 3);
+        assert_eq!(client.stats().connects, 2, "connections are reused");
+        assert_eq!(client.leader(), Some(b_addr.clone()));
+    });
+    a.join().expect("peer a");
+    b.join().expect("peer b");
+}
