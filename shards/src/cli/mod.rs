@@ -89,3 +89,62 @@ pub(crate) async fn connect(
 pub(crate) fn describe(e: &ClientError, doing: &str) -> String {
     format!("{doing}: {e}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, String> {
+        Cli::from_args(&["dledger"], args).map_err(|e| e.output)
+    }
+
+    #[test]
+    fn subcommands_take_the_documented_flags() {
+        let p = "127.0.0.1:30911;127.0.0.1:30921";
+        let cli = parse(&["append", "--peers", p, "--group", "G", "-d", "x", "-c", "5"]).unwrap();
+        let Some(Command::Append(a)) = cli.command else {
+            panic!("append")
+        };
+        assert_eq!(
+            (a.peers.as_str(), a.group.as_str(), a.data.as_str()),
+            (p, "G", "x")
+        );
+        assert_eq!((a.count, a.window), (5, 64));
+
+        let cli = parse(&[
+            "get", "--peers", p, "--group", "G", "-i", "7", "-n", "3", "--hex",
+        ])
+        .unwrap();
+        let Some(Command::Get(g)) = cli.command else {
+            panic!("get")
+        };
+        assert_eq!((g.index, g.max, g.hex, g.max_bytes), (7, 3, true, 1 << 20));
+
+        let cli = parse(&["metadata", "--peers", p, "--group", "G"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Metadata(_))));
+
+        let cli = parse(&["server", "-c", "conf/dledger/broker-n0.conf"]).unwrap();
+        let Some(Command::Server(s)) = cli.command else {
+            panic!("server")
+        };
+        assert_eq!(
+            s.config,
+            std::path::PathBuf::from("conf/dledger/broker-n0.conf")
+        );
+    }
+
+    #[test]
+    fn missing_or_bad_flags_are_refused() {
+        assert!(
+            parse(&["append", "--peers", "a:1", "--group", "G"])
+                .unwrap_err()
+                .contains("-d")
+        );
+        assert!(
+            parse(&["get", "--peers", "a:1", "--group", "G"])
+                .unwrap_err()
+                .contains("-i")
+        );
+        assert!(parse(&["get", "--peers", "a:1", "--group", "G", "-i", "x"]).is_err());
+    }
+}
