@@ -268,6 +268,9 @@ impl Client {
         // The last failure seen at each address, for the final message.
         let mut seen = FailureLog::default();
         let mut redirects_in_row = 0u32;
+        // Whether an earlier attempt may still take effect: then so may this call, whatever
+        // the last attempt said.
+        let mut earlier_unknown = false;
         let mut attempts = 0u32;
         while attempts < self.opts.max_attempts && started.elapsed() < self.opts.call_deadline() {
             attempts += 1;
@@ -277,7 +280,7 @@ impl Client {
                     Ok(a) => a,
                     Err(e) => {
                         if e.origin == ErrorOrigin::Server && verdict(e.code) == Verdict::Fail {
-                            return Err(e);
+                            return Err(mark(e, earlier_unknown));
                         }
                         seen.note(&e);
                         last_error = Some(e);
@@ -296,11 +299,12 @@ impl Client {
                     // The node is unreachable, slow or speaking garbage.
                     self.node_failed(&addr, route);
                     if e.outcome_unknown && !retry_unknown {
-                        return Err(e);
+                        return Err(mark(e, earlier_unknown));
                     }
                     if e.code != ResponseCode::NetworkError && e.code != ResponseCode::Timeout {
-                        return Err(e);
+                        return Err(mark(e, earlier_unknown));
                     }
+                    earlier_unknown |= e.outcome_unknown;
                     seen.note(&e);
                     last_error = Some(e);
                     self.count_retry();
@@ -316,10 +320,13 @@ impl Client {
                     }
                     return match accept(other) {
                         Some(r) => Ok(r),
-                        None => Err(ClientError::local(
-                            ResponseCode::UnexpectedArgument,
-                            Some(&addr),
-                            "the node answered with a message of the wrong kind",
+                        None => Err(mark(
+                            ClientError::local(
+                                ResponseCode::UnexpectedArgument,
+                                Some(&addr),
+                                "the node answered with a message of the wrong kind",
+                            ),
+                            earlier_unknown,
                         )),
                     };
                 }
@@ -361,10 +368,11 @@ impl Client {
                     if !retry_unknown {
                         return Err(err.with_outcome_unknown(true));
                     }
+                    earlier_unknown = true;
                     self.count_retry();
                     self.pause(&mut backoff, started).await;
                 }
-                Verdict::Fail => return Err(err),
+                Verdict::Fail => return Err(mark(err, earlier_unknown)),
             }
             seen.note(&err);
             last_error = Some(err);
@@ -378,7 +386,7 @@ impl Client {
             e.message,
             seen.others_than(e.addr.as_ref())
         );
-        Err(e)
+        Err(mark(e, earlier_unknown))
     }
 
     fn decode(
@@ -623,6 +631,12 @@ impl FailureLog {
             .map(|(a, t)| format!("; also {a}: {t}"))
             .collect()
     }
+}
+
+/// `e`, flagged outcome-unknown also when an earlier attempt of the call was.
+fn mark(e: ClientError, earlier_unknown: bool) -> ClientError {
+    let unknown = e.outcome_unknown || earlier_unknown;
+    e.with_outcome_unknown(unknown)
 }
 
 fn server_error(e: ErrorResponse, addr: &HostPort) -> ClientError {

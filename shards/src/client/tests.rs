@@ -740,3 +740,36 @@ fn redirects_bouncing_between_nodes_during_an_election_are_followed_until_one_ac
     a.join().expect("peer a");
     b.join().expect("peer b");
 }
+
+#[test]
+fn a_final_refusal_after_a_retried_unknown_outcome_is_still_outcome_unknown() {
+    let (addr, peer) = spawn_peer(|p| {
+        let mut c = p.accept();
+        answer_metadata_as_leader(&mut c, 0);
+        for code in [ResponseCode::TermChanged, ResponseCode::DiskFull] {
+            let (id, m) = c.read_request();
+            append_bodies(m);
+            c.send(
+                id,
+                &ErrorResponse {
+                    code,
+                    leader: None,
+                    message: code.name().into(),
+                },
+            );
+        }
+        assert!(c.try_read_request(PEER_WAIT).is_none());
+    });
+    run(async || {
+        // Default options: unknown outcomes are retried (at-least-once).
+        let client = Client::connect(vec![addr.clone()], GROUP, fast_options())
+            .await
+            .expect("connect");
+        let err = client.append(&[body(1)]).await.expect_err("disk full");
+        assert_eq!(err.code, ResponseCode::DiskFull);
+        // The first attempt (TERM_CHANGED) may still commit: the caller must know.
+        assert!(err.outcome_unknown, "{err}");
+        assert_eq!(client.stats().retries, 1);
+    });
+    peer.join().expect("scripted peer");
+}
