@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::cluster::TestCluster;
-use common::log::{read_committed, test_options, wait_until};
+use common::log::{read_committed, replica_log, test_options, wait_until};
 use dledger::config::HostPort;
 use dledger_shards::client::{Client, block_on};
 
@@ -89,5 +89,21 @@ fn killed_follower_catches_up_and_serves_the_quorum_again() {
             .find(|g| g.index == *index)
             .unwrap_or_else(|| panic!("acked index {index} missing"));
         assert_eq!(&got.body, body);
+    }
+    // The restarted follower's own copy equals the leader's, entry by entry (index, term,
+    // position, body), up to what it has committed.
+    let addr = c.nodes[lagger].client_addr.clone();
+    match replica_log(&addr, GROUP) {
+        Some(replica) => {
+            assert!(
+                replica.len() as u64 >= target,
+                "{} < {target}",
+                replica.len()
+            );
+            for (r, l) in replica.iter().zip(&log) {
+                assert_eq!(r, l, "replica differs from the leader at index {}", l.index);
+            }
+        }
+        None => eprintln!("the follower serves gets only as leader; replica not compared"),
     }
 }

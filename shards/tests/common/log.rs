@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
-use dledger::wire::GotEntry;
-use dledger_shards::client::{Client, ClientError, ClientOptions};
+use dledger::config::HostPort;
+use dledger::wire::{ClientMessage, GetRequest, GotEntry, ResponseCode};
+use dledger_shards::client::{Client, ClientError, ClientOptions, Connection, block_on};
 
 /// Body bytes asked for per get.
 const GET_BUDGET_BYTES: u32 = 1 << 20;
@@ -60,4 +61,43 @@ pub fn wait_until<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Optio
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Node `addr`'s own committed entries (a get sent to that node only, no redirect), or
+/// `None` when the node serves gets only as the leader (answers NOT_LEADER).
+pub fn replica_log(addr: &HostPort, group: &str) -> Option<Vec<GotEntry>> {
+    let opts = test_options();
+    let addr = addr.clone();
+    let group = group.to_string();
+    block_on("replica-read", || async move {
+        let conn = Connection::connect(&addr, &opts).await.expect("connect");
+        let mut out: Vec<GotEntry> = Vec::new();
+        let mut from = 1;
+        loop {
+            let request = GetRequest {
+                group: group.clone(),
+                from_index: from,
+                max_bytes: GET_BUDGET_BYTES,
+            };
+            let frame = conn
+                .call(&request, Duration::from_millis(opts.request_timeout_ms))
+                .await
+                .expect("get answered");
+            match ClientMessage::decode(&frame, &opts.limits).expect("decodable") {
+                ClientMessage::GetResponse(r) if r.entries.is_empty() => return Some(out),
+                ClientMessage::GetResponse(r) => {
+                    for e in r.entries {
+                        assert_eq!(e.index, from, "dense, ascending");
+                        from += 1;
+                        out.push(e);
+                    }
+                }
+                ClientMessage::ErrorResponse(e) if e.code == ResponseCode::NotLeader => {
+                    return None;
+                }
+                other => panic!("get from {addr}: unexpected answer {other:?}"),
+            }
+        }
+    })
+    .expect("executor")
 }
