@@ -12,3 +12,5 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy -p dledger --all-targets --locked --features planted-bugs -- -D warnings
 echo "== tests"
 cargo test --workspace --release --locked
+echo "== planted bugs (the simulator must catch each)"
+cargo test -p dledger --release --locked --features planted-bugs --test planted

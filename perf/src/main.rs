@@ -1,6 +1,11 @@
 //! `dledger-perf`: harnesses that measure and attack a real dledger cluster.
+//! The command line is one argh subcommand per harness; the harnesses live in
+//! the `dledger_perf` library.
+
+use std::process::ExitCode;
 
 use argh::FromArgs;
+use dledger_perf::disk;
 
 /// dledger-rs performance and fault harnesses.
 #[derive(FromArgs, Debug)]
@@ -8,14 +13,34 @@ struct Cli {
     /// print the version and exit
     #[argh(switch)]
     version: bool,
+    #[argh(subcommand)]
+    command: Option<Command>,
 }
 
-fn main() {
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+enum Command {
+    Disk(disk::DiskArgs),
+}
+
+fn main() -> ExitCode {
     let cli: Cli = argh::from_env();
     if cli.version {
         println!("dledger-perf {}", env!("CARGO_PKG_VERSION"));
-        return;
+        return ExitCode::SUCCESS;
     }
-    eprintln!("dledger-perf: no harness selected; try --help");
-    std::process::exit(2);
+    let (name, result) = match &cli.command {
+        Some(Command::Disk(args)) => ("disk", disk::run(args)),
+        None => {
+            eprintln!("dledger-perf: no harness selected; try --help");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dledger-perf {name}: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

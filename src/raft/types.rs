@@ -129,7 +129,12 @@ pub enum MsgBody {
     Heartbeat {
         commit: Index,
     },
-    HeartbeatResp,
+    /// `match_index`: what the follower would acknowledge right now (durable and verified
+    /// against this leader's log in this term). Lets the leader find a follower whose ack
+    /// was lost, whose last append was lost, or that restarted and must re-verify.
+    HeartbeatResp {
+        match_index: Index,
+    },
     /// Leadership transfer: the receiver starts an election at once (skipping pre-vote).
     TimeoutNow,
 }

@@ -54,13 +54,13 @@ const T_TIMEOUT_NOW: u8 = 9;
 
 /// Smallest encodings, for bounding counts against the bytes present.
 const HEARTBEAT_BYTES: usize = 4 + 8 + 8;
-const HEARTBEAT_RESP_BYTES: usize = 4 + 8;
+const HEARTBEAT_RESP_BYTES: usize = 4 + 8 + 8;
 const MESSAGE_MIN_BYTES: usize = 4 + 8 + 1;
 
 /// ```text
 /// u32 from | u32 to | u16 shard | u16 reserved (0)
 /// u32 n_hb  | n_hb  × (u32 group, u64 term, u64 commit)         heartbeats
-/// u32 n_hbr | n_hbr × (u32 group, u64 term)                     heartbeat responses
+/// u32 n_hbr | n_hbr × (u32 group, u64 term, u64 match_index)    heartbeat responses
 /// u32 n_msg | n_msg × (u32 group, u64 term, u8 type, fields)    other messages
 ///
 /// type fields:
@@ -74,7 +74,7 @@ const MESSAGE_MIN_BYTES: usize = 4 + 8 + 1;
 ///  6 AppendResp    u64 match_index, u64 rejected_prev, u8 rejected,
 ///                  [u64 last_index, u64 conflict_term, u64 conflict_first_index]
 ///  7 Heartbeat     u64 commit        (normally sent in the heartbeat section)
-///  8 HeartbeatResp (nothing)         (normally sent in the response section)
+///  8 HeartbeatResp u64 match_index   (normally sent in the response section)
 ///  9 TimeoutNow    (nothing)
 /// ```
 /// Bounds: n_hb and n_hbr ≤ `max_groups_per_batch`, n_msg ≤ `max_messages_per_batch`,
@@ -158,7 +158,9 @@ impl PeerBatch {
         for _ in 0..n {
             let group = r.u32("group")?;
             let term = r.u64("term")?;
-            self.items.push(mk(group, term, MsgBody::HeartbeatResp));
+            let match_index = r.u64("match_index")?;
+            self.items
+                .push(mk(group, term, MsgBody::HeartbeatResp { match_index }));
         }
         let n = r.count("messages", limits.max_messages_per_batch, MESSAGE_MIN_BYTES)?;
         self.items.reserve(n);
@@ -247,7 +249,9 @@ fn read_msg_body(r: &mut Reader<'_>, limits: &WireLimits) -> Result<(MsgBody, By
         T_HEARTBEAT => MsgBody::Heartbeat {
             commit: r.u64("commit")?,
         },
-        T_HEARTBEAT_RESP => MsgBody::HeartbeatResp,
+        T_HEARTBEAT_RESP => MsgBody::HeartbeatResp {
+            match_index: r.u64("match_index")?,
+        },
         T_TIMEOUT_NOW => MsgBody::TimeoutNow,
         other => {
             return Err(WireError::BadValue {
@@ -409,6 +413,7 @@ impl PeerBatchWriter {
         out: &mut BytesMut,
         group: GroupId,
         term: Term,
+        match_index: u64,
     ) -> Result<(), WireError> {
         self.check_room(
             out,
@@ -420,6 +425,7 @@ impl PeerBatchWriter {
         self.enter(out, Section::HeartbeatResps)?;
         out.put_u32(group);
         out.put_u64(term);
+        out.put_u64(match_index);
         self.count += 1;
         Ok(())
     }
@@ -457,8 +463,8 @@ impl PeerBatchWriter {
             MsgBody::Vote { .. } => 17,
             MsgBody::PreVoteResp { .. } | MsgBody::VoteResp { .. } => 1,
             MsgBody::AppendResp { .. } => 8 + 8 + 1 + 24,
-            MsgBody::Heartbeat { .. } => 8,
-            MsgBody::HeartbeatResp | MsgBody::TimeoutNow => 0,
+            MsgBody::Heartbeat { .. } | MsgBody::HeartbeatResp { .. } => 8,
+            MsgBody::TimeoutNow => 0,
         };
         self.check_room(
             out,
@@ -554,7 +560,10 @@ fn write_msg_body(out: &mut BytesMut, body: &MsgBody, entries: &[u8]) {
             out.put_u8(T_HEARTBEAT);
             out.put_u64(commit);
         }
-        MsgBody::HeartbeatResp => out.put_u8(T_HEARTBEAT_RESP),
+        MsgBody::HeartbeatResp { match_index } => {
+            out.put_u8(T_HEARTBEAT_RESP);
+            out.put_u64(match_index);
+        }
         MsgBody::TimeoutNow => out.put_u8(T_TIMEOUT_NOW),
     }
 }

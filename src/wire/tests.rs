@@ -108,7 +108,7 @@ fn arb_msg_body() -> impl Strategy<Value = MsgBody> {
             }
         ),
         u().prop_map(|commit| MsgBody::Heartbeat { commit }),
-        Just(MsgBody::HeartbeatResp),
+        u().prop_map(|match_index| MsgBody::HeartbeatResp { match_index }),
         Just(MsgBody::TimeoutNow),
     ]
 }
@@ -120,7 +120,7 @@ struct BatchInput {
     to: u32,
     shard: u16,
     heartbeats: Vec<(u32, u64, u64)>,
-    responses: Vec<(u32, u64)>,
+    responses: Vec<(u32, u64, u64)>,
     messages: Vec<(u32, u64, MsgBody, Vec<u8>)>,
 }
 
@@ -140,7 +140,7 @@ fn arb_batch() -> impl Strategy<Value = BatchInput> {
         arb_node(),
         any::<u16>(),
         proptest::collection::vec((any::<u32>(), any::<u64>(), any::<u64>()), 0..20),
-        proptest::collection::vec((any::<u32>(), any::<u64>()), 0..20),
+        proptest::collection::vec((any::<u32>(), any::<u64>(), any::<u64>()), 0..20),
         proptest::collection::vec(msg, 0..20),
     )
         .prop_map(
@@ -160,8 +160,8 @@ fn write_batch(b: &BatchInput, out: &mut BytesMut) -> usize {
     for &(g, t, c) in &b.heartbeats {
         w.heartbeat(out, g, t, c).unwrap();
     }
-    for &(g, t) in &b.responses {
-        w.heartbeat_resp(out, g, t).unwrap();
+    for &(g, t, m) in &b.responses {
+        w.heartbeat_resp(out, g, t, m).unwrap();
     }
     for (g, term, body, entries) in &b.messages {
         let m = Message {
@@ -190,8 +190,8 @@ fn expected_items(b: &BatchInput) -> Vec<GroupMessage> {
     for &(g, t, commit) in &b.heartbeats {
         v.push(mk(g, t, MsgBody::Heartbeat { commit }, &[]));
     }
-    for &(g, t) in &b.responses {
-        v.push(mk(g, t, MsgBody::HeartbeatResp, &[]));
+    for &(g, t, match_index) in &b.responses {
+        v.push(mk(g, t, MsgBody::HeartbeatResp { match_index }, &[]));
     }
     for (g, t, body, e) in &b.messages {
         v.push(mk(*g, *t, *body, e));
@@ -510,7 +510,10 @@ fn peer_batch_writer_enforces_order_and_limits() {
     assert!(w.message(&mut out, 9, &wrong_from, &[1]).is_err());
     w.message(&mut out, 9, &append(1), &[7]).unwrap();
     assert!(
-        matches!(w.heartbeat_resp(&mut out, 1, 1), Err(WireError::Misuse(_))),
+        matches!(
+            w.heartbeat_resp(&mut out, 1, 1, 0),
+            Err(WireError::Misuse(_))
+        ),
         "sections go in order"
     );
     w.finish(&mut out).unwrap();

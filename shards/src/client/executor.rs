@@ -1,47 +1,31 @@
 //! Running client code from ordinary (blocking) code: a glommio `LocalExecutor` on the
-//! calling thread, after checking the locked-memory limit glommio needs.
+//! calling thread, after the locked-memory check glommio needs
+//! ([`crate::memlock::ensure_memlock`]).
 //!
 //! The client does no direct file I/O, so it asks glommio for the smallest registered
-//! I/O memory; the check below is the client's own minimal one (the server's start-up
-//! sizes memory for many shards itself).
+//! I/O memory.
 
 use std::future::Future;
 
 use glommio::{LocalExecutorBuilder, Placement};
-use nix::sys::resource::{Resource, getrlimit, setrlimit};
 
-/// glommio refuses to start an executor below this `RLIMIT_MEMLOCK` (its own floor).
-const GLOMMIO_MEMLOCK_FLOOR_BYTES: u64 = 512 << 10;
+use crate::memlock::{IO_MEMORY_MIN_BYTES, ensure_memlock, memlock_needed_bytes};
+
 /// Registered I/O memory for a client executor (glommio's minimum; no DMA files here).
-pub const CLIENT_IO_MEMORY_BYTES: usize = 64 << 10;
-/// glommio registers the I/O memory with each of its three rings.
-const RINGS_PER_EXECUTOR: u64 = 3;
+pub const CLIENT_IO_MEMORY_BYTES: usize = IO_MEMORY_MIN_BYTES;
 
 /// Locked memory one client executor needs.
 pub fn client_memlock_bytes() -> u64 {
-    GLOMMIO_MEMLOCK_FLOOR_BYTES + RINGS_PER_EXECUTOR * CLIENT_IO_MEMORY_BYTES as u64
+    memlock_needed_bytes(1, CLIENT_IO_MEMORY_BYTES)
 }
 
-/// Makes sure `RLIMIT_MEMLOCK` lets one client executor start, raising the soft limit
-/// toward the hard one when needed. The error says what is set, what is needed and how
-/// to fix it.
-pub fn check_memlock() -> Result<(), String> {
-    let needed = client_memlock_bytes();
-    let (soft, hard) =
-        getrlimit(Resource::RLIMIT_MEMLOCK).map_err(|e| format!("reading RLIMIT_MEMLOCK: {e}"))?;
-    if soft >= needed {
-        return Ok(());
-    }
-    let raised = needed.min(hard);
-    if raised >= needed && setrlimit(Resource::RLIMIT_MEMLOCK, raised, hard).is_ok() {
-        return Ok(());
-    }
-    Err(format!(
-        "RLIMIT_MEMLOCK is {soft} bytes (hard limit {hard}) but a glommio executor needs at \
-         least {needed} bytes. Fix: `ulimit -l unlimited` (or a value >= {} KiB) in the \
-         starting shell, or `* - memlock unlimited` in /etc/security/limits.conf",
-        needed.div_ceil(1024)
-    ))
+/// Makes sure `RLIMIT_MEMLOCK` lets one client executor start (raising the soft limit
+/// when allowed); returns the I/O memory to build it with. The error says what is set,
+/// what is needed and how to fix it.
+pub fn check_memlock() -> Result<usize, String> {
+    ensure_memlock(1, CLIENT_IO_MEMORY_BYTES)
+        .map(|plan| plan.io_memory_bytes)
+        .map_err(|e| e.to_string())
 }
 
 /// Runs `make_future()` to completion on a new glommio executor on this thread (not
@@ -51,10 +35,10 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = T>,
 {
-    check_memlock()?;
+    let io_memory_bytes = check_memlock()?;
     let ex = LocalExecutorBuilder::new(Placement::Unbound)
         .name(name)
-        .io_memory(CLIENT_IO_MEMORY_BYTES)
+        .io_memory(io_memory_bytes)
         .make()
         .map_err(|e| format!("starting a glommio executor: {e}"))?;
     Ok(ex.run(make_future()))

@@ -1,0 +1,13 @@
+//! `dledger-perf`: harnesses that measure and attack a real dledger cluster.
+//!
+//! One module per subcommand of the `dledger-perf` binary; `hist`, `table`,
+//! `report` and `runtime` are shared by all of them.
+//!
+//! - `disk`: the commitlog store against the raw device ([`disk`]).
+
+pub mod disk;
+pub mod error;
+pub mod hist;
+pub mod report;
+pub mod runtime;
+pub mod table;

@@ -1,0 +1,262 @@
+//! File operations of the commitlog on glommio: directory layout, atomic metadata
+//! files, zero-filled segment creation and zeroing ranges.
+//!
+//! Layout of one group: `<storePathRootDir>/dledger-<selfId>/<group>/`
+//! - `data/<20-digit start position>`: data segments (`.prealloc` while being filled);
+//! - `index/<20-digit start address>`: the dense index (32 bytes per entry);
+//! - `hardstate`: term and vote; `checkpoint`: the durable commit point.
+
+use std::path::{Path, PathBuf};
+
+use glommio::io::{DmaFile, OpenOptions};
+
+use super::error::{DiskError, glommio_no_space};
+use super::fault::FaultInjector;
+
+/// Suffix of a segment being zero-filled; such a file is never part of the log.
+pub(crate) const PREALLOC_SUFFIX: &str = ".prealloc";
+/// Bytes per write when zero-filling.
+const ZERO_CHUNK_BYTES: u64 = 1 << 20;
+
+/// The paths of one group's files.
+#[derive(Clone, Debug)]
+pub struct GroupPaths {
+    pub dir: PathBuf,
+    pub data_dir: PathBuf,
+    pub index_dir: PathBuf,
+    pub hard_state: PathBuf,
+    pub checkpoint: PathBuf,
+}
+
+impl GroupPaths {
+    pub fn new(group_dir: PathBuf) -> Self {
+        GroupPaths {
+            data_dir: group_dir.join("data"),
+            index_dir: group_dir.join("index"),
+            hard_state: group_dir.join("hardstate"),
+            checkpoint: group_dir.join("checkpoint"),
+            dir: group_dir,
+        }
+    }
+
+    pub fn segment(&self, start: u64) -> PathBuf {
+        self.data_dir
+            .join(dledger::store::segment::SegmentName(start).to_string())
+    }
+}
+
+/// Makes the directory entries under `dir` durable (after a create, rename or unlink).
+pub(crate) async fn sync_dir(dir: &Path) -> Result<(), DiskError> {
+    let d = glommio::io::Directory::open(dir)
+        .await
+        .map_err(|e| DiskError::io("open directory", dir, e))?;
+    d.sync()
+        .await
+        .map_err(|e| DiskError::io("fsync directory", dir, e))?;
+    d.close()
+        .await
+        .map_err(|e| DiskError::io("close directory", dir, e))
+}
+
+/// Opens a file for direct I/O.
+pub(crate) async fn open_dma(
+    path: &Path,
+    create: bool,
+    o_dsync: bool,
+) -> Result<DmaFile, DiskError> {
+    let mut opts = OpenOptions::new();
+    opts.read(true).write(true).create(create);
+    if o_dsync {
+        opts.custom_flags(nix::fcntl::OFlag::O_DSYNC.bits());
+    }
+    opts.dma_open(path).await.map_err(|e| {
+        if glommio_no_space(&e) {
+            disk_full(path, &e)
+        } else {
+            DiskError::io("open", path, e)
+        }
+    })
+}
+
+fn disk_full(path: &Path, e: &dyn std::fmt::Display) -> DiskError {
+    DiskError::DiskFull {
+        message: format!("no space for {}: {e}", path.display()),
+    }
+}
+
+/// Writes `bytes` to `path` so that a crash leaves either the old or the new content:
+/// write a temporary file, `fdatasync` it, rename it over `path`, fsync the directory.
+pub(crate) async fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), DiskError> {
+    let tmp = path.with_extension("tmp");
+    let file = open_dma(&tmp, true, false).await?;
+    let len = file.align_up(bytes.len() as u64) as usize;
+    let mut buf = file.alloc_dma_buffer(len);
+    buf.as_bytes_mut().fill(0);
+    buf.as_bytes_mut()[..bytes.len()].copy_from_slice(bytes);
+    let written = file
+        .write_at(buf, 0)
+        .await
+        .map_err(|e| DiskError::io("write", &tmp, e))?;
+    if written != len {
+        return Err(DiskError::io(
+            "write",
+            &tmp,
+            format!("short write {written}/{len}"),
+        ));
+    }
+    // Direct I/O wrote whole blocks; the file keeps exactly the encoded bytes.
+    file.truncate(bytes.len() as u64)
+        .await
+        .map_err(|e| DiskError::io("truncate", &tmp, e))?;
+    file.fdatasync()
+        .await
+        .map_err(|e| DiskError::io("fdatasync", &tmp, e))?;
+    file.close()
+        .await
+        .map_err(|e| DiskError::io("close", &tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| DiskError::io("rename over", path, e))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    sync_dir(dir).await
+}
+
+/// Reads a small whole file, `None` when it does not exist.
+pub(crate) fn read_small(path: &Path) -> Result<Option<Vec<u8>>, DiskError> {
+    match std::fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(DiskError::io("read", path, e)),
+    }
+}
+
+/// Creates segment `path` of `bytes` bytes, zero-filled and durable, under a
+/// temporary name first so that a crash never leaves a half-filled segment in the log.
+///
+/// Zero-filling (not just `fallocate`) matters: an unwritten extent's first write
+/// still needs a metadata commit, which would make every first append to a block pay
+/// a journal write inside its `fdatasync`.
+///
+/// `zero_bytes_per_sec` (0: unlimited) paces the zero-filling so that a background
+/// preparation does not crowd the device queue that appends and their syncs wait in.
+pub(crate) async fn create_segment(
+    path: &Path,
+    bytes: u64,
+    fault: Option<&FaultInjector>,
+    zero_bytes_per_sec: u64,
+) -> Result<(), DiskError> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(PREALLOC_SUFFIX);
+    let tmp = PathBuf::from(tmp);
+    let result = async {
+        let file = open_dma(&tmp, true, false).await?;
+        let no_space = |e: glommio::GlommioError<()>, op: &str| {
+            if glommio_no_space(&e) {
+                disk_full(path, &e)
+            } else {
+                DiskError::io(op, &tmp, e)
+            }
+        };
+        file.pre_allocate(bytes, false)
+            .await
+            .map_err(|e| no_space(e, "fallocate"))?;
+        let mut pos = 0;
+        let started = std::time::Instant::now();
+        while pos < bytes {
+            let n = ZERO_CHUNK_BYTES.min(bytes - pos);
+            write_zeros(&file, &tmp, pos, n, fault).await?;
+            pos += n;
+            if zero_bytes_per_sec > 0 {
+                let due =
+                    std::time::Duration::from_secs_f64(pos as f64 / zero_bytes_per_sec as f64);
+                if let Some(wait) = due.checked_sub(started.elapsed()) {
+                    glommio::timer::sleep(wait).await;
+                }
+            }
+        }
+        if let Some(f) = fault {
+            f.before_sync()
+                .map_err(|e| DiskError::io("fdatasync", &tmp, e))?;
+        }
+        file.fdatasync()
+            .await
+            .map_err(|e| no_space(e, "fdatasync"))?;
+        file.close()
+            .await
+            .map_err(|e| DiskError::io("close", &tmp, e))?;
+        std::fs::rename(&tmp, path).map_err(|e| DiskError::io("rename to", path, e))?;
+        sync_dir(path.parent().unwrap_or(Path::new("."))).await
+    }
+    .await;
+    if result.is_err() {
+        // Give the space back; the half-made file is never read.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Writes zeros over `[pos, pos + len)` (block aligned) of `file`.
+pub(crate) async fn write_zeros(
+    file: &DmaFile,
+    path: &Path,
+    pos: u64,
+    len: u64,
+    fault: Option<&FaultInjector>,
+) -> Result<(), DiskError> {
+    debug_assert_eq!(file.align_down(pos), pos, "zeroing must start on a block");
+    debug_assert_eq!(file.align_down(len), len, "zeroing must cover whole blocks");
+    let mut at = pos;
+    while at < pos + len {
+        let n = ZERO_CHUNK_BYTES.min(pos + len - at) as usize;
+        let mut buf = file.alloc_dma_buffer(n);
+        buf.as_bytes_mut().fill(0);
+        if let Some(f) = fault {
+            f.before_write()
+                .map_err(|e| DiskError::io("write zeros", path, e))?;
+        }
+        let written = file.write_at(buf, at).await.map_err(|e| {
+            if glommio_no_space(&e) {
+                disk_full(path, &e)
+            } else {
+                DiskError::io("write zeros", path, e)
+            }
+        })?;
+        if written != n {
+            return Err(DiskError::io(
+                "write zeros",
+                path,
+                format!("short write {written}/{n}"),
+            ));
+        }
+        at += n as u64;
+    }
+    Ok(())
+}
+
+/// Makes glommio's io_poll probe for the device holding `dir` give the right answer.
+///
+/// The first time a thread opens a `DmaFile` on a device, glommio 0.9 decides whether
+/// the device supports polled I/O by reading block 0 of *that* file through the poll
+/// ring. When the file is new or its first block is unwritten (a fresh segment, a
+/// metadata temp file), the kernel answers without touching the device, glommio
+/// concludes "pollable", and from then on every read and write of that thread on the
+/// device goes through the poll ring and fails with EOPNOTSUPP on devices without
+/// poll queues (virtio here). So before any other direct-I/O open, a file whose first
+/// block holds real data is opened once; glommio caches the (correct) answer per
+/// thread and device. Best effort: when the probe file cannot be written (e.g. the
+/// disk is full) nothing is primed and recovery goes on.
+pub async fn prime_glommio_iopoll_probe(dir: &Path) -> Result<(), DiskError> {
+    let path = dir.join(".iopoll-probe");
+    if let Err(e) = std::fs::write(&path, [0x5Au8; 4096]) {
+        let _ = std::fs::remove_file(&path);
+        tracing::warn!(file = %path.display(), error = %e, "cannot write the io_poll probe file");
+        return Ok(());
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .dma_open(&path)
+        .await
+        .map_err(|e| DiskError::io("open", &path, e))?;
+    file.close()
+        .await
+        .map_err(|e| DiskError::io("close", &path, e))?;
+    std::fs::remove_file(&path).map_err(|e| DiskError::io("remove", &path, e))
+}

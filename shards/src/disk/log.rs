@@ -1,0 +1,1685 @@
+//! [`GroupLog`]: the direct-I/O commitlog of one Raft group on one glommio executor.
+//!
+//! Appends are encoded straight into a DMA buffer (the *stage*) and return at once
+//! with their index and position. A background *flusher* task writes what is staged
+//! in block-aligned chunks and makes it durable; everything appended while one flush
+//! is in flight is covered by the next one (group commit). Progress is published as
+//! two watermarks: `written_index` (handed to the device) and `durable_index` (covered
+//! by a completed device flush); [`GroupLog::persisted_index`] is the one Raft may
+//! count, depending on the flush mode.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use dledger::raft::{HardState, Recovered, TermRun};
+use dledger::store::align::BlockSize;
+use dledger::store::cursor::LogCursor;
+use dledger::store::record::{
+    HEADER_BYTES, RecordHeader, decode_header, encode_header, verify_record, verify_records,
+};
+use dledger::store::segment::{FILLER_BYTES, SegmentGeometry, encode_filler, parse_segment_name};
+use dledger::store::state::{
+    Checkpoint, PersistedHardState, decode_checkpoint, decode_hard_state, encode_checkpoint,
+    encode_hard_state,
+};
+use glommio::io::DmaFile;
+use glommio::{Task, spawn_local};
+
+use super::cache::{Entry, TailCache};
+use super::config::{FlushMode, LogConfig, SyncMethod};
+use super::error::DiskError;
+use super::files::{self, GroupPaths, PREALLOC_SUFFIX};
+use super::index::DenseIndex;
+use super::scan::{self, SegmentReader};
+use super::signal::Signal;
+use super::space::{self, RetentionRule};
+use dledger::store::index::IndexEntry;
+
+/// Where an append landed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Appended {
+    pub first_index: u64,
+    pub last_index: u64,
+    /// Position of each record, in index order.
+    pub positions: Vec<u64>,
+}
+
+/// Counters for benchmarks and metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogStats {
+    /// Device flushes (rounds that ended with every touched file synced).
+    pub flushes: u64,
+    /// Records made durable by those flushes (so records per flush = this / flushes).
+    pub records_flushed: u64,
+    /// Data write calls and the bytes they wrote (tail-block rewrites included).
+    pub writes: u64,
+    pub bytes_written: u64,
+    /// Segments created (zero-filled).
+    pub segments_created: u64,
+}
+
+/// What a retention pass removed.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PurgeReport {
+    pub segments_deleted: Vec<PathBuf>,
+    pub first_index: u64,
+    pub used_ratio: f64,
+}
+
+enum Work {
+    Write,
+    Sync,
+    Stop,
+}
+
+struct State {
+    first_index: u64,
+    next_index: u64,
+    next_pos: u64,
+    /// Header CRC of the last record (what the next one chains to; 0 when unknown).
+    last_crc: u32,
+    /// The log cursor after the last record handed to the device.
+    written_cursor: LogCursor,
+    /// Dense index entries not yet in the index files, from index `index_written_to`.
+    index_pending: VecDeque<IndexEntry>,
+    index_written_to: u64,
+    positions: VecDeque<u64>,
+    term_runs: Vec<TermRun>,
+    stage: Option<super::stage::Stage>,
+    ready: VecDeque<super::stage::Chunk>,
+    pending_bytes: u64,
+    cache: TailCache,
+    /// Segments that exist zero-filled (or in use): every start below this.
+    prepared_end: u64,
+    prepare_target: u64,
+    preparing: bool,
+    prepare_error: Option<DiskError>,
+    unsynced_segments: BTreeSet<u64>,
+    unsynced_bytes: u64,
+    sync_requested: bool,
+    flushing: bool,
+    truncating: bool,
+    closing: bool,
+    hard_state: HardState,
+    checkpoint: Checkpoint,
+    disk_checked_at: Option<Instant>,
+    disk_used_ratio: f64,
+    stats: LogStats,
+}
+
+impl State {
+    /// The log's end as the next record sees it.
+    fn cursor(&self) -> LogCursor {
+        LogCursor {
+            pos: self.next_pos,
+            next_index: self.next_index,
+            last_term: self.term_runs.last().map_or(0, |r| r.term),
+            last_crc: self.last_crc,
+        }
+    }
+}
+
+struct Inner {
+    cfg: LogConfig,
+    paths: GroupPaths,
+    geometry: SegmentGeometry,
+    block: BlockSize,
+    index: DenseIndex,
+    st: RefCell<State>,
+    files: RefCell<BTreeMap<u64, Rc<DmaFile>>>,
+    written_index: Cell<u64>,
+    durable_index: Cell<u64>,
+    /// The log cursor at `durable_index` (what a checkpoint records).
+    durable_cursor: Cell<LogCursor>,
+    failed: RefCell<Option<DiskError>>,
+    /// Wakes the flusher.
+    work: Signal,
+    /// Watermarks moved, a failure happened, or the flusher went idle.
+    progress: Signal,
+    /// Segment preparation finished or failed.
+    prepared: Signal,
+    /// For background tasks that must not keep the log alive.
+    weak_self: std::rc::Weak<Inner>,
+}
+
+/// The commitlog of one Raft group. Single-threaded: use it on the glommio executor
+/// that opened it. Cloning is cheap and shares the log.
+#[derive(Clone)]
+pub struct GroupLog {
+    inner: Rc<Inner>,
+    tasks: Rc<RefCell<Vec<Task<()>>>>,
+}
+
+impl std::fmt::Debug for GroupLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupLog")
+            .field("dir", &self.inner.paths.dir)
+            .field("last_index", &self.last_index())
+            .field("durable_index", &self.durable_index())
+            .finish()
+    }
+}
+
+fn chunk_limit(cfg: &LogConfig) -> u64 {
+    cfg.write_buffer_bytes as u64 + u64::from(cfg.max_record_bytes)
+}
+
+/// Bytes past the recovered end that a crash may have left written: one flush round
+/// (bounded by `unsynced_bytes_max` plus one chunk), one straddling record and block.
+fn crash_window_bytes(cfg: &LogConfig) -> u64 {
+    cfg.unsynced_bytes_max + 2 * chunk_limit(cfg) + 2 * u64::from(cfg.max_record_bytes) + 8192
+}
+
+impl GroupLog {
+    /// Opens (or creates) the log under [`LogConfig::group_dir`] and recovers it.
+    ///
+    /// Recovery reads `hardstate` and `checkpoint`, scans the segments checking every
+    /// record, and ends the log at the first record that fails. A failure past the
+    /// checkpoint's commit index is a torn or unsynced tail: it is zeroed (together
+    /// with whatever a crash may have written after it) and the log continues there.
+    /// A failure at or below it means acknowledged data is damaged: the open fails with
+    /// [`DiskError::Corruption`] naming the file and offset.
+    ///
+    /// Must run inside a glommio executor.
+    pub async fn open(cfg: LogConfig) -> Result<GroupLog, DiskError> {
+        cfg.validate()?;
+        let geometry =
+            SegmentGeometry::new(cfg.segment_bytes).map_err(|e| DiskError::InvalidArgument {
+                message: format!("segment_bytes: {e}"),
+            })?;
+        let paths = GroupPaths::new(cfg.group_dir());
+        for dir in [&paths.data_dir, &paths.index_dir] {
+            std::fs::create_dir_all(dir).map_err(|e| DiskError::io("create directory", dir, e))?;
+        }
+        let index_geometry = SegmentGeometry::new(cfg.index_segment_bytes).map_err(|e| {
+            DiskError::InvalidArgument {
+                message: format!("index_segment_bytes: {e}"),
+            }
+        })?;
+        let index = DenseIndex::new(
+            paths.index_dir.clone(),
+            index_geometry,
+            cfg.max_record_bytes,
+        );
+        files::prime_glommio_iopoll_probe(&paths.dir).await?;
+        files::sync_dir(&paths.dir).await?;
+
+        let hard_state = match files::read_small(&paths.hard_state)? {
+            None => HardState::default(),
+            Some(b) => {
+                let hs = decode_hard_state(&b).map_err(|e| DiskError::Corruption {
+                    file: paths.hard_state.clone(),
+                    offset: 0,
+                    reason: e.to_string(),
+                })?;
+                HardState {
+                    term: hs.term,
+                    voted_for: hs.voted_for,
+                }
+            }
+        };
+        let checkpoint = match files::read_small(&paths.checkpoint)? {
+            None => Checkpoint::new_log(0),
+            Some(b) => decode_checkpoint(&b).map_err(|e| DiskError::Corruption {
+                file: paths.checkpoint.clone(),
+                offset: 0,
+                reason: e.to_string(),
+            })?,
+        };
+
+        let starts = list_segments(&paths)?;
+        for w in starts.windows(2) {
+            if w[1] != w[0] + geometry.segment_bytes() {
+                return Err(DiskError::Corruption {
+                    file: paths.segment(w[1]),
+                    offset: 0,
+                    reason: format!(
+                        "segment {} is missing before it",
+                        paths.segment(w[0] + geometry.segment_bytes()).display()
+                    ),
+                });
+            }
+        }
+        let scanned = scan::scan(
+            &paths,
+            &geometry,
+            &starts,
+            cfg.max_record_bytes,
+            &checkpoint,
+            &index,
+        )
+        .await?;
+        let end_cursor = scanned.end;
+        let last_index = end_cursor.next_index - 1;
+        if let Some((file, offset, reason)) = &scanned.torn {
+            tracing::warn!(
+                file = %file.display(),
+                offset,
+                %reason,
+                "truncating a torn tail"
+            );
+        }
+
+        // Probe the device block size with the segment the log continues in.
+        let end_pos = end_cursor.pos;
+        let end_seg = geometry.segment_start(end_pos);
+        let mut stats = LogStats::default();
+        if !starts.contains(&end_seg) {
+            // Needed before the log can open: as fast as the device goes.
+            files::create_segment(&paths.segment(end_seg), geometry.segment_bytes(), None, 0)
+                .await?;
+            stats.segments_created += 1;
+        }
+        let o_dsync = cfg.sync_method == SyncMethod::ODsync;
+        let end_file = Rc::new(files::open_dma(&paths.segment(end_seg), false, o_dsync).await?);
+        let block =
+            BlockSize::new(end_file.alignment()).map_err(|e| DiskError::InvalidArgument {
+                message: format!("device block of {}: {e}", paths.segment(end_seg).display()),
+            })?;
+        let mut file_map = BTreeMap::new();
+        file_map.insert(end_seg, end_file.clone());
+
+        // After a torn tail, zero whatever the crash may have left past the end (hygiene:
+        // chained headers already keep stale records from being linked back), then read
+        // the tail block.
+        let window_end = if scanned.torn.is_some() {
+            end_pos.saturating_add(crash_window_bytes(&cfg))
+        } else {
+            end_pos
+        };
+        let mut seg = end_seg;
+        while seg < window_end && (seg == end_seg || starts.contains(&seg)) {
+            let from = end_pos.max(seg);
+            let to = window_end.min(seg + geometry.segment_bytes());
+            let file = if seg == end_seg {
+                end_file.clone()
+            } else {
+                Rc::new(files::open_dma(&paths.segment(seg), false, o_dsync).await?)
+            };
+            zero_dirty(
+                &file,
+                &paths.segment(seg),
+                seg,
+                from,
+                to,
+                geometry.segment_bytes(),
+            )
+            .await?;
+            seg += geometry.segment_bytes();
+        }
+        let tail_start = block.align_down(end_pos);
+        let carried = if tail_start < end_pos {
+            let r = end_file
+                .read_at_aligned(tail_start - end_seg, block.bytes() as usize)
+                .await
+                .map_err(|e| DiskError::io("read tail block", &paths.segment(end_seg), e))?;
+            r[..(end_pos - tail_start) as usize].to_vec()
+        } else {
+            Vec::new()
+        };
+        let prepared_end =
+            starts.last().map_or(end_seg, |&s| s.max(end_seg)) + geometry.segment_bytes();
+
+        let stage = super::stage::Stage::new(
+            end_seg,
+            tail_start,
+            cfg.write_buffer_bytes,
+            &carried,
+            end_cursor,
+        );
+        let st = State {
+            first_index: scanned.first_index,
+            next_index: last_index + 1,
+            next_pos: end_pos,
+            last_crc: end_cursor.last_crc,
+            written_cursor: end_cursor,
+            index_pending: scanned.entries.into_iter().collect(),
+            index_written_to: scanned.scanned_from,
+            positions: scanned.positions,
+            term_runs: scanned.term_runs,
+            stage: Some(stage),
+            ready: VecDeque::new(),
+            pending_bytes: 0,
+            cache: TailCache::new(cfg.tail_cache_bytes),
+            prepared_end,
+            prepare_target: prepared_end,
+            preparing: false,
+            prepare_error: None,
+            unsynced_segments: BTreeSet::new(),
+            unsynced_bytes: 0,
+            sync_requested: false,
+            flushing: false,
+            truncating: false,
+            closing: false,
+            hard_state,
+            checkpoint,
+            disk_checked_at: None,
+            disk_used_ratio: 0.0,
+            stats,
+        };
+        let inner = Rc::new_cyclic(|weak_self| Inner {
+            weak_self: weak_self.clone(),
+            cfg,
+            paths,
+            geometry,
+            block,
+            index,
+            st: RefCell::new(st),
+            files: RefCell::new(file_map),
+            written_index: Cell::new(last_index),
+            durable_index: Cell::new(last_index),
+            durable_cursor: Cell::new(end_cursor),
+            failed: RefCell::new(None),
+            work: Signal::default(),
+            progress: Signal::default(),
+            prepared: Signal::default(),
+        });
+        let log = GroupLog {
+            inner: inner.clone(),
+            tasks: Rc::new(RefCell::new(Vec::new())),
+        };
+        log.tasks
+            .borrow_mut()
+            .push(spawn_local(run_flusher(inner.clone())));
+        if let FlushMode::AsyncFlush { flush_interval_ms } = inner.cfg.flush_mode {
+            log.tasks.borrow_mut().push(spawn_local(run_sync_timer(
+                inner.clone(),
+                Duration::from_millis(flush_interval_ms),
+            )));
+        }
+        log.inner.prepare_ahead();
+        Ok(log)
+    }
+
+    // ----- what the Raft core needs -----
+
+    /// First index still in the log (1 until retention deletes segments).
+    pub fn first_index(&self) -> u64 {
+        self.inner.st.borrow().first_index
+    }
+
+    /// Last index appended (0 when empty); not necessarily durable.
+    pub fn last_index(&self) -> u64 {
+        self.inner.st.borrow().next_index - 1
+    }
+
+    /// Position where the next record goes.
+    pub fn end_pos(&self) -> u64 {
+        self.inner.st.borrow().next_pos
+    }
+
+    /// Last index handed to the device (not necessarily flushed).
+    pub fn written_index(&self) -> u64 {
+        self.inner.written_index.get()
+    }
+
+    /// Last index covered by a completed device flush.
+    pub fn durable_index(&self) -> u64 {
+        self.inner.durable_index.get()
+    }
+
+    /// The index Raft may report as persisted: `durable_index` under SYNC_FLUSH,
+    /// `written_index` under ASYNC_FLUSH.
+    pub fn persisted_index(&self) -> u64 {
+        match self.inner.cfg.flush_mode {
+            FlushMode::SyncFlush => self.durable_index(),
+            FlushMode::AsyncFlush { .. } => self.written_index(),
+        }
+    }
+
+    /// Term runs covering `first_index..=last_index`, ascending.
+    pub fn term_runs(&self) -> Vec<TermRun> {
+        self.inner.st.borrow().term_runs.clone()
+    }
+
+    /// Term of entry `index` (`None` outside the log).
+    pub fn term_at(&self, index: u64) -> Option<u64> {
+        let st = self.inner.st.borrow();
+        if index < st.first_index || index >= st.next_index {
+            return None;
+        }
+        let at = st.term_runs.partition_point(|r| r.first_index <= index);
+        st.term_runs.get(at.checked_sub(1)?).map(|r| r.term)
+    }
+
+    pub fn hard_state(&self) -> HardState {
+        self.inner.st.borrow().hard_state
+    }
+
+    pub fn checkpoint(&self) -> Checkpoint {
+        self.inner.st.borrow().checkpoint
+    }
+
+    /// What a restarted Raft node needs from its storage.
+    pub fn recovered(&self) -> Recovered {
+        let st = self.inner.st.borrow();
+        Recovered {
+            hard_state: st.hard_state,
+            last_index: st.next_index - 1,
+            term_runs: st.term_runs.clone(),
+            commit_index: st.checkpoint.commit_index,
+        }
+    }
+
+    pub fn stats(&self) -> LogStats {
+        self.inner.st.borrow().stats
+    }
+
+    /// The error that made the log fail, if it did.
+    pub fn failure(&self) -> Option<DiskError> {
+        self.inner.failed.borrow().clone()
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.inner.cfg
+    }
+
+    // ----- durability -----
+
+    /// Waits until `index` is durable (covered by a device flush).
+    pub async fn wait_durable(&self, index: u64) -> Result<(), DiskError> {
+        let inner = &self.inner;
+        inner
+            .progress
+            .wait_for(|| {
+                if inner.durable_index.get() >= index {
+                    Some(Ok(()))
+                } else {
+                    inner.stopped_error().map(Err)
+                }
+            })
+            .await
+    }
+
+    /// Waits until `index` is persisted in the sense of [`Self::persisted_index`].
+    pub async fn wait_persisted(&self, index: u64) -> Result<(), DiskError> {
+        let inner = &self.inner;
+        inner
+            .progress
+            .wait_for(|| {
+                if self.persisted_index() >= index {
+                    Some(Ok(()))
+                } else {
+                    inner.stopped_error().map(Err)
+                }
+            })
+            .await
+    }
+
+    /// Persists term and vote atomically (temp file, fdatasync, rename, fsync dir).
+    /// A failure is fatal for the log.
+    pub async fn persist_hard_state(&self, hs: HardState) -> Result<(), DiskError> {
+        self.inner.check_usable()?;
+        let mut bytes = [0u8; dledger::store::state::HARD_STATE_BYTES];
+        encode_hard_state(
+            &PersistedHardState {
+                term: hs.term,
+                voted_for: hs.voted_for,
+            },
+            &mut bytes,
+        )
+        .map_err(|e| DiskError::InvalidArgument {
+            message: format!("hard state: {e}"),
+        })?;
+        match files::write_atomically(&self.inner.paths.hard_state, &bytes).await {
+            Ok(()) => {
+                self.inner.st.borrow_mut().hard_state = hs;
+                Ok(())
+            }
+            Err(e) => Err(self.inner.fail_with(e)),
+        }
+    }
+
+    /// Writes a checkpoint: the current durable point and `commit_index`. Recovery
+    /// then starts scanning at the previous checkpoint's durable point and refuses to
+    /// drop anything below this one's (it reports corruption instead). Call it
+    /// periodically (DLedger's `checkPointInterval`); `commit_index` never goes back.
+    pub async fn persist_checkpoint(&self, commit_index: u64) -> Result<(), DiskError> {
+        self.inner.check_usable()?;
+        let cp = {
+            let st = self.inner.st.borrow();
+            let durable = self.inner.durable_cursor.get();
+            if commit_index < st.checkpoint.commit_index {
+                return Err(DiskError::Inconsistent {
+                    message: format!(
+                        "checkpoint commit index {commit_index} is below the persisted {}",
+                        st.checkpoint.commit_index
+                    ),
+                });
+            }
+            if commit_index == st.checkpoint.commit_index && durable == st.checkpoint.durable {
+                return Ok(());
+            }
+            st.checkpoint.advanced(durable, commit_index)
+        };
+        // The dense index must cover everything below the new scan-from point before
+        // the checkpoint points past it: write (and sync) the durable entries.
+        let entries: Vec<IndexEntry> = {
+            let st = self.inner.st.borrow();
+            st.index_pending
+                .iter()
+                .take_while(|e| e.index < cp.durable.next_index)
+                .copied()
+                .collect()
+        };
+        if !entries.is_empty() {
+            if let Err(e) = self.inner.index.write_synced(&entries).await {
+                return Err(self.inner.fail_with(e));
+            }
+            let mut st = self.inner.st.borrow_mut();
+            let written_to = entries[entries.len() - 1].index + 1;
+            while st
+                .index_pending
+                .front()
+                .is_some_and(|e| e.index < written_to)
+            {
+                st.index_pending.pop_front();
+            }
+            st.index_written_to = written_to;
+        }
+        let mut bytes = [0u8; dledger::store::state::CHECKPOINT_BYTES];
+        encode_checkpoint(&cp, &mut bytes).map_err(|e| DiskError::InvalidArgument {
+            message: format!("checkpoint: {e}"),
+        })?;
+        match files::write_atomically(&self.inner.paths.checkpoint, &bytes).await {
+            Ok(()) => {
+                self.inner.st.borrow_mut().checkpoint = cp;
+                Ok(())
+            }
+            Err(e) => Err(self.inner.fail_with(e)),
+        }
+    }
+
+    // ----- appends -----
+
+    /// Appends one record per body, all of `term`, as the leader: encodes them into
+    /// the stage (computing each body CRC once) and returns where they landed. They
+    /// become durable later: see [`Self::wait_durable`]. Callers serialize appends
+    /// (Raft assigns the indexes: check `first_index` against it).
+    pub async fn append(&self, term: u64, bodies: &[&[u8]]) -> Result<Appended, DiskError> {
+        if bodies.is_empty() {
+            return Err(DiskError::InvalidArgument {
+                message: "empty append".into(),
+            });
+        }
+        let sizes: Vec<u64> = bodies
+            .iter()
+            .map(|b| HEADER_BYTES as u64 + b.len() as u64)
+            .collect();
+        self.inner.admit(&sizes, term).await?;
+        let mut st = self.inner.st.borrow_mut();
+        let mut out = Appended {
+            first_index: st.next_index,
+            last_index: st.next_index + bodies.len() as u64 - 1,
+            positions: Vec::with_capacity(bodies.len()),
+        };
+        for body in bodies {
+            let n = HEADER_BYTES + body.len();
+            let index = st.next_index;
+            let prev_crc = st.last_crc;
+            let (pos, dst) = self.inner.reserve(&mut st, n as u64);
+            // Chained to the previous record, so stale bytes past the end can never be
+            // linked behind it by recovery.
+            let header = RecordHeader::normal(index, term, pos, body)
+                .map_err(|e| DiskError::InvalidArgument {
+                    message: format!("record {index}: {e}"),
+                })?
+                .chained_to(prev_crc);
+            encode_header(&header, dst).map_err(|e| DiskError::InvalidArgument {
+                message: format!("record {index}: {e}"),
+            })?;
+            dst[HEADER_BYTES..n].copy_from_slice(body);
+            self.inner.commit_record(&mut st, &header, n);
+            out.positions.push(pos);
+        }
+        drop(st);
+        self.inner.after_append();
+        Ok(out)
+    }
+
+    /// Appends a new leader's empty entry (Raft §5.4.2 / §8).
+    pub async fn append_noop(&self, term: u64) -> Result<Appended, DiskError> {
+        self.inner.admit(&[HEADER_BYTES as u64], term).await?;
+        let mut st = self.inner.st.borrow_mut();
+        let index = st.next_index;
+        let prev_crc = st.last_crc;
+        let (pos, dst) = self.inner.reserve(&mut st, HEADER_BYTES as u64);
+        let header = RecordHeader::noop(index, term, pos).chained_to(prev_crc);
+        encode_header(&header, dst).map_err(|e| DiskError::InvalidArgument {
+            message: format!("noop {index}: {e}"),
+        })?;
+        self.inner.commit_record(&mut st, &header, HEADER_BYTES);
+        drop(st);
+        self.inner.after_append();
+        Ok(Appended {
+            first_index: index,
+            last_index: index,
+            positions: vec![pos],
+        })
+    }
+
+    /// Appends records as encoded by the leader (back to back), after verifying each
+    /// one's CRCs and that it continues this log at the position it names. The bytes
+    /// are written as received: no re-encoding.
+    pub async fn append_encoded(&self, records: &[u8]) -> Result<Appended, DiskError> {
+        let max = self.inner.cfg.max_record_bytes;
+        let mut headers = Vec::new();
+        for r in verify_records(records, max) {
+            let (h, _) = r.map_err(|e| DiskError::InvalidArgument {
+                message: format!("pushed record {}: {e}", headers.len()),
+            })?;
+            headers.push(h);
+        }
+        let Some(first) = headers.first() else {
+            return Err(DiskError::InvalidArgument {
+                message: "empty push".into(),
+            });
+        };
+        let sizes: Vec<u64> = headers.iter().map(|h| h.record_bytes()).collect();
+        self.inner.admit(&sizes, first.term).await?;
+        let mut st = self.inner.st.borrow_mut();
+        // Check the whole batch against the log before taking any of it: index, term,
+        // position and chain, by the store's cursor rule.
+        let mut cursor = st.cursor();
+        for h in &headers {
+            cursor
+                .check_next(&self.inner.geometry, h)
+                .map_err(|e| DiskError::Inconsistent {
+                    message: format!(
+                        "pushed record (index {}, term {}, pos {}) does not continue this \
+                         log: {e}",
+                        h.index, h.term, h.pos
+                    ),
+                })?;
+            cursor.advance(h);
+        }
+        let mut out = Appended {
+            first_index: first.index,
+            last_index: first.index + headers.len() as u64 - 1,
+            positions: Vec::with_capacity(headers.len()),
+        };
+        let mut at = 0usize;
+        for h in &headers {
+            let n = h.record_bytes() as usize;
+            let (pos, dst) = self.inner.reserve(&mut st, n as u64);
+            debug_assert_eq!(pos, h.pos);
+            dst.copy_from_slice(&records[at..at + n]);
+            at += n;
+            self.inner.commit_record(&mut st, h, n);
+            out.positions.push(pos);
+        }
+        drop(st);
+        self.inner.after_append();
+        Ok(out)
+    }
+
+    // ----- reads -----
+
+    /// Entry `index`, from the tail cache when hot, else read from disk and verified.
+    pub async fn entry(&self, index: u64) -> Result<Entry, DiskError> {
+        let (pos, seg_start) = {
+            let st = self.inner.st.borrow();
+            if index < st.first_index || index >= st.next_index {
+                return Err(DiskError::IndexOutOfRange {
+                    index,
+                    first_index: st.first_index,
+                    last_index: st.next_index - 1,
+                });
+            }
+            if let Some(e) = st.cache.get(index) {
+                return Ok(e.clone());
+            }
+            let pos = st.positions[(index - st.first_index) as usize];
+            (pos, self.inner.geometry.segment_start(pos))
+        };
+        debug_assert!(
+            index <= self.written_index(),
+            "unwritten records stay cached"
+        );
+        let path = self.inner.paths.segment(seg_start);
+        let file = self.inner.file(seg_start).await?;
+        let seg_bytes = self.inner.geometry.segment_bytes();
+        let mut reader = SegmentReader::for_point_read(&file, seg_bytes);
+        let off = pos - seg_start;
+        let corrupt = |reason: String| DiskError::Corruption {
+            file: path.clone(),
+            offset: off,
+            reason,
+        };
+        let head = reader
+            .get(off, HEADER_BYTES)
+            .await
+            .map_err(|e| DiskError::io("read", &path, e))?;
+        let header = decode_header(head, self.inner.cfg.max_record_bytes)
+            .map_err(|e| corrupt(format!("record {index}: {e}")))?;
+        let bytes = reader
+            .get(off, header.record_bytes() as usize)
+            .await
+            .map_err(|e| DiskError::io("read", &path, e))?;
+        let h = verify_record(bytes, self.inner.cfg.max_record_bytes)
+            .map_err(|e| corrupt(format!("record {index}: {e}")))?;
+        if h.index != index || h.pos != pos {
+            return Err(corrupt(format!(
+                "expected record {index} at {pos}, found index {} pos {}",
+                h.index, h.pos
+            )));
+        }
+        Ok(Entry {
+            index,
+            term: h.term,
+            pos,
+            record: Bytes::copy_from_slice(bytes),
+        })
+    }
+
+    // ----- truncation -----
+
+    /// Removes every entry with index `>= from_index` (a Raft conflict), durably: the
+    /// bytes of the removed records are zeroed and synced before this returns, so
+    /// recovery can never bring them back. Refuses to cut at or below `commit_index`
+    /// or the persisted checkpoint.
+    pub async fn truncate_suffix(
+        &self,
+        from_index: u64,
+        commit_index: u64,
+    ) -> Result<(), DiskError> {
+        let inner = &self.inner;
+        inner.check_usable()?;
+        {
+            let mut st = inner.st.borrow_mut();
+            let floor = commit_index.max(st.checkpoint.commit_index);
+            if from_index <= floor || from_index < st.first_index || from_index > st.next_index {
+                return Err(DiskError::Inconsistent {
+                    message: format!(
+                        "cannot truncate from {from_index}: log is [{}, {}], commit floor {floor}",
+                        st.first_index,
+                        st.next_index - 1
+                    ),
+                });
+            }
+            if from_index == st.next_index {
+                return Ok(());
+            }
+            if st.truncating {
+                return Err(DiskError::Inconsistent {
+                    message: "a truncation is already running".into(),
+                });
+            }
+            st.truncating = true;
+        }
+        let result = self.truncate_locked(from_index).await;
+        inner.st.borrow_mut().truncating = false;
+        inner.progress.notify();
+        inner.prepared.notify();
+        result.map_err(|e| inner.fail_with(e))
+    }
+
+    async fn truncate_locked(&self, from_index: u64) -> Result<(), DiskError> {
+        let inner = &self.inner;
+        // Let the flusher write everything staged, so the disk holds the whole log.
+        inner.work.notify();
+        inner
+            .progress
+            .wait_for(|| {
+                if let Some(e) = inner.failed.borrow().clone() {
+                    return Some(Err(e));
+                }
+                let st = inner.st.borrow();
+                let idle = st.ready.is_empty()
+                    && !st.flushing
+                    && !st.stage.as_ref().is_some_and(|s| s.has_new_bytes());
+                idle.then_some(Ok(()))
+            })
+            .await?;
+        // The new end: just past the last kept record (before any filler after it, so
+        // the next record is placed exactly where the leader places it).
+        let first_index = inner.st.borrow().first_index;
+        let new_cursor = if from_index > first_index {
+            let prev = self.entry(from_index - 1).await?;
+            let h = decode_header(&prev.record, inner.cfg.max_record_bytes).map_err(|e| {
+                DiskError::Corruption {
+                    file: inner.paths.segment(inner.geometry.segment_start(prev.pos)),
+                    offset: inner.geometry.offset_in_segment(prev.pos),
+                    reason: format!("record {}: {e}", from_index - 1),
+                }
+            })?;
+            LogCursor {
+                pos: h.end_pos(),
+                next_index: from_index,
+                last_term: h.term,
+                last_crc: h.header_crc(),
+            }
+        } else {
+            let st = inner.st.borrow();
+            LogCursor {
+                pos: st.positions[0],
+                next_index: from_index,
+                last_term: 0,
+                last_crc: 0,
+            }
+        };
+        let new_end = new_cursor.pos;
+        let (old_end, checkpoint) = {
+            let st = inner.st.borrow();
+            (st.next_pos, st.checkpoint)
+        };
+        let lowered = checkpoint.truncated_to(new_cursor);
+        if lowered != checkpoint {
+            // Lower the checkpoint first: Raft may drop durable entries that were never
+            // committed, and recovery must not then report them lost.
+            let mut bytes = [0u8; dledger::store::state::CHECKPOINT_BYTES];
+            encode_checkpoint(&lowered, &mut bytes).map_err(|e| DiskError::InvalidArgument {
+                message: format!("checkpoint: {e}"),
+            })?;
+            files::write_atomically(&inner.paths.checkpoint, &bytes).await?;
+            inner.st.borrow_mut().checkpoint = lowered;
+        }
+        let seg_bytes = inner.geometry.segment_bytes();
+        let mut seg = inner.geometry.segment_start(new_end);
+        let mut carried = Vec::new();
+        while seg < old_end {
+            let file = inner.file(seg).await?;
+            let path = inner.paths.segment(seg);
+            let from = new_end.max(seg);
+            let to = old_end.min(seg + seg_bytes);
+            let head = zero_range(&file, &path, seg, from, to, seg_bytes, inner.fault()).await?;
+            if seg == inner.geometry.segment_start(new_end) {
+                carried = head;
+            }
+            if let Some(f) = inner.fault() {
+                f.before_sync()
+                    .map_err(|e| DiskError::io("fdatasync", &path, e))?;
+            }
+            file.fdatasync()
+                .await
+                .map_err(|e| DiskError::io("fdatasync", &path, e))?;
+            seg += seg_bytes;
+        }
+        let mut st = inner.st.borrow_mut();
+        let keep = (from_index - st.first_index) as usize;
+        st.positions.truncate(keep);
+        while st
+            .term_runs
+            .last()
+            .is_some_and(|r| r.first_index >= from_index)
+        {
+            st.term_runs.pop();
+        }
+        st.cache.truncate_from(from_index);
+        while st
+            .index_pending
+            .back()
+            .is_some_and(|e| e.index >= from_index)
+        {
+            st.index_pending.pop_back();
+        }
+        st.index_written_to = st.index_written_to.min(from_index);
+        st.next_index = from_index;
+        st.next_pos = new_end;
+        st.last_crc = new_cursor.last_crc;
+        let seg_start = inner.geometry.segment_start(new_end);
+        st.stage = Some(super::stage::Stage::new(
+            seg_start,
+            inner.block.align_down(new_end),
+            inner.cfg.write_buffer_bytes,
+            &carried,
+            new_cursor,
+        ));
+        let last = from_index - 1;
+        if inner.written_index.get() > last {
+            inner.written_index.set(last);
+            st.written_cursor = new_cursor;
+        }
+        if inner.durable_index.get() > last {
+            inner.durable_index.set(last);
+            inner.durable_cursor.set(new_cursor);
+        }
+        Ok(())
+    }
+
+    // ----- retention -----
+
+    /// Deletes the oldest segments that DLedger's rule allows (age against
+    /// `fileReservedHours`, disk usage against the two ratios), never the segment in
+    /// use and never one holding an index `>= keep_from_index` (e.g. not yet applied).
+    pub async fn purge(
+        &self,
+        now: SystemTime,
+        keep_from_index: u64,
+    ) -> Result<PurgeReport, DiskError> {
+        let inner = &self.inner;
+        let rule = RetentionRule {
+            file_reserved: Duration::from_secs(inner.cfg.file_reserved_hours * 3600),
+            ratio_check_expired: inner.cfg.disk_ratio_check_expired,
+            ratio_force_clean: inner.cfg.disk_ratio_force_clean,
+            delete_when_hour: inner.cfg.delete_when_hour,
+        };
+        let hour = space::local_hour(now);
+        let seg_bytes = inner.geometry.segment_bytes();
+        let mut report = PurgeReport::default();
+        loop {
+            let ratio = space::disk_used_ratio(&inner.paths.data_dir)?;
+            report.used_ratio = ratio;
+            let (oldest, next_first) = {
+                let st = inner.st.borrow();
+                report.first_index = st.first_index;
+                let Some(&first_pos) = st.positions.front() else {
+                    break;
+                };
+                let oldest = inner.geometry.segment_start(first_pos);
+                let active = inner.geometry.segment_start(st.next_pos);
+                if oldest + seg_bytes > active {
+                    break;
+                }
+                let kept = st.positions.partition_point(|&p| p < oldest + seg_bytes);
+                (oldest, st.first_index + kept as u64)
+            };
+            if next_first > keep_from_index {
+                break;
+            }
+            let path = inner.paths.segment(oldest);
+            let modified = std::fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .map_err(|e| DiskError::io("stat", &path, e))?;
+            let age = now.duration_since(modified).unwrap_or(Duration::ZERO);
+            if !rule.should_delete(age, ratio, hour) {
+                break;
+            }
+            if let Some(f) = inner.files.borrow_mut().remove(&oldest) {
+                drop(f);
+            }
+            std::fs::remove_file(&path).map_err(|e| DiskError::io("delete", &path, e))?;
+            files::sync_dir(&inner.paths.data_dir).await?;
+            let mut st = inner.st.borrow_mut();
+            let drop_n = (next_first - st.first_index) as usize;
+            st.positions.drain(..drop_n);
+            st.first_index = next_first;
+            let keep_from = st
+                .term_runs
+                .partition_point(|r| r.first_index <= next_first);
+            if keep_from > 1 {
+                st.term_runs.drain(..keep_from - 1);
+            }
+            if let Some(r) = st.term_runs.first_mut() {
+                r.first_index = r.first_index.max(next_first);
+            }
+            report.first_index = next_first;
+            report.segments_deleted.push(path);
+            while st
+                .index_pending
+                .front()
+                .is_some_and(|e| e.index < next_first)
+            {
+                st.index_pending.pop_front();
+            }
+            st.index_written_to = st.index_written_to.max(next_first);
+        }
+        if !report.segments_deleted.is_empty() {
+            inner.index.purge_below(report.first_index)?;
+        }
+        Ok(report)
+    }
+
+    /// Waits until no segment is being prepared in the background (benchmarks use it
+    /// to keep the zero-filling out of their measurements).
+    pub async fn wait_preallocation(&self) {
+        let inner = &self.inner;
+        inner
+            .prepared
+            .wait_for(|| (!inner.st.borrow().preparing).then_some(()))
+            .await;
+    }
+
+    // ----- shutdown -----
+
+    /// Writes and flushes everything appended, then stops the background tasks.
+    pub async fn close(self) -> Result<(), DiskError> {
+        let last = self.last_index();
+        self.inner.st.borrow_mut().sync_requested = true;
+        self.inner.work.notify();
+        let flushed = if self.failure().is_none() {
+            self.wait_durable(last).await
+        } else {
+            Ok(())
+        };
+        self.inner.st.borrow_mut().closing = true;
+        self.inner.work.notify();
+        self.inner.prepared.notify();
+        let tasks = std::mem::take(&mut *self.tasks.borrow_mut());
+        for t in tasks {
+            t.await;
+        }
+        // Let a background segment preparation finish before the files go.
+        let inner = &self.inner;
+        inner
+            .prepared
+            .wait_for(|| (!inner.st.borrow().preparing).then_some(()))
+            .await;
+        let files = std::mem::take(&mut *inner.files.borrow_mut());
+        for (seg, f) in files {
+            if let Ok(f) = Rc::try_unwrap(f) {
+                f.close()
+                    .await
+                    .map_err(|e| DiskError::io("close", &inner.paths.segment(seg), e))?;
+            }
+        }
+        match self.failure() {
+            Some(e) => Err(e),
+            None => flushed,
+        }
+    }
+}
+
+impl Inner {
+    fn fault(&self) -> Option<&super::fault::FaultInjector> {
+        self.cfg.fault.as_deref()
+    }
+
+    /// The error every waiter should get now, if the log cannot progress.
+    fn stopped_error(&self) -> Option<DiskError> {
+        if let Some(e) = self.failed.borrow().clone() {
+            return Some(e);
+        }
+        self.st.borrow().closing.then_some(DiskError::Closed)
+    }
+
+    fn check_usable(&self) -> Result<(), DiskError> {
+        match self.stopped_error() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Makes the log fail with `e` if it is an I/O error (fatal); returns the error
+    /// callers should see.
+    fn fail_with(&self, e: DiskError) -> DiskError {
+        if !e.is_fatal() {
+            return e;
+        }
+        let mut failed = self.failed.borrow_mut();
+        if failed.is_none() {
+            tracing::error!(dir = %self.paths.dir.display(), error = %e, "commitlog failed; refusing appends");
+            *failed = Some(e.clone());
+        }
+        let first = failed.clone().unwrap_or(e);
+        drop(failed);
+        self.progress.notify();
+        self.work.notify();
+        self.prepared.notify();
+        first
+    }
+
+    async fn file(&self, seg_start: u64) -> Result<Rc<DmaFile>, DiskError> {
+        if let Some(f) = self.files.borrow().get(&seg_start) {
+            return Ok(f.clone());
+        }
+        let path = self.paths.segment(seg_start);
+        let f = Rc::new(
+            files::open_dma(&path, false, self.cfg.sync_method == SyncMethod::ODsync).await?,
+        );
+        Ok(self
+            .files
+            .borrow_mut()
+            .entry(seg_start)
+            .or_insert(f)
+            .clone())
+    }
+
+    /// Waits until a batch of records of `sizes` bytes can be taken as a whole: log
+    /// usable, disk not full, pending bound respected, every segment it needs ready.
+    async fn admit(&self, sizes: &[u64], term: u64) -> Result<(), DiskError> {
+        for &n in sizes {
+            if n > u64::from(self.cfg.max_record_bytes) {
+                return Err(DiskError::InvalidArgument {
+                    message: format!(
+                        "record of {n} bytes exceeds max_record_bytes {}",
+                        self.cfg.max_record_bytes
+                    ),
+                });
+            }
+        }
+        loop {
+            self.check_usable()?;
+            self.check_disk_space()?;
+            let need_seg = {
+                let st = self.st.borrow();
+                if st.truncating {
+                    return Err(DiskError::Inconsistent {
+                        message: "append during a truncation".into(),
+                    });
+                }
+                if let Some(r) = st.term_runs.last() {
+                    if term < r.term {
+                        return Err(DiskError::Inconsistent {
+                            message: format!("term {term} is below the log's last term {}", r.term),
+                        });
+                    }
+                }
+                let total: u64 = sizes.iter().sum();
+                if st.pending_bytes + total > self.cfg.pending_bytes_max {
+                    return Err(DiskError::PendingFull {
+                        pending_bytes: st.pending_bytes + total,
+                        pending_bytes_max: self.cfg.pending_bytes_max,
+                    });
+                }
+                let mut pos = st.next_pos;
+                let mut last_seg = self.geometry.segment_start(pos);
+                for &n in sizes {
+                    let p = self.geometry.place_record(pos, n).map_err(|e| {
+                        DiskError::InvalidArgument {
+                            message: format!("record of {n} bytes: {e}"),
+                        }
+                    })?;
+                    last_seg = self.geometry.segment_start(p.record_pos);
+                    pos = p.record_pos + n;
+                }
+                if last_seg < st.prepared_end {
+                    return Ok(());
+                }
+                last_seg
+            };
+            let err = {
+                let mut st = self.st.borrow_mut();
+                st.prepare_target = st
+                    .prepare_target
+                    .max(need_seg + self.geometry.segment_bytes());
+                st.prepare_error.take()
+            };
+            if let Some(e) = err {
+                // Report it once; the next append tries again (space may be freed).
+                return Err(e);
+            }
+            self.spawn_preparer();
+            self.prepared
+                .wait_for(|| {
+                    let st = self.st.borrow();
+                    (need_seg < st.prepared_end
+                        || st.prepare_error.is_some()
+                        || st.closing
+                        || self.failed.borrow().is_some())
+                    .then_some(())
+                })
+                .await;
+        }
+    }
+
+    /// Refuses appends above the hard disk-usage ratio (sampled every
+    /// `disk_check_interval_ms`).
+    fn check_disk_space(&self) -> Result<(), DiskError> {
+        let mut st = self.st.borrow_mut();
+        let due = st
+            .disk_checked_at
+            .is_none_or(|t| t.elapsed() >= Duration::from_millis(self.cfg.disk_check_interval_ms));
+        if due {
+            st.disk_used_ratio = space::disk_used_ratio(&self.paths.data_dir)?;
+            st.disk_checked_at = Some(Instant::now());
+        }
+        if st.disk_used_ratio > self.cfg.disk_ratio_refuse_writes {
+            return Err(DiskError::DiskFull {
+                message: format!(
+                    "{} is {:.1}% used, above the {:.1}% limit for writes",
+                    self.paths.data_dir.display(),
+                    st.disk_used_ratio * 100.0,
+                    self.cfg.disk_ratio_refuse_writes * 100.0
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Places a record of `n` bytes at the end of the log (writing a filler and moving
+    /// to the next segment when it does not fit) and returns its position and the
+    /// stage bytes to fill. `admit` checked the segment is ready.
+    fn reserve<'s>(&self, st: &'s mut State, n: u64) -> (u64, &'s mut [u8]) {
+        let place = self
+            .geometry
+            .place_record(st.next_pos, n)
+            .expect("admit checked the placement");
+        if let Some(filler) = place.filler {
+            let stage = self.stage_with_room(st, FILLER_BYTES);
+            debug_assert_eq!(stage.end_pos(), filler.pos);
+            let dst = stage.spare_mut(FILLER_BYTES);
+            encode_filler(filler.len, dst).expect("filler fits its 8 bytes");
+            stage.commit(FILLER_BYTES, None);
+            st.pending_bytes += FILLER_BYTES as u64;
+        }
+        let record_seg = self.geometry.segment_start(place.record_pos);
+        if st.stage.as_ref().is_some_and(|s| s.seg_start != record_seg) {
+            // The record opens the next segment (after a filler, a too-short rest, or a
+            // record that ended exactly at the segment end): the current stage is
+            // complete and nothing is carried over a segment boundary.
+            if let Some(stage) = st.stage.take() {
+                let cursor = stage.cursor;
+                if stage.has_new_bytes() {
+                    let (chunk, _) = stage.seal(self.block, None);
+                    st.ready.push_back(chunk);
+                }
+                st.stage = Some(super::stage::Stage::new(
+                    record_seg,
+                    place.record_pos,
+                    self.cfg.write_buffer_bytes,
+                    &[],
+                    cursor,
+                ));
+            }
+        }
+        st.next_pos = place.record_pos;
+        let pos = place.record_pos;
+        let stage = self.stage_with_room(st, n as usize);
+        debug_assert_eq!(stage.end_pos(), pos);
+        (pos, stage.spare_mut(n as usize))
+    }
+
+    /// The stage, sealed and continued first when it lacks `n` free bytes.
+    fn stage_with_room<'s>(&self, st: &'s mut State, n: usize) -> &'s mut super::stage::Stage {
+        let stage = st.stage.take().expect("the log always has a stage");
+        let stage = if stage.free_bytes() >= n {
+            stage
+        } else {
+            let cap = self
+                .cfg
+                .write_buffer_bytes
+                .max(n + self.block.bytes() as usize);
+            let (chunk, next) = stage.seal(self.block, Some(cap));
+            st.ready.push_back(chunk);
+            next.expect("continued stage requested")
+        };
+        st.stage.insert(stage)
+    }
+
+    fn commit_record(&self, st: &mut State, header: &RecordHeader, n: usize) {
+        let (index, term, pos) = (header.index, header.term, header.pos);
+        let stage = st.stage.as_mut().expect("the log always has a stage");
+        let record = Bytes::copy_from_slice(stage.bytes(pos, n));
+        stage.commit(n, Some(header));
+        st.pending_bytes += n as u64;
+        st.next_index = index + 1;
+        st.next_pos = pos + n as u64;
+        st.last_crc = header.header_crc();
+        st.positions.push_back(pos);
+        if let Some(e) = IndexEntry::from_header(header) {
+            st.index_pending.push_back(e);
+        }
+        if st.term_runs.last().is_none_or(|r| r.term != term) {
+            st.term_runs.push(TermRun {
+                first_index: index,
+                term,
+            });
+        }
+        st.cache.push(Entry {
+            index,
+            term,
+            pos,
+            record,
+        });
+    }
+
+    fn after_append(&self) {
+        self.work.notify();
+        self.prepare_ahead();
+    }
+
+    /// Starts preparing the segment after the one in use, if it is not ready yet.
+    fn prepare_ahead(self: &Inner) {
+        let mut st = self.st.borrow_mut();
+        let next = self.geometry.segment_start(st.next_pos) + self.geometry.segment_bytes();
+        if next >= st.prepared_end && st.prepare_error.is_none() {
+            st.prepare_target = st.prepare_target.max(next + self.geometry.segment_bytes());
+            drop(st);
+            self.spawn_preparer();
+        }
+    }
+
+    fn spawn_preparer(&self) {
+        let mut st = self.st.borrow_mut();
+        if st.preparing || st.closing {
+            return;
+        }
+        st.preparing = true;
+        drop(st);
+        let ctx = PrepareCtx {
+            paths: self.paths.clone(),
+            seg_bytes: self.geometry.segment_bytes(),
+            zero_bytes_per_sec: self.cfg.prealloc_bytes_per_sec,
+            fault: self.cfg.fault.clone(),
+        };
+        spawn_local(prepare_segments(ctx, self.weak_self.clone())).detach();
+    }
+}
+
+struct PrepareCtx {
+    paths: GroupPaths,
+    seg_bytes: u64,
+    zero_bytes_per_sec: u64,
+    fault: Option<Rc<super::fault::FaultInjector>>,
+}
+
+/// Background: creates zero-filled segments until `prepare_target` is covered.
+async fn prepare_segments(ctx: PrepareCtx, weak: std::rc::Weak<Inner>) {
+    loop {
+        let Some(inner) = weak.upgrade() else { return };
+        let next = {
+            let st = inner.st.borrow();
+            if st.closing || st.prepared_end >= st.prepare_target || inner.failed.borrow().is_some()
+            {
+                None
+            } else {
+                Some(st.prepared_end)
+            }
+        };
+        let Some(start) = next else {
+            inner.st.borrow_mut().preparing = false;
+            inner.prepared.notify();
+            return;
+        };
+        drop(inner);
+        let path = ctx.paths.segment(start);
+        let result = if path.exists() {
+            Ok(())
+        } else {
+            files::create_segment(
+                &path,
+                ctx.seg_bytes,
+                ctx.fault.as_deref(),
+                ctx.zero_bytes_per_sec,
+            )
+            .await
+        };
+        let Some(inner) = weak.upgrade() else { return };
+        let mut st = inner.st.borrow_mut();
+        match result {
+            Ok(()) => {
+                st.prepared_end = start + ctx.seg_bytes;
+                st.stats.segments_created += 1;
+            }
+            Err(e) => {
+                tracing::warn!(segment = %path.display(), error = %e, "segment preparation failed");
+                st.prepare_error = Some(e);
+                st.preparing = false;
+                drop(st);
+                inner.prepared.notify();
+                return;
+            }
+        }
+        drop(st);
+        inner.prepared.notify();
+    }
+}
+
+/// The flusher: writes staged chunks and makes them durable, one round at a time.
+async fn run_flusher(inner: Rc<Inner>) {
+    loop {
+        let work = inner
+            .work
+            .wait_for(|| {
+                if inner.failed.borrow().is_some() {
+                    return Some(Work::Stop);
+                }
+                let st = inner.st.borrow();
+                if !st.ready.is_empty() || st.stage.as_ref().is_some_and(|s| s.has_new_bytes()) {
+                    return Some(Work::Write);
+                }
+                if !st.unsynced_segments.is_empty() && (st.sync_requested || st.closing) {
+                    return Some(Work::Sync);
+                }
+                st.closing.then_some(Work::Stop)
+            })
+            .await;
+        let result = match work {
+            Work::Stop => return,
+            Work::Write => flush_round(&inner).await,
+            Work::Sync => sync_all(&inner).await,
+        };
+        inner.st.borrow_mut().flushing = false;
+        if let Err(e) = result {
+            inner.fail_with(e);
+            return;
+        }
+        inner.progress.notify();
+    }
+}
+
+/// Writes the staged chunks (bounded by `unsynced_bytes_max`) and, as the mode asks,
+/// syncs them; then publishes the new watermarks.
+async fn flush_round(inner: &Rc<Inner>) -> Result<(), DiskError> {
+    let chunks = {
+        let mut st = inner.st.borrow_mut();
+        st.flushing = true;
+        let mut chunks = Vec::new();
+        let mut bytes = 0u64;
+        let budget = inner
+            .cfg
+            .unsynced_bytes_max
+            .saturating_sub(st.unsynced_bytes)
+            .max(1);
+        while bytes < budget {
+            let Some(c) = st.ready.pop_front() else { break };
+            bytes += c.buf.len() as u64;
+            chunks.push(c);
+        }
+        if st.ready.is_empty() && bytes < budget {
+            if let Some(stage) = st.stage.take() {
+                if stage.has_new_bytes() {
+                    let (chunk, next) = stage.seal(inner.block, Some(inner.cfg.write_buffer_bytes));
+                    chunks.push(chunk);
+                    st.stage = next;
+                } else {
+                    st.stage = Some(stage);
+                }
+            }
+        }
+        chunks
+    };
+    let mut target_cursor = inner.st.borrow().written_cursor;
+    for chunk in chunks {
+        let file = inner.file(chunk.seg_start).await?;
+        let path = inner.paths.segment(chunk.seg_start);
+        let len = chunk.buf.len();
+        if let Some(f) = inner.fault() {
+            f.before_write()
+                .map_err(|e| DiskError::io("write", &path, e))?;
+        }
+        let written = file
+            .write_at(chunk.buf, chunk.pos - chunk.seg_start)
+            .await
+            .map_err(|e| DiskError::io("write", &path, e))?;
+        if written != len {
+            return Err(DiskError::io(
+                "write",
+                &path,
+                format!("short write {written}/{len}"),
+            ));
+        }
+        let mut st = inner.st.borrow_mut();
+        st.pending_bytes -= chunk.new_bytes;
+        st.unsynced_segments.insert(chunk.seg_start);
+        st.unsynced_bytes += len as u64;
+        st.stats.writes += 1;
+        st.stats.bytes_written += len as u64;
+        if chunk.cursor.next_index > target_cursor.next_index {
+            target_cursor = chunk.cursor;
+        }
+    }
+    let target = target_cursor.next_index - 1;
+    inner.st.borrow_mut().written_cursor = target_cursor;
+    inner.written_index.set(target);
+    inner.st.borrow_mut().cache.evict(target);
+    let sync_now = match (inner.cfg.flush_mode, inner.cfg.sync_method) {
+        (_, SyncMethod::ODsync) => {
+            // Each write was durable when it completed.
+            let mut st = inner.st.borrow_mut();
+            st.unsynced_segments.clear();
+            st.unsynced_bytes = 0;
+            let records = target - inner.durable_index.get();
+            st.stats.flushes += 1;
+            st.stats.records_flushed += records;
+            inner.durable_index.set(target);
+            inner.durable_cursor.set(target_cursor);
+            false
+        }
+        (FlushMode::SyncFlush, SyncMethod::Fdatasync) => true,
+        (FlushMode::AsyncFlush { .. }, SyncMethod::Fdatasync) => {
+            let st = inner.st.borrow();
+            st.sync_requested || st.unsynced_bytes * 2 >= inner.cfg.unsynced_bytes_max
+        }
+    };
+    if sync_now {
+        inner.progress.notify();
+        sync_all(inner).await?;
+    }
+    Ok(())
+}
+
+/// fdatasyncs every segment written since the last sync; then all written is durable.
+async fn sync_all(inner: &Rc<Inner>) -> Result<(), DiskError> {
+    let (segments, target_cursor) = {
+        let mut st = inner.st.borrow_mut();
+        st.flushing = true;
+        st.sync_requested = false;
+        (std::mem::take(&mut st.unsynced_segments), st.written_cursor)
+    };
+    let target = target_cursor.next_index - 1;
+    let bytes_before = inner.st.borrow().unsynced_bytes;
+    for seg in segments {
+        let path = inner.paths.segment(seg);
+        let file = inner.file(seg).await?;
+        if let Some(f) = inner.fault() {
+            f.before_sync()
+                .map_err(|e| DiskError::io("fdatasync", &path, e))?;
+        }
+        file.fdatasync()
+            .await
+            .map_err(|e| DiskError::io("fdatasync", &path, e))?;
+    }
+    let mut st = inner.st.borrow_mut();
+    st.unsynced_bytes = st.unsynced_bytes.saturating_sub(bytes_before);
+    let records = target.saturating_sub(inner.durable_index.get());
+    st.stats.flushes += 1;
+    st.stats.records_flushed += records;
+    if target > inner.durable_index.get() {
+        inner.durable_index.set(target);
+        inner.durable_cursor.set(target_cursor);
+    }
+    Ok(())
+}
+
+/// ASYNC_FLUSH: asks for a sync every `interval`.
+async fn run_sync_timer(inner: Rc<Inner>, interval: Duration) {
+    loop {
+        glommio::timer::sleep(interval).await;
+        {
+            let mut st = inner.st.borrow_mut();
+            if st.closing || inner.failed.borrow().is_some() {
+                return;
+            }
+            if st.unsynced_segments.is_empty() {
+                continue;
+            }
+            st.sync_requested = true;
+        }
+        inner.work.notify();
+    }
+}
+
+/// Data segment starts in the data directory, ascending; removes leftovers of
+/// interrupted segment creation.
+fn list_segments(paths: &GroupPaths) -> Result<Vec<u64>, DiskError> {
+    let dir = std::fs::read_dir(&paths.data_dir)
+        .map_err(|e| DiskError::io("list", &paths.data_dir, e))?;
+    let mut starts = Vec::new();
+    for entry in dir {
+        let entry = entry.map_err(|e| DiskError::io("list", &paths.data_dir, e))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.ends_with(PREALLOC_SUFFIX) {
+            std::fs::remove_file(entry.path())
+                .map_err(|e| DiskError::io("remove", &entry.path(), e))?;
+            continue;
+        }
+        match parse_segment_name(&name) {
+            Ok(start) => starts.push(start),
+            Err(e) => {
+                tracing::warn!(file = %entry.path().display(), error = %e, "ignoring a file that is not a segment")
+            }
+        }
+    }
+    starts.sort_unstable();
+    Ok(starts)
+}
+
+/// Zeroes `[from, to)` of segment `seg` (positions), keeping the bytes of the first
+/// block before `from`; returns those kept bytes (`[align_down(from), from)`).
+async fn zero_range(
+    file: &DmaFile,
+    path: &std::path::Path,
+    seg: u64,
+    from: u64,
+    to: u64,
+    seg_bytes: u64,
+    fault: Option<&super::fault::FaultInjector>,
+) -> Result<Vec<u8>, DiskError> {
+    if from >= to {
+        return Ok(Vec::new());
+    }
+    let block = file.alignment();
+    let first = file.align_down(from - seg);
+    let end = file.align_up(to - seg).min(seg_bytes);
+    let keep = (from - seg - first) as usize;
+    let mut kept = Vec::new();
+    if keep > 0 {
+        let r = file
+            .read_at_aligned(first, block as usize)
+            .await
+            .map_err(|e| DiskError::io("read", path, e))?;
+        kept = r[..keep].to_vec();
+        let mut buf = file.alloc_dma_buffer(block as usize);
+        buf.as_bytes_mut().fill(0);
+        buf.as_bytes_mut()[..keep].copy_from_slice(&kept);
+        if let Some(f) = fault {
+            f.before_write()
+                .map_err(|e| DiskError::io("write", path, e))?;
+        }
+        file.write_at(buf, first)
+            .await
+            .map_err(|e| DiskError::io("write", path, e))?;
+        if first + block < end {
+            files::write_zeros(file, path, first + block, end - first - block, fault).await?;
+        }
+    } else {
+        files::write_zeros(file, path, first, end - first, fault).await?;
+    }
+    Ok(kept)
+}
+
+/// Recovery: zeroes `[from, to)` of segment `seg` where a crash left non-zero bytes
+/// (and syncs), so stale or torn records past the end can never be read back.
+async fn zero_dirty(
+    file: &DmaFile,
+    path: &std::path::Path,
+    seg: u64,
+    from: u64,
+    to: u64,
+    seg_bytes: u64,
+) -> Result<(), DiskError> {
+    if from >= to {
+        return Ok(());
+    }
+    let mut reader = SegmentReader::new(file, seg_bytes);
+    let bytes = reader
+        .get(from - seg, (to - from) as usize)
+        .await
+        .map_err(|e| DiskError::io("read", path, e))?;
+    let Some(last_dirty) = bytes.iter().rposition(|&b| b != 0) else {
+        return Ok(());
+    };
+    let dirty_end = from + last_dirty as u64 + 1;
+    tracing::info!(file = %path.display(), from = from - seg, to = dirty_end - seg, "zeroing bytes past the recovered end");
+    zero_range(file, path, seg, from, dirty_end, seg_bytes, None).await?;
+    file.fdatasync()
+        .await
+        .map_err(|e| DiskError::io("fdatasync", path, e))
+}

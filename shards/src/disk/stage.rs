@@ -1,0 +1,134 @@
+//! The write stage: the DMA buffer that records are encoded into, and the aligned
+//! chunks it is cut into for the device.
+//!
+//! A stage covers positions `[start_pos, start_pos + capacity)` of one segment, with
+//! `start_pos` block aligned. Its first `carried` bytes are the partly filled tail
+//! block of the previous chunk: already written once, rewritten (with more bytes in
+//! it) by the next chunk, because direct I/O writes whole blocks only.
+
+use dledger::store::align::BlockSize;
+use dledger::store::cursor::LogCursor;
+use dledger::store::record::RecordHeader;
+use glommio::io::DmaBuffer;
+
+/// An aligned write ready for the device.
+#[derive(Debug)]
+pub(crate) struct Chunk {
+    /// Start of the segment the chunk belongs to.
+    pub seg_start: u64,
+    /// Aligned position of the first byte of `buf`.
+    pub pos: u64,
+    /// Whole blocks: valid bytes, then zero padding to the block end.
+    pub buf: DmaBuffer,
+    /// The log's cursor after the last record complete in this chunk (monotone over
+    /// chunks): what becomes durable when the chunk is.
+    pub cursor: LogCursor,
+    /// Bytes appended since the previous chunk (not counting rewritten tail bytes).
+    pub new_bytes: u64,
+}
+
+#[derive(Debug)]
+pub(crate) struct Stage {
+    pub seg_start: u64,
+    pub start_pos: u64,
+    buf: DmaBuffer,
+    len: usize,
+    carried: usize,
+    /// The log's cursor after the last record in the stage.
+    pub cursor: LogCursor,
+}
+
+impl Stage {
+    /// A stage at aligned `start_pos` whose buffer starts with `carried` (the bytes
+    /// `[start_pos, start_pos + carried.len())`, already written once).
+    pub(crate) fn new(
+        seg_start: u64,
+        start_pos: u64,
+        capacity: usize,
+        carried: &[u8],
+        cursor: LogCursor,
+    ) -> Stage {
+        let capacity = capacity.max(carried.len()).next_multiple_of(4096);
+        let mut buf = glommio::allocate_dma_buffer(capacity);
+        buf.as_bytes_mut()[..carried.len()].copy_from_slice(carried);
+        Stage {
+            seg_start,
+            start_pos,
+            buf,
+            len: carried.len(),
+            carried: carried.len(),
+            cursor,
+        }
+    }
+
+    pub(crate) fn end_pos(&self) -> u64 {
+        self.start_pos + self.len as u64
+    }
+
+    pub(crate) fn free_bytes(&self) -> usize {
+        self.buf.len() - self.len
+    }
+
+    /// True when bytes were appended since the stage was made.
+    pub(crate) fn has_new_bytes(&self) -> bool {
+        self.len > self.carried
+    }
+
+    /// The next `n` free bytes, to be filled and then [`Stage::commit`]ted.
+    pub(crate) fn spare_mut(&mut self, n: usize) -> &mut [u8] {
+        debug_assert!(n <= self.free_bytes());
+        &mut self.buf.as_bytes_mut()[self.len..self.len + n]
+    }
+
+    /// Takes the `n` bytes filled after [`Stage::spare_mut`]: a record (`Some`) or a
+    /// filler (`None`).
+    pub(crate) fn commit(&mut self, n: usize, record: Option<&RecordHeader>) {
+        assert!(n <= self.free_bytes(), "commit past the stage buffer");
+        self.len += n;
+        if let Some(h) = record {
+            self.cursor.advance(h);
+        }
+    }
+
+    /// Bytes `[pos, pos + n)` of the stage.
+    pub(crate) fn bytes(&self, pos: u64, n: usize) -> &[u8] {
+        let at = (pos - self.start_pos) as usize;
+        &self.buf.as_bytes()[at..at + n]
+    }
+
+    /// Cuts the stage into an aligned chunk (zero padded to the block end) and, when
+    /// the last block is partly filled and `continue_capacity` is given, the stage
+    /// that continues after it with that tail block carried.
+    pub(crate) fn seal(
+        self,
+        block: BlockSize,
+        continue_capacity: Option<usize>,
+    ) -> (Chunk, Option<Stage>) {
+        let end = self.end_pos();
+        let split = block
+            .split_tail(self.start_pos, end)
+            .expect("a stage starts block aligned and stays inside a segment");
+        let tail_at = (split.full_end - self.start_pos) as usize;
+        let write_len = (split.write_end - split.write_start) as usize;
+        let next = continue_capacity.map(|cap| {
+            Stage::new(
+                self.seg_start,
+                split.full_end,
+                cap,
+                &self.buf.as_bytes()[tail_at..self.len],
+                self.cursor,
+            )
+        });
+        let mut buf = self.buf;
+        buf.as_bytes_mut()[self.len..write_len].fill(0);
+        buf.trim_to_size(write_len);
+        let chunk = Chunk {
+            seg_start: self.seg_start,
+            pos: split.write_start,
+            buf,
+            cursor: self.cursor,
+            new_bytes: (self.len - self.carried) as u64,
+        };
+        (chunk, next)
+    }
+}
