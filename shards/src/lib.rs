@@ -5,9 +5,13 @@
 //! - [`runtime`]: pinned glommio shards, the cross-shard meshes and the stop signal.
 //! - [`net`]: the batched per-(peer, shard) transport.
 //! - [`server`]: `dledger server`: group drivers, client service, graceful stop.
+//! - [`client`]: the pipelined client of the client protocol (leader discovery, redirects).
+//! - [`cli`]: the `dledger` subcommands.
 
 pub mod disk;
 pub mod memlock;
 pub mod net;
 pub mod runtime;
 pub mod server;
+pub mod cli;
+pub mod client;
