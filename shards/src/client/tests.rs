@@ -135,6 +135,7 @@ fn metadata(self_id: u32, role: Role, leader: Option<LeaderHint>) -> MetadataRes
         ledger_begin: 0,
         ledger_end: 0,
         peers: Vec::new(),
+        failures_tolerated: 1,
     }
 }
 
