@@ -8,10 +8,10 @@
 //! - [`client`]: the pipelined client of the client protocol (leader discovery, redirects).
 //! - [`cli`]: the `dledger` subcommands.
 
+pub mod cli;
+pub mod client;
 pub mod disk;
 pub mod memlock;
 pub mod net;
 pub mod runtime;
 pub mod server;
-pub mod cli;
-pub mod client;
