@@ -15,7 +15,6 @@ use dledger_shards::client::{Client, block_on};
 const GROUP: &str = "RaftNode00";
 
 #[test]
-#[ignore = "needs dledger server (branch server)"]
 fn three_nodes_elect_append_pipelined_and_read_back() {
     let mut c = TestCluster::three_nodes();
     c.start_all();
@@ -82,7 +81,6 @@ fn three_nodes_elect_append_pipelined_and_read_back() {
 }
 
 #[test]
-#[ignore = "needs dledger server (branch server)"]
 fn cli_append_get_and_metadata_against_a_cluster() {
     let mut c = TestCluster::three_nodes();
     c.start_all();

@@ -51,7 +51,6 @@ fn append_many(peers: Vec<HostPort>, tag: &'static str, n: u64) -> Vec<(u64, Byt
 }
 
 #[test]
-#[ignore = "needs dledger server (branch server)"]
 fn killed_follower_catches_up_and_serves_the_quorum_again() {
     let mut c = TestCluster::three_nodes();
     c.start_all();

@@ -88,7 +88,6 @@ fn run_load(peers: Vec<HostPort>, stop: Arc<AtomicBool>) -> Vec<(Bytes, Outcome)
 }
 
 #[test]
-#[ignore = "needs dledger server (branch server)"]
 fn leader_kill_under_load_loses_no_acknowledged_append_and_duplicates_none() {
     let mut c = TestCluster::three_nodes();
     c.start_all();

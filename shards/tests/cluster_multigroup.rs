@@ -12,7 +12,6 @@ use common::log::{read_committed, test_options, wait_until};
 use dledger_shards::client::{Client, block_on};
 
 #[test]
-#[ignore = "needs dledger server (branch server)"]
 fn eight_groups_on_three_nodes_keep_separate_logs() {
     let mut c = TestCluster::multigroup();
     c.start_all();
@@ -67,7 +66,6 @@ fn eight_groups_on_three_nodes_keep_separate_logs() {
 }
 
 #[test]
-#[ignore = "needs dledger server (branch server)"]
 fn each_group_ends_up_led_by_its_preferred_leader() {
     let mut c = TestCluster::multigroup();
     c.start_all();

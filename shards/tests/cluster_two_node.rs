@@ -14,7 +14,6 @@ use dledger_shards::client::{Client, ClientOptions, block_on};
 const GROUP: &str = "RaftNode00";
 
 #[test]
-#[ignore = "needs dledger server (branch server)"]
 fn two_node_group_needs_both_and_recovers_after_restart() {
     let mut c = TestCluster::two_nodes();
     c.start_all();

@@ -49,8 +49,15 @@ fn render(m: &MetadataResponse) -> String {
     };
     let mut out = format!(
         "group       {}\nanswered by n{} ({:?})\nleader      {leader}\nterm        {}\n\
-         commit      {}\nledger      begin {} end {}\n",
-        m.group, m.self_id, m.role, m.term, m.commit_index, m.ledger_begin, m.ledger_end
+         commit      {}\nledger      begin {} end {}\ntolerates   {} failed node(s)\n",
+        m.group,
+        m.self_id,
+        m.role,
+        m.term,
+        m.commit_index,
+        m.ledger_begin,
+        m.ledger_end,
+        m.failures_tolerated
     );
     for (i, p) in m.peers.iter().enumerate() {
         let client = p
