@@ -23,9 +23,12 @@ use crate::client::parse_peers;
 #[derive(FromArgs, Debug, Clone, PartialEq, Eq)]
 #[argh(subcommand, name = "cluster-list")]
 pub struct ClusterListArgs {
-    /// client addresses of the nodes, host:port separated by ';' or ','
+    /// ask the nodes directly: client addresses, host:port separated by ';' or ','
     #[argh(option)]
-    pub peers: String,
+    pub peers: Option<String>,
+    /// ask this name server (host:port) instead
+    #[argh(option, short = 'n')]
+    pub namesrv: Option<String>,
     /// print one JSON object per row instead of a table
     #[argh(switch)]
     pub json: bool,
@@ -38,19 +41,60 @@ pub struct ClusterListArgs {
 pub type NodeView = (String, Result<ClusterViewResponse, String>);
 
 pub fn run(args: ClusterListArgs) -> Result<(), String> {
-    let addrs = parse_peers(&args.peers).map_err(|e| format!("--peers: {e}"))?;
     let timeout = Duration::from_millis(args.timeout_ms.max(1));
-    let views: Vec<NodeView> = addrs
-        .iter()
-        .map(|a| (a.to_string(), cluster_view(&a.to_string(), timeout)))
-        .collect();
+    let views: Vec<NodeView> = match (&args.peers, &args.namesrv) {
+        (Some(peers), None) => {
+            let addrs = parse_peers(peers).map_err(|e| format!("--peers: {e}"))?;
+            addrs
+                .iter()
+                .map(|a| (a.to_string(), cluster_view(&a.to_string(), timeout)))
+                .collect()
+        }
+        (None, Some(ns)) => from_namesrv(ns, timeout)?,
+        _ => return Err("give exactly one of --peers ADDRS or -n NAMESRV".into()),
+    };
     print!("{}", render(&views, args.json));
     Ok(())
+}
+
+/// Every node the name server at `addr` knows; one it has not heard from lately (sent
+/// with no rows) is a gone row.
+pub fn from_namesrv(addr: &str, timeout: Duration) -> Result<Vec<NodeView>, String> {
+    let answers = exchange(addr, timeout, true)?;
+    Ok(answers
+        .into_iter()
+        .map(|v| {
+            let who = v.client_addr.to_string();
+            if v.rows.is_empty() {
+                let why = format!(
+                    "{} n{}: no registration for {} ms",
+                    v.cluster,
+                    v.node_id,
+                    super::namesrv::EXPIRE_MS
+                );
+                (who, Err(why))
+            } else {
+                (who, Ok(v))
+            }
+        })
+        .collect())
 }
 
 /// Sends one ClusterViewRequest to `addr` and waits (connect, write and each read bounded
 /// by `timeout`) for its answer.
 pub fn cluster_view(addr: &str, timeout: Duration) -> Result<ClusterViewResponse, String> {
+    exchange(addr, timeout, false)?
+        .pop()
+        .ok_or_else(|| format!("{addr}: no answer"))
+}
+
+/// One ClusterViewRequest; a node answers with one frame, a name server (`until_eof`)
+/// with one per node and then closes the connection.
+fn exchange(
+    addr: &str,
+    timeout: Duration,
+    until_eof: bool,
+) -> Result<Vec<ClusterViewResponse>, String> {
     let limits = WireLimits::default();
     let sock = addr
         .to_socket_addrs()
@@ -73,32 +117,49 @@ pub fn cluster_view(addr: &str, timeout: Duration) -> Result<ClusterViewResponse
     let decoder = FrameDecoder::new(limits.max_frame_bytes);
     let mut buf = BytesMut::new();
     let mut chunk = [0u8; 16 * 1024];
+    let mut views = Vec::new();
     loop {
-        if let Some(frame) = decoder
+        while let Some(frame) = decoder
             .decode(&mut buf)
             .map_err(|e| format!("{addr}: bad frame: {e}"))?
         {
-            return match frame.header.kind {
-                Kind::ClusterViewResponse => ClusterViewResponse::decode(&frame, &limits)
-                    .map_err(|e| format!("{addr}: bad ClusterViewResponse: {e}")),
+            match frame.header.kind {
+                Kind::ClusterViewResponse => {
+                    if views.len() >= MAX_NODES_LISTED {
+                        return Err(format!("{addr}: more than {MAX_NODES_LISTED} nodes"));
+                    }
+                    views.push(
+                        ClusterViewResponse::decode(&frame, &limits)
+                            .map_err(|e| format!("{addr}: bad ClusterViewResponse: {e}"))?,
+                    );
+                    if !until_eof {
+                        return Ok(views);
+                    }
+                }
                 Kind::ErrorResponse => {
                     let e = ErrorResponse::decode(&frame, &limits)
                         .map_err(|e| format!("{addr}: bad ErrorResponse: {e}"))?;
-                    Err(format!("{addr}: {:?}: {}", e.code, e.message))
+                    return Err(format!("{addr}: {:?}: {}", e.code, e.message));
                 }
-                other => Err(format!("{addr}: unexpected answer kind {other:?}")),
-            };
+                other => return Err(format!("{addr}: unexpected answer kind {other:?}")),
+            }
         }
         // The decoder refuses lengths above max_frame_bytes, so this buffer is bounded.
         let n = stream
             .read(&mut chunk)
             .map_err(|e| format!("{addr}: receive: {e}"))?;
         if n == 0 {
+            if until_eof {
+                return Ok(views);
+            }
             return Err(format!("{addr}: connection closed before an answer"));
         }
         buf.extend_from_slice(&chunk[..n]);
     }
 }
+
+/// Bound on the nodes one name-server answer may list.
+const MAX_NODES_LISTED: usize = 4096;
 
 /// RocketMQ's broker id: 0 for a leader whose ledger is fully committed, the node id + 1
 /// for followers and candidates, -1 for a leader still committing its ledger end.

@@ -6,7 +6,9 @@
 //! `<root>/pids/<node>.pid`, then polls the nodes' ClusterView (bounded by `--wait-ms`)
 //! until every group has a leader and prints the cluster view. `stop` signals exactly the
 //! recorded pids (after checking `/proc/<pid>/cmdline` is a dledger server), SIGTERM first,
-//! SIGKILL after the bounded wait. The name server is not started: it is not built yet.
+//! SIGKILL after the bounded wait. When the configs name a name server (`namesrvAddr`, the
+//! first address's port), `dledger namesrv --port P` is started first the same way
+//! (`namesrv.pid`, `namesrv.log`).
 
 use std::fs;
 use std::os::unix::process::CommandExt;
@@ -154,7 +156,7 @@ fn alive(pid: i32) -> bool {
     !matches!(state, Some('Z') | Some('X') | None)
 }
 
-/// Whether `pid` runs `dledger server` (so a reused pid is never signalled).
+/// Whether `pid` runs `dledger server` or `dledger namesrv` (so a reused pid is never signalled).
 fn is_dledger_server(pid: i32) -> bool {
     let Ok(raw) = fs::read(format!("/proc/{pid}/cmdline")) else {
         return false;
@@ -164,7 +166,8 @@ fn is_dledger_server(pid: i32) -> bool {
         .next()
         .and_then(|a| std::str::from_utf8(a).ok())
         .is_some_and(|a| Path::new(a).file_name().is_some_and(|n| n == "dledger"));
-    exe_ok && args.next() == Some(b"server".as_slice())
+    let sub = args.next();
+    exe_ok && (sub == Some(b"server".as_slice()) || sub == Some(b"namesrv".as_slice()))
 }
 
 fn log_tail(path: &Path) -> String {
@@ -209,10 +212,24 @@ fn start(args: &FastTryArgs) -> Result<(), String> {
     for (_, path, _) in pid_files(&args.root)? {
         fs::remove_file(&path).map_err(|e| format!("removing {}: {e}", path.display()))?;
     }
-    println!("fast-try: the name server is not started (not built yet)");
-    let mut children: Vec<(usize, Child)> = Vec::with_capacity(nodes.len());
-    for (i, node) in nodes.iter().enumerate() {
-        match spawn(&exe, node, &args.root) {
+    let mut children: Vec<(String, Child)> = Vec::with_capacity(nodes.len() + 1);
+    if let Some(ns) = nodes[0].config.namesrv.first() {
+        let port = ns.port.to_string();
+        match spawn(&exe, &["namesrv", "--port", &port], "namesrv", &args.root) {
+            Ok(child) => {
+                println!(
+                    "fast-try: started namesrv (pid {}) on port {port}, log {}",
+                    child.id(),
+                    log_path(&args.root, "namesrv").display()
+                );
+                children.push(("namesrv".into(), child));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    for node in &nodes {
+        let conf = node.conf.to_string_lossy();
+        match spawn(&exe, &["server", "-c", &conf], &node.name, &args.root) {
             Ok(child) => {
                 println!(
                     "fast-try: started {} (pid {}) from {}, log {}",
@@ -221,7 +238,7 @@ fn start(args: &FastTryArgs) -> Result<(), String> {
                     node.conf.display(),
                     log_path(&args.root, &node.name).display()
                 );
-                children.push((i, child));
+                children.push((node.name.clone(), child));
             }
             Err(e) => {
                 let _ = stop(args);
@@ -231,15 +248,13 @@ fn start(args: &FastTryArgs) -> Result<(), String> {
     }
     let deadline = Instant::now() + Duration::from_millis(args.wait_ms);
     loop {
-        for (i, child) in &mut children {
+        for (name, child) in &mut children {
             if let Ok(Some(status)) = child.try_wait() {
-                let node = &nodes[*i];
-                let log = log_path(&args.root, &node.name);
+                let log = log_path(&args.root, name);
                 let tail = log_tail(&log);
                 let _ = stop(args);
                 return Err(format!(
-                    "{} exited during start ({status}); last lines of {}:\n{tail}",
-                    node.name,
+                    "{name} exited during start ({status}); last lines of {}:\n{tail}",
                     log.display()
                 ));
             }
@@ -260,8 +275,8 @@ fn start(args: &FastTryArgs) -> Result<(), String> {
     }
 }
 
-fn spawn(exe: &Path, node: &Node, root: &Path) -> Result<Child, String> {
-    let log = log_path(root, &node.name);
+fn spawn(exe: &Path, cmd_args: &[&str], name: &str, root: &Path) -> Result<Child, String> {
+    let log = log_path(root, name);
     let out = fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -271,9 +286,7 @@ fn spawn(exe: &Path, node: &Node, root: &Path) -> Result<Child, String> {
         .try_clone()
         .map_err(|e| format!("opening {}: {e}", log.display()))?;
     let mut cmd = Command::new(exe);
-    cmd.arg("server")
-        .arg("-c")
-        .arg(&node.conf)
+    cmd.args(cmd_args)
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err);
@@ -287,8 +300,8 @@ fn spawn(exe: &Path, node: &Node, root: &Path) -> Result<Child, String> {
     }
     let child = cmd
         .spawn()
-        .map_err(|e| format!("starting {} for {}: {e}", exe.display(), node.name))?;
-    let pid_file = pid_dir(root).join(format!("{}.pid", node.name));
+        .map_err(|e| format!("starting {} for {name}: {e}", exe.display()))?;
+    let pid_file = pid_dir(root).join(format!("{name}.pid"));
     fs::write(&pid_file, format!("{}\n", child.id()))
         .map_err(|e| format!("writing {}: {e}", pid_file.display()))?;
     Ok(child)
