@@ -44,8 +44,11 @@ pub struct NamesrvArgs {
     pub bind: String,
 }
 
-/// Registered views keyed by (cluster, node id, client address).
-type Table = Mutex<HashMap<(String, u32, String), (Instant, ClusterViewResponse)>>;
+/// (cluster, node id, client address).
+type NodeKey = (String, u32, String);
+/// Registered views with the time of their last registration.
+type Entries = HashMap<NodeKey, (Instant, ClusterViewResponse)>;
+type Table = Mutex<Entries>;
 
 pub fn run(args: NamesrvArgs) -> Result<(), String> {
     let listener = TcpListener::bind((args.bind.as_str(), args.port))
@@ -115,9 +118,7 @@ fn serve(mut stream: TcpStream, table: &Table) -> Result<(), String> {
     }
 }
 
-fn lock(
-    table: &Table,
-) -> std::sync::MutexGuard<'_, HashMap<(String, u32, String), (Instant, ClusterViewResponse)>> {
+fn lock(table: &Table) -> std::sync::MutexGuard<'_, Entries> {
     // A panicking connection thread cannot leave the map half-updated (single inserts).
     table.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -148,4 +149,65 @@ fn snapshot(table: &Table) -> Vec<ClusterViewResponse> {
             v
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dledger::config::HostPort;
+    use dledger::raft::Role;
+    use dledger::wire::GroupRow;
+
+    fn view(node_id: u32) -> ClusterViewResponse {
+        ClusterViewResponse {
+            cluster: "C".into(),
+            node_id,
+            client_addr: HostPort {
+                host: "127.0.0.1".into(),
+                port: 30911 + node_id as u16,
+            },
+            rows: vec![GroupRow {
+                group: "G".into(),
+                role: Role::Follower,
+                term: 1,
+                leader: None,
+                ledger_end: 0,
+                commit_index: 0,
+                max_lag: 0,
+                append_tps: 0,
+            }],
+        }
+    }
+
+    #[test]
+    fn registrations_replace_and_expire_to_no_rows() {
+        let table: Table = Mutex::new(HashMap::new());
+        register(&table, view(0));
+        register(&table, view(1));
+        register(&table, view(1));
+        let s = snapshot(&table);
+        assert_eq!(s.len(), 2);
+        assert!(s.iter().all(|v| v.rows.len() == 1));
+        // Age node 1's registration past the expiry.
+        {
+            let mut t = lock(&table);
+            let e = t
+                .values_mut()
+                .find(|(_, v)| v.node_id == 1)
+                .expect("node 1 registered");
+            e.0 = Instant::now()
+                .checked_sub(Duration::from_millis(EXPIRE_MS + 1))
+                .expect("the clock is past the expiry");
+        }
+        let s = snapshot(&table);
+        assert_eq!(s.len(), 2);
+        assert_eq!(
+            s.iter().find(|v| v.node_id == 0).map(|v| v.rows.len()),
+            Some(1)
+        );
+        assert_eq!(
+            s.iter().find(|v| v.node_id == 1).map(|v| v.rows.len()),
+            Some(0)
+        );
+    }
 }
