@@ -1,6 +1,7 @@
-//! `dledger fast-try start|stop` and `dledger cluster-list` against real processes: start
-//! three nodes, see one BID 0 and two followers, SIGKILL the leader and see a new BID 0,
-//! stop and find nothing left running.
+//! `dledger fast-try start|stop`, `dledger namesrv` and `dledger cluster-list` against real
+//! processes: start a name server and three nodes, see one BID 0 and two followers (from
+//! the nodes and from the name server), SIGKILL the leader and see a new BID 0 and the old
+//! leader gone, stop and find nothing left running.
 
 mod common;
 
@@ -40,11 +41,12 @@ impl Drop for StopOnDrop {
 }
 
 /// (bid, addr) of every row `cluster-list --json` prints; GONE rows have no bid.
-fn rows(peers: &str) -> Vec<(Option<i64>, String)> {
+/// `source` is `["--peers", ADDRS]` or `["-n", NAMESRV]`.
+fn rows(source: [&str; 2]) -> Vec<(Option<i64>, String)> {
     let o = dledger(&[
         "cluster-list",
-        "--peers",
-        peers,
+        source[0],
+        source[1],
         "--json",
         "--timeout-ms",
         "1000",
@@ -115,18 +117,24 @@ fn fast_try_elects_fails_over_and_stops_cleanly() {
     let conf_dir = cluster.dir.join("fast-conf");
     let root = cluster.dir.join("fast-root");
     fs::create_dir_all(&conf_dir).expect("create the conf dir");
+    let ns_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let namesrv = format!("127.0.0.1:{ns_port}");
     for n in &cluster.nodes {
-        fs::copy(
-            &n.config_path,
-            conf_dir.join(format!("broker-{}.conf", n.id)),
-        )
-        .expect("copy a node config");
+        let mut conf = fs::read_to_string(&n.config_path).expect("read a node config");
+        conf.push_str(&format!("namesrvAddr={namesrv}\n"));
+        fs::write(conf_dir.join(format!("broker-{}.conf", n.id)), conf)
+            .expect("write a node config");
     }
     let (conf_s, root_s) = (
         conf_dir.to_string_lossy().to_string(),
         root.to_string_lossy().to_string(),
     );
     let peers = cluster.peers_arg();
+    let direct = ["--peers", peers.as_str()];
+    let via_ns = ["-n", namesrv.as_str()];
     let _stop = StopOnDrop { root: root.clone() };
 
     let o = dledger(&[
@@ -139,7 +147,11 @@ fn fast_try_elects_fails_over_and_stops_cleanly() {
     ]);
     assert!(o.status.success(), "fast-try start: {}", text(&o));
     let started = pids(&root);
-    assert_eq!(started.len(), 3, "{started:?}");
+    assert_eq!(
+        started.len(),
+        4,
+        "three nodes and the name server: {started:?}"
+    );
     assert!(started.iter().all(|(_, p)| alive(*p)));
 
     // Starting again changes nothing.
@@ -155,14 +167,18 @@ fn fast_try_elects_fails_over_and_stops_cleanly() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("already running"));
     assert_eq!(pids(&root), started);
 
-    // One BID 0 and two followers (BID = id + 1).
-    let leader_addr = within(Duration::from_secs(10), || {
-        let r = rows(&peers);
-        let leaders: Vec<_> = r.iter().filter(|(b, _)| *b == Some(0)).collect();
-        let followers = r.iter().filter(|(b, _)| b.is_some_and(|b| b > 0)).count();
-        (leaders.len() == 1 && followers == 2).then(|| leaders[0].1.clone())
-    })
-    .unwrap_or_else(|| panic!("no 1 leader + 2 followers: {:?}", rows(&peers)));
+    // One BID 0 and two followers (BID = id + 1), asking the nodes and the name server.
+    let one_leader = |source| {
+        within(Duration::from_secs(10), || {
+            let r = rows(source);
+            let leaders: Vec<_> = r.iter().filter(|(b, _)| *b == Some(0)).collect();
+            let followers = r.iter().filter(|(b, _)| b.is_some_and(|b| b > 0)).count();
+            (leaders.len() == 1 && followers == 2).then(|| leaders[0].1.clone())
+        })
+        .unwrap_or_else(|| panic!("no 1 leader + 2 followers: {:?}", rows(source)))
+    };
+    let leader_addr = one_leader(direct);
+    assert_eq!(one_leader(via_ns), leader_addr);
 
     // SIGKILL the leader: a new BID 0 appears on another node.
     let leader = cluster
@@ -180,7 +196,7 @@ fn fast_try_elects_fails_over_and_stops_cleanly() {
         .expect("run kill");
     assert!(killed.success());
     let new_leader = within(Duration::from_secs(15), || {
-        rows(&peers)
+        rows(direct)
             .into_iter()
             .find(|(b, a)| *b == Some(0) && *a != leader_addr)
             .map(|(_, a)| a)
@@ -188,8 +204,19 @@ fn fast_try_elects_fails_over_and_stops_cleanly() {
     assert!(
         new_leader.is_some(),
         "no new leader after killing {leader_addr}: {:?}",
-        rows(&peers)
+        rows(direct)
     );
+    // The name server shows the new leader and, once its registration expires, the old
+    // one as gone (no bid).
+    let seen = within(Duration::from_secs(15), || {
+        let r = rows(via_ns);
+        let new_ok = r
+            .iter()
+            .any(|(b, a)| *b == Some(0) && new_leader.as_ref() == Some(a));
+        let old_gone = r.iter().any(|(b, a)| b.is_none() && *a == leader_addr);
+        (new_ok && old_gone).then_some(())
+    });
+    assert!(seen.is_some(), "name server view: {:?}", rows(via_ns));
 
     // Stop: nothing of it keeps running, pid files gone.
     let o = dledger(&["fast-try", "stop", "--root", &root_s, "--wait-ms", "10000"]);
