@@ -390,3 +390,58 @@ fn wait_gone(pids: &[(String, i32)], wait_ms: u64) -> Vec<(String, i32)> {
         std::thread::sleep(Duration::from_millis(POLL_INTERVAL_MS / 4));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn parse(args: &[&str]) -> Result<Cli, String> {
+        Cli::from_args(&["dledger"], args).map_err(|e| e.output)
+    }
+
+    #[test]
+    fn ops_subcommands_parse_with_defaults() {
+        let Ok(Cli {
+            command: Some(Command::FastTry(f)),
+            ..
+        }) = parse(&["fast-try", "start"])
+        else {
+            panic!("fast-try start")
+        };
+        assert_eq!(f.action, "start");
+        assert_eq!(f.conf_dir, PathBuf::from("conf/dledger"));
+        assert_eq!(f.root, PathBuf::from("/tmp/rmqstore"));
+        let Ok(Cli {
+            command: Some(Command::ClusterList(c)),
+            ..
+        }) = parse(&["cluster-list", "-n", "127.0.0.1:9876", "--json"])
+        else {
+            panic!("cluster-list")
+        };
+        assert_eq!(c.namesrv.as_deref(), Some("127.0.0.1:9876"));
+        assert!(c.json && c.peers.is_none());
+        let Ok(Cli {
+            command: Some(Command::Namesrv(n)),
+            ..
+        }) = parse(&["namesrv"])
+        else {
+            panic!("namesrv")
+        };
+        assert_eq!(n.port, 9876);
+    }
+
+    #[test]
+    fn unknown_action_and_missing_conf_dir_are_clear_errors() {
+        let mut args = FastTryArgs {
+            action: "restart".into(),
+            conf_dir: PathBuf::from("/nonexistent/conf"),
+            root: std::env::temp_dir().join(format!("fast-try-unit-{}", std::process::id())),
+            wait_ms: 100,
+        };
+        assert!(run(args.clone()).is_err_and(|e| e.contains("start or stop")));
+        args.action = "start".into();
+        assert!(run(args.clone()).is_err_and(|e| e.contains("--conf-dir /nonexistent/conf")));
+        let _ = fs::remove_dir_all(&args.root);
+    }
+}
