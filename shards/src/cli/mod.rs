@@ -5,14 +5,20 @@
 //! dledger append   --peers ADDRS --group G -d DATA [-c N]    append N copies of DATA
 //! dledger get      --peers ADDRS --group G -i INDEX [-n MAX] print committed entries
 //! dledger metadata --peers ADDRS --group G                   print the group's state
+//! dledger cluster-list (--peers ADDRS | -n NAMESRV) [--json] every node's groups, BID
+//! dledger namesrv [--port 9876]                             name server nodes register with
+//! dledger fast-try start|stop [--conf-dir D] [--root R]      local 3-node cluster
 //! ```
 //!
 //! `ADDRS` are the nodes' client addresses (`host:port`, separated by `;` or `,`).
 //! Failures print which address answered what (DLedger's code name) and exit non-zero.
 
 pub mod append;
+pub mod cluster_list;
+pub mod fast_try;
 pub mod get;
 pub mod metadata;
+pub mod namesrv;
 pub mod server;
 
 use std::process::ExitCode;
@@ -38,6 +44,9 @@ pub enum Command {
     Append(append::AppendArgs),
     Get(get::GetArgs),
     Metadata(metadata::MetadataArgs),
+    ClusterList(cluster_list::ClusterListArgs),
+    FastTry(fast_try::FastTryArgs),
+    Namesrv(namesrv::NamesrvArgs),
 }
 
 /// Runs the parsed command line; the exit code says whether it worked.
@@ -55,6 +64,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Some(Command::Append(a)) => ("append", append::run(a)),
         Some(Command::Get(a)) => ("get", get::run(a)),
         Some(Command::Metadata(a)) => ("metadata", metadata::run(a)),
+        Some(Command::ClusterList(a)) => ("cluster-list", cluster_list::run(a)),
+        Some(Command::FastTry(a)) => ("fast-try", fast_try::run(a)),
+        Some(Command::Namesrv(a)) => ("namesrv", namesrv::run(a)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,6 +10,7 @@
 mod client;
 mod group;
 mod peer;
+mod register;
 mod shard;
 
 use std::{
@@ -105,6 +106,7 @@ fn serve(cfg: NodeConfig) -> Result<(), String> {
     signals
         .thread_block()
         .map_err(|e| format!("cannot block SIGTERM/SIGINT: {e}"))?;
+    register::spawn(&cfg)?;
 
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
     let shard_count = cfg.shards.count(cpus) as usize;
