@@ -76,10 +76,13 @@ fn init_tracing(log_level: Option<&str>) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(log_level.unwrap_or("info")));
+    // Colour codes only on a terminal: fast-try and tests send stderr to log files.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     // A second init (tests in one process) keeps the first subscriber.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .try_init();
 }
 
