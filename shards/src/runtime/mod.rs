@@ -15,7 +15,6 @@
 //! connections to the shard that must serve them ([`crate::net::PeerHandoff`]). Both
 //! are built before any shard runs user code, so the hot path never creates a channel.
 
-mod memlock;
 mod queues;
 mod stop;
 
@@ -26,7 +25,7 @@ use glommio::{
     channels::channel_mesh::{Full, MeshBuilder, Receivers, Senders},
 };
 
-pub use memlock::{MemlockError, io_memory_bytes_for, memlock_limit_bytes};
+use crate::memlock::{MemlockError, ensure_memlock};
 pub use queues::{
     BACKGROUND_SHARES, CLIENT_LATENCY_MS, CLIENT_SHARES, REPLICATION_LATENCY_MS,
     REPLICATION_SHARES, TaskQueues,
@@ -125,9 +124,9 @@ impl<T: Send + 'static> Runtime<T> {
     {
         let shard_count = shard_count(config)?;
         let placements = placements(config, shard_count)?;
-        let limit_bytes = memlock_limit_bytes()?;
-        let io_memory_bytes =
-            io_memory_bytes_for(limit_bytes, shard_count, config.io_memory_bytes)?;
+        // One check for the whole process: raise RLIMIT_MEMLOCK if we may, then size each
+        // shard's io_memory to fit, or fail saying what to raise.
+        let io_memory_bytes = ensure_memlock(shard_count, config.io_memory_bytes)?.io_memory_bytes;
         if config.mesh_channel_capacity == 0 {
             return Err(RuntimeError::Config(
                 "mesh_channel_capacity must be at least 1".to_owned(),
