@@ -7,9 +7,12 @@
 //! - [`server`]: `dledger server`: group drivers, client service, graceful stop.
 //! - [`client`]: the pipelined client of the client protocol (leader discovery, redirects).
 //! - [`cli`]: the `dledger` subcommands.
+//! - [`cluster_view`]: the ClusterView exchange and BID rules shared by the CLI, the
+//!   name-server registration and the name server.
 
 pub mod cli;
 pub mod client;
+pub mod cluster_view;
 pub mod disk;
 pub mod memlock;
 pub mod net;

@@ -1,7 +1,7 @@
 //! `dledger fast-try start|stop`, `dledger namesrv` and `dledger cluster-list` against real
 //! processes: start a name server and three nodes, see one BID 0 and two followers (from
 //! the nodes and from the name server), SIGKILL the leader and see a new BID 0 and the old
-//! leader gone, stop and find nothing left running.
+//! leader gone (never two BID 0 meanwhile), stop and find nothing left running.
 
 mod common;
 
@@ -207,9 +207,15 @@ fn fast_try_elects_fails_over_and_stops_cleanly() {
         rows(direct)
     );
     // The name server shows the new leader and, once its registration expires, the old
-    // one as gone (no bid).
+    // one as gone (no bid). Meanwhile the old leader's last registration (an older term)
+    // must never show as a second BID 0.
     let seen = within(Duration::from_secs(15), || {
         let r = rows(via_ns);
+        let bid0: Vec<_> = r.iter().filter(|(b, _)| *b == Some(0)).collect();
+        assert!(
+            bid0.len() <= 1,
+            "two BID 0 rows from the name server: {r:?}"
+        );
         let new_ok = r
             .iter()
             .any(|(b, a)| *b == Some(0) && new_leader.as_ref() == Some(a));

@@ -1,22 +1,19 @@
-//! `dledger cluster-list --peers ADDRS [--json]`: one row per node per group, asking each
-//! node directly with the wire ClusterView request (the name-server source, `-n`, is not
-//! built yet).
+//! `dledger cluster-list (--peers ADDRS | -n NAMESRV) [--json]`: one row per node per
+//! group, asking each node directly (wire ClusterView request) or a name server.
 //!
-//! The call is a plain blocking `std::net` exchange (one request, one answer, bounded
-//! timeouts) so `fast-try` can poll nodes without starting a glommio executor.
+//! Rows gathered from several nodes are not one snapshot: a killed leader's last
+//! registration can sit next to its successor's. A leader row of an older term than its
+//! group's newest is shown as `STALE_LEADER` with BID -1 (see `crate::cluster_view`), so
+//! the table never shows two BID 0 for one group.
 
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use argh::FromArgs;
-use bytes::BytesMut;
 use dledger::raft::Role;
-use dledger::wire::{
-    Body, ClusterViewRequest, ClusterViewResponse, ErrorResponse, FrameDecoder, Kind, WireLimits,
-};
+use dledger::wire::ClusterViewResponse;
 
 use crate::client::parse_peers;
+use crate::cluster_view::{cluster_view, is_stale_leader, namesrv_views, newest_terms, shown_bid};
 
 /// Print every group of every node: cluster, group, BID, address, role, term, ledger end,
 /// commit, lag and append rate.
@@ -60,7 +57,7 @@ pub fn run(args: ClusterListArgs) -> Result<(), String> {
 /// Every node the name server at `addr` knows; one it has not heard from lately (sent
 /// with no rows) is a gone row.
 pub fn from_namesrv(addr: &str, timeout: Duration) -> Result<Vec<NodeView>, String> {
-    let answers = exchange(addr, timeout, true)?;
+    let answers = namesrv_views(addr, timeout)?;
     Ok(answers
         .into_iter()
         .map(|v| {
@@ -78,97 +75,6 @@ pub fn from_namesrv(addr: &str, timeout: Duration) -> Result<Vec<NodeView>, Stri
             }
         })
         .collect())
-}
-
-/// Sends one ClusterViewRequest to `addr` and waits (connect, write and each read bounded
-/// by `timeout`) for its answer.
-pub fn cluster_view(addr: &str, timeout: Duration) -> Result<ClusterViewResponse, String> {
-    exchange(addr, timeout, false)?
-        .pop()
-        .ok_or_else(|| format!("{addr}: no answer"))
-}
-
-/// One ClusterViewRequest; a node answers with one frame, a name server (`until_eof`)
-/// with one per node and then closes the connection.
-fn exchange(
-    addr: &str,
-    timeout: Duration,
-    until_eof: bool,
-) -> Result<Vec<ClusterViewResponse>, String> {
-    let limits = WireLimits::default();
-    let sock = addr
-        .to_socket_addrs()
-        .map_err(|e| format!("{addr}: cannot resolve: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{addr}: resolves to no address"))?;
-    let mut stream =
-        TcpStream::connect_timeout(&sock, timeout).map_err(|e| format!("{addr}: connect: {e}"))?;
-    stream
-        .set_read_timeout(Some(timeout))
-        .and_then(|()| stream.set_write_timeout(Some(timeout)))
-        .map_err(|e| format!("{addr}: setting timeouts: {e}"))?;
-    let mut out = BytesMut::new();
-    ClusterViewRequest
-        .encode(1, &limits, &mut out)
-        .map_err(|e| format!("encoding ClusterViewRequest: {e}"))?;
-    stream
-        .write_all(&out)
-        .map_err(|e| format!("{addr}: send: {e}"))?;
-    let decoder = FrameDecoder::new(limits.max_frame_bytes);
-    let mut buf = BytesMut::new();
-    let mut chunk = [0u8; 16 * 1024];
-    let mut views = Vec::new();
-    loop {
-        while let Some(frame) = decoder
-            .decode(&mut buf)
-            .map_err(|e| format!("{addr}: bad frame: {e}"))?
-        {
-            match frame.header.kind {
-                Kind::ClusterViewResponse => {
-                    if views.len() >= MAX_NODES_LISTED {
-                        return Err(format!("{addr}: more than {MAX_NODES_LISTED} nodes"));
-                    }
-                    views.push(
-                        ClusterViewResponse::decode(&frame, &limits)
-                            .map_err(|e| format!("{addr}: bad ClusterViewResponse: {e}"))?,
-                    );
-                    if !until_eof {
-                        return Ok(views);
-                    }
-                }
-                Kind::ErrorResponse => {
-                    let e = ErrorResponse::decode(&frame, &limits)
-                        .map_err(|e| format!("{addr}: bad ErrorResponse: {e}"))?;
-                    return Err(format!("{addr}: {:?}: {}", e.code, e.message));
-                }
-                other => return Err(format!("{addr}: unexpected answer kind {other:?}")),
-            }
-        }
-        // The decoder refuses lengths above max_frame_bytes, so this buffer is bounded.
-        let n = stream
-            .read(&mut chunk)
-            .map_err(|e| format!("{addr}: receive: {e}"))?;
-        if n == 0 {
-            if until_eof {
-                return Ok(views);
-            }
-            return Err(format!("{addr}: connection closed before an answer"));
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-}
-
-/// Bound on the nodes one name-server answer may list.
-const MAX_NODES_LISTED: usize = 4096;
-
-/// RocketMQ's broker id: 0 for a leader whose ledger is fully committed, the node id + 1
-/// for followers and candidates, -1 for a leader still committing its ledger end.
-pub fn bid(role: Role, node_id: u32, ledger_end: u64, commit_index: u64) -> i64 {
-    match role {
-        Role::Leader if ledger_end == commit_index => 0,
-        Role::Leader => -1,
-        Role::Follower | Role::PreCandidate | Role::Candidate => i64::from(node_id) + 1,
-    }
 }
 
 fn role_name(r: Role) -> &'static str {
@@ -198,6 +104,7 @@ pub fn render(views: &[NodeView], json: bool) -> String {
             "#InTPS"
         ));
     }
+    let newest = newest_terms(views.iter().filter_map(|(_, v)| v.as_ref().ok()));
     for (addr, view) in views {
         match view {
             Err(why) => {
@@ -216,7 +123,16 @@ pub fn render(views: &[NodeView], json: bool) -> String {
             }
             Ok(v) => {
                 for r in &v.rows {
-                    let b = bid(r.role, v.node_id, r.ledger_end, r.commit_index);
+                    let newest_term = newest
+                        .get(&(v.cluster.as_str(), r.group.as_str()))
+                        .copied()
+                        .unwrap_or(r.term);
+                    let b = shown_bid(r, v.node_id, newest_term);
+                    let role = if is_stale_leader(r, newest_term) {
+                        "STALE_LEADER"
+                    } else {
+                        role_name(r.role)
+                    };
                     if json {
                         out.push_str(&format!(
                             "{{\"cluster\":\"{}\",\"group\":\"{}\",\"bid\":{b},\"addr\":\"{}\",\
@@ -225,7 +141,7 @@ pub fn render(views: &[NodeView], json: bool) -> String {
                             json_escape(&v.cluster),
                             json_escape(&r.group),
                             v.client_addr,
-                            role_name(r.role),
+                            role,
                             r.term,
                             r.ledger_end,
                             r.commit_index,
@@ -239,7 +155,7 @@ pub fn render(views: &[NodeView], json: bool) -> String {
                             r.group,
                             b,
                             v.client_addr.to_string(),
-                            role_name(r.role),
+                            role,
                             r.term,
                             r.ledger_end,
                             r.commit_index,
@@ -270,14 +186,6 @@ fn json_escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bid_follows_rocketmq() {
-        assert_eq!(bid(Role::Leader, 2, 10, 10), 0);
-        assert_eq!(bid(Role::Leader, 2, 11, 10), -1);
-        assert_eq!(bid(Role::Follower, 2, 10, 10), 3);
-        assert_eq!(bid(Role::Candidate, 0, 0, 0), 1);
-    }
 
     #[test]
     fn json_escapes_quotes_and_controls() {

@@ -21,7 +21,8 @@ use dledger::config::{NodeConfig, parse_file_contents};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use super::cluster_list::{NodeView, bid, cluster_view, render};
+use super::cluster_list::{NodeView, render};
+use crate::cluster_view::{bid, cluster_view};
 
 /// How often the nodes and processes are polled while waiting.
 const POLL_INTERVAL_MS: u64 = 200;

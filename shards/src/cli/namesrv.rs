@@ -23,8 +23,10 @@ use argh::FromArgs;
 use bytes::BytesMut;
 use dledger::wire::{Body, ClusterViewResponse, FrameDecoder, Kind, WireLimits};
 
-/// A node not heard from for this long is shown as gone.
-pub const EXPIRE_MS: u64 = 3000;
+/// A node not heard from for this long is shown as gone: three missed registrations
+/// (`server::register` sends one every 500 ms), so a killed leader's last row stops
+/// counting well within the time a new leader takes to be elected and registered.
+pub const EXPIRE_MS: u64 = 1500;
 /// A node not heard from for this long is forgotten.
 const FORGET_MS: u64 = 60_000;
 /// Nodes remembered at most (registrations beyond are refused).

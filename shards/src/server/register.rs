@@ -1,23 +1,26 @@
-//! Registration with the name servers (`namesrvAddr`): once a second a plain thread asks
-//! this node for its cluster view (the same ClusterView request clients send, on the
+//! Registration with the name servers (`namesrvAddr`): every `REGISTER_INTERVAL_MS` a
+//! plain thread asks this node for its cluster view (the same ClusterView request clients send, on the
 //! client port) and sends the answer, as one ClusterViewResponse frame on a fresh
 //! connection, to every name server. Failures are logged at debug and retried on the
-//! next round; every connect, write and read is bounded by a timeout.
+//! next round; every connect, write and read is bounded by a timeout, and rounds keep a
+//! fixed rate (a slow round does not push the next one back), so that a name server can
+//! expire a node after a few missed rounds (`cli::namesrv::EXPIRE_MS`).
 
 use std::io::Write;
 use std::net::{TcpStream, ToSocketAddrs};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use dledger::config::{HostPort, NodeConfig};
 use dledger::wire::{Body, WireLimits};
 
-use crate::cli::cluster_list::cluster_view;
+use crate::cluster_view::cluster_view;
 
-/// How often a node registers (name servers expire entries after a few missed rounds).
-pub const REGISTER_INTERVAL_MS: u64 = 1000;
-/// Bound on each connect / read / write of one round.
-const IO_TIMEOUT_MS: u64 = 500;
+/// How often a node registers (name servers expire entries after three missed rounds).
+pub const REGISTER_INTERVAL_MS: u64 = 500;
+/// Bound on each connect / read / write of one round: a round with one unreachable name
+/// server still fits in an interval.
+const IO_TIMEOUT_MS: u64 = 200;
 
 /// Starts the registration thread when name servers are configured. The thread inherits
 /// the caller's signal mask (call after blocking SIGTERM/SIGINT) and ends with the process.
@@ -30,9 +33,18 @@ pub fn spawn(cfg: &NodeConfig) -> Result<(), String> {
     std::thread::Builder::new()
         .name("dledger-register".into())
         .spawn(move || {
+            let interval = Duration::from_millis(REGISTER_INTERVAL_MS);
+            let mut next = Instant::now();
             loop {
                 round(&own, &namesrvs);
-                std::thread::sleep(Duration::from_millis(REGISTER_INTERVAL_MS));
+                next += interval;
+                let now = Instant::now();
+                if next < now {
+                    // Rounds fell behind (a stalled machine): start again from now rather
+                    // than firing a burst of catch-up rounds.
+                    next = now;
+                }
+                std::thread::sleep(next - now);
             }
         })
         .map(|_| ())
