@@ -4,9 +4,11 @@
 //! `report` and `runtime` are shared by all of them.
 //!
 //! - `disk`: the commitlog store against the raw device ([`disk`]).
+//! - `failover`: leader stops under load, failover time and lost appends ([`failover`]).
 
 pub mod disk;
 pub mod error;
+pub mod failover;
 pub mod hist;
 pub mod report;
 pub mod runtime;

@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use argh::FromArgs;
-use dledger_perf::disk;
+use dledger_perf::{disk, failover};
 
 /// dledger-rs performance and fault harnesses.
 #[derive(FromArgs, Debug)]
@@ -21,6 +21,8 @@ struct Cli {
 #[argh(subcommand)]
 enum Command {
     Disk(disk::DiskArgs),
+    Failover(failover::FailoverArgs),
+    Server(failover::ServerArgs),
 }
 
 fn main() -> ExitCode {
@@ -31,6 +33,8 @@ fn main() -> ExitCode {
     }
     let (name, result) = match &cli.command {
         Some(Command::Disk(args)) => ("disk", disk::run(args)),
+        Some(Command::Failover(args)) => return failover::run(args),
+        Some(Command::Server(args)) => return failover::run_server(args),
         None => {
             eprintln!("dledger-perf: no harness selected; try --help");
             return ExitCode::from(2);
