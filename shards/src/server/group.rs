@@ -88,6 +88,8 @@ pub struct Group {
     last_checkpoint: Cell<Index>,
     /// Entries appended per second over the last maintenance interval.
     append_tps: Cell<u32>,
+    /// Written on this shard only; read by the metrics endpoint.
+    pub metrics: std::sync::Arc<super::metrics::GroupMetrics>,
 }
 
 impl std::fmt::Debug for Group {
@@ -115,6 +117,7 @@ impl Group {
         let node = Node::new(node_cfg.raft_config(&cfg), recovered, rng_seed)
             .map_err(|e| format!("group {}: raft config: {e}", cfg.name))?;
         let (wake_tx, wake_rx) = local_channel::new_bounded(1);
+        let metrics = std::sync::Arc::new(super::metrics::GroupMetrics::new(&cfg, &node_cfg));
         Ok(Rc::new(Group {
             cfg,
             node_cfg,
@@ -133,6 +136,7 @@ impl Group {
             disk_full: RefCell::new(None),
             last_checkpoint: Cell::new(checkpoint),
             append_tps: Cell::new(0),
+            metrics,
         }))
     }
 
@@ -196,6 +200,16 @@ impl Group {
             max_lag,
             append_tps: self.append_tps.get(),
         }
+    }
+
+    /// Leader only: how far `id`'s log is known to match (for metrics).
+    pub fn match_index(&self, id: NodeId) -> Option<Index> {
+        self.node.borrow().match_index(id)
+    }
+
+    /// (client appends waiting for their quorum, Raft messages waiting for the driver).
+    pub fn queue_depths(&self) -> (usize, usize) {
+        (self.pending.borrow().len(), self.inbox.borrow().len())
     }
 
     /// The client address of `id` if known.
@@ -569,8 +583,10 @@ impl Group {
     /// group's flush mode).
     fn watch_persisted(self: &Rc<Self>, index: Index, term: Term) {
         let this = self.clone();
+        let written = Instant::now();
         glommio::spawn_local(async move {
             if this.log.wait_persisted(index).await.is_ok() {
+                this.metrics.flush_latency_ns.observe_since(written);
                 {
                     let mut node = this.node.borrow_mut();
                     let mut out = this.outbox.borrow_mut();

@@ -9,6 +9,7 @@
 
 mod client;
 mod group;
+mod metrics;
 mod peer;
 mod register;
 mod shard;
@@ -135,6 +136,7 @@ fn serve(cfg: NodeConfig) -> Result<(), String> {
     };
     let shared = Arc::new(Shared::default());
     let node_cfg = Arc::new(cfg);
+    metrics::spawn_http(&node_cfg, shared.metrics.clone())?;
     let runtime = {
         let shared = shared.clone();
         Runtime::<Result<(), String>>::start(&runtime_cfg, move |ctx| {

@@ -51,6 +51,8 @@ pub struct Shared {
     pub drained: AtomicUsize,
     /// Shards that could not start (they ask the others to drain and stop).
     pub failed: AtomicUsize,
+    /// Every shard's and group's metrics, read by the metrics endpoint.
+    pub metrics: Arc<super::metrics::NodeMetrics>,
 }
 
 /// Messages between shards: a client request for a group that lives on another shard
@@ -278,7 +280,7 @@ pub async fn shard_main(
     node_cfg: Arc<NodeConfig>,
     shared: Arc<Shared>,
 ) -> Result<(), String> {
-    let (groups, stop) = match start(ctx, node_cfg).await {
+    let (groups, stop) = match start(ctx, node_cfg, &shared.metrics).await {
         Ok(started) => started,
         Err(e) => {
             // The node cannot serve without this shard's groups: stop the others too.
@@ -325,6 +327,7 @@ type Started = (HashMap<String, Rc<Group>>, ShardStop);
 async fn start(
     mut ctx: ShardContext<ShardMsg>,
     node_cfg: Arc<NodeConfig>,
+    metrics: &super::metrics::NodeMetrics,
 ) -> Result<Started, String> {
     let cfg = Rc::new((*node_cfg).clone());
     let limits = WireLimits::from_config(&cfg);
@@ -431,6 +434,13 @@ async fn start(
         next_token: Cell::new(0),
     });
     *inbox.state.borrow_mut() = Some(state.clone());
+    super::metrics::start_shard(
+        metrics,
+        &state,
+        &net,
+        ctx.queues.background,
+        ctx.stop.clone(),
+    )?;
     glommio::spawn_local_into(
         mesh_loop(state.clone(), ctx.mesh_rx, ctx.stop.clone()),
         ctx.queues.client,
