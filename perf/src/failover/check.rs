@@ -158,7 +158,7 @@ pub fn account(records: &[Record], logs: &[Vec<GotEntry>], body_bytes: usize) ->
                 }
                 a.lost += u64::from(lost);
             }
-            Outcome::Unknown => {
+            Outcome::Unknown { .. } => {
                 a.unknown += 1;
                 for (node, f) in found.iter().enumerate() {
                     if let Some(at) = f.get(&key).filter(|at| at.len() > 1) {
@@ -170,7 +170,7 @@ pub fn account(records: &[Record], logs: &[Vec<GotEntry>], body_bytes: usize) ->
                     }
                 }
             }
-            Outcome::Refused => {
+            Outcome::Refused { .. } => {
                 a.refused += 1;
                 for (node, f) in found.iter().enumerate() {
                     if let Some(at) = f.get(&key) {
@@ -227,6 +227,7 @@ pub fn term_of(log: &[GotEntry], index: Index) -> Option<Term> {
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
+    use dledger::wire::ResponseCode;
 
     use super::*;
 
@@ -255,8 +256,20 @@ mod tests {
         let records = vec![
             acked(0, 2),
             acked(1, 3),
-            rec(0, 2, Outcome::Unknown),
-            rec(0, 3, Outcome::Refused),
+            rec(
+                0,
+                2,
+                Outcome::Unknown {
+                    code: ResponseCode::Timeout,
+                },
+            ),
+            rec(
+                0,
+                3,
+                Outcome::Refused {
+                    code: ResponseCode::NotLeader,
+                },
+            ),
         ];
         let good = vec![
             entry(1, 1, Bytes::new()),

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dledger::config::HostPort;
+use dledger::wire::ResponseCode;
 use dledger_shards::client::{Client, ClientOptions, block_on};
 
 use super::cluster::GROUP;
@@ -25,9 +26,9 @@ pub enum Outcome {
     /// Acknowledged at `index`, `at_ns` after the load started.
     Acked { index: u64, at_ns: u64 },
     /// Failed after it may have been sent: it may be in the log (at most once).
-    Unknown,
+    Unknown { code: ResponseCode },
     /// Refused before it could take effect: it must not be in the log.
-    Refused,
+    Refused { code: ResponseCode },
 }
 
 /// One append: worker, sequence number within the worker, outcome.
@@ -84,11 +85,14 @@ impl Progress {
     }
 }
 
+/// Every record, and the first error message seen per (outcome, code).
+pub type Finished = (Vec<Record>, Vec<String>);
+
 /// The running load; [`Load::finish`] stops it and returns every record.
 #[derive(Debug)]
 pub struct Load {
     pub progress: Arc<Progress>,
-    thread: JoinHandle<Result<Vec<Record>, String>>,
+    thread: JoinHandle<Result<Finished, String>>,
 }
 
 /// Client settings of the load: the library's defaults, except that appends with an
@@ -118,7 +122,7 @@ impl Load {
         Ok(Load { progress, thread })
     }
 
-    pub fn finish(self) -> Result<Vec<Record>, String> {
+    pub fn finish(self) -> Result<Finished, String> {
         self.progress.stop.store(true, Ordering::Release);
         self.thread
             .join()
@@ -131,7 +135,7 @@ async fn run(
     workers: u32,
     body_bytes: usize,
     progress: Arc<Progress>,
-) -> Result<Vec<Record>, String> {
+) -> Result<Finished, String> {
     let client = Rc::new(
         Client::connect(peers, GROUP, load_options())
             .await
@@ -142,6 +146,7 @@ async fn run(
             let (client, progress) = (client.clone(), progress.clone());
             glommio::spawn_local(async move {
                 let mut out = Vec::new();
+                let mut messages: Vec<(bool, ResponseCode, String)> = Vec::new();
                 let mut seq = 0u64;
                 while !progress.stop.load(Ordering::Acquire) {
                     let b = body(worker, seq, body_bytes);
@@ -157,8 +162,19 @@ async fn run(
                                 at_ns,
                             }
                         }
-                        Err(e) if e.outcome_unknown => Outcome::Unknown,
-                        Err(_) => Outcome::Refused,
+                        Err(e) => {
+                            let seen = messages
+                                .iter()
+                                .any(|(u, c, _)| *u == e.outcome_unknown && *c == e.code);
+                            if !seen {
+                                messages.push((e.outcome_unknown, e.code, e.to_string()));
+                            }
+                            if e.outcome_unknown {
+                                Outcome::Unknown { code: e.code }
+                            } else {
+                                Outcome::Refused { code: e.code }
+                            }
+                        }
                     };
                     out.push(Record {
                         worker,
@@ -168,15 +184,38 @@ async fn run(
                     });
                     seq += 1;
                 }
-                out
+                (out, messages)
             })
         })
         .collect();
     let mut all = Vec::new();
+    let mut first_messages: Vec<(bool, ResponseCode, String)> = Vec::new();
     for t in tasks {
-        all.extend(t.await);
+        let (records, messages) = t.await;
+        all.extend(records);
+        for m in messages {
+            if !first_messages
+                .iter()
+                .any(|(u, c, _)| *u == m.0 && *c == m.1)
+            {
+                first_messages.push(m);
+            }
+        }
     }
-    Ok(all)
+    let texts = first_messages
+        .into_iter()
+        .map(|(unknown, _, text)| {
+            format!(
+                "{}: {text}",
+                if unknown {
+                    "unknown outcome"
+                } else {
+                    "refused"
+                }
+            )
+        })
+        .collect();
+    Ok((all, texts))
 }
 
 #[cfg(test)]

@@ -206,7 +206,7 @@ fn run_inner(args: &FailoverArgs) -> Result<bool, String> {
     // Stop the load whatever happened, so its thread does not outlive the report.
     let records = load.finish();
     let kills = outcome?;
-    let records = records?;
+    let (records, messages) = records?;
     let logs = read_back(args, &mut cluster)?;
     let accounting = account(&records, &logs, args.body_bytes);
     let longest = logs
@@ -214,7 +214,15 @@ fn run_inner(args: &FailoverArgs) -> Result<bool, String> {
         .max_by_key(|l| l.len())
         .map_or(&[][..], Vec::as_slice);
     let failovers = failover_times(&kills, &records, longest)?;
-    report(args, &cluster, &kills, &failovers, &accounting);
+    report(
+        args,
+        &cluster,
+        &kills,
+        &failovers,
+        &accounting,
+        &records,
+        &messages,
+    );
     if !accounting.ok() {
         cluster.keep_dir = true;
     }
@@ -379,6 +387,8 @@ fn report(
     kills: &[Kill],
     failovers: &[Duration],
     a: &Accounting,
+    records: &[Record],
+    messages: &[String],
 ) {
     for (k, (kill, f)) in kills.iter().zip(failovers).enumerate() {
         println!(
@@ -396,6 +406,21 @@ fn report(
         "appends: acked {} unknown {} refused {}; lost {} duplicated {} phantom {} diverged {} foreign {}",
         a.acked, a.unknown, a.refused, a.lost, a.duplicated, a.phantom, a.diverged, a.foreign
     );
+    let mut by_code: std::collections::BTreeMap<(&str, String), u64> = Default::default();
+    for r in records {
+        let key = match r.outcome {
+            Outcome::Acked { .. } => continue,
+            Outcome::Unknown { code } => ("unknown", format!("{code:?}")),
+            Outcome::Refused { code } => ("refused", format!("{code:?}")),
+        };
+        *by_code.entry(key).or_default() += 1;
+    }
+    for ((kind, code), n) in &by_code {
+        println!("  {kind} {code}: {n}");
+    }
+    for m in messages {
+        println!("  first {m}");
+    }
     for e in &a.examples {
         println!("  problem: {e}");
     }

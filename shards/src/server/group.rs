@@ -252,6 +252,11 @@ impl Group {
         bodies: Vec<Bytes>,
     ) -> Result<LocalReceiver<AppendOutcome>, ErrorResponse> {
         if let Some(f) = self.failure() {
+            // A stopping node (log closed after its hand-over) sends clients on to the
+            // leader: a refusal, not an error of the request.
+            if matches!(f, DiskError::Closed) {
+                return Err(self.not_leader());
+            }
             return Err(disk_error(self, &f));
         }
         if let Some(why) = self.disk_full.borrow().as_ref() {
@@ -495,8 +500,10 @@ impl Group {
     /// Stops the group before its log closes (node stop): nothing more is applied, and
     /// waiting appends are told the node is going away.
     pub fn halt(&self) {
+        // Waiting entries may already be on followers and commit under the next leader:
+        // their outcome is unknown.
         let err = self.error(
-            ResponseCode::LeaderNotReady,
+            ResponseCode::TermChanged,
             format!("group {}: this node is stopping", self.cfg.name),
         );
         *self.failure.borrow_mut() = Some(DiskError::Closed);
@@ -658,7 +665,15 @@ impl Group {
             Event::RoleChanged { role, term, leader } => {
                 tracing::info!(group = %self.cfg.name, ?role, term, ?leader, "role changed");
                 if role != Role::Leader {
-                    let err = self.not_leader();
+                    // These entries may still commit under the next leader: the outcome
+                    // is unknown (NOT_LEADER would tell the client to resend them).
+                    let err = self.error(
+                        ResponseCode::TermChanged,
+                        format!(
+                            "group {}: leadership lost before these entries committed",
+                            self.cfg.name
+                        ),
+                    );
                     for p in self.pending.borrow_mut().drain(..) {
                         let _ = p.reply.try_send(Err(err.clone()));
                     }
