@@ -150,12 +150,13 @@ pub fn shown_bid(row: &GroupRow, node_id: u32, newest: Term) -> i64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use dledger::config::HostPort;
 
     use super::*;
 
-    fn view(node_id: u32, role: Role, term: Term) -> ClusterViewResponse {
+    /// Node `node_id` of cluster C on 127.0.0.1:30911+id with one row of group G.
+    pub(crate) fn view(node_id: u32, role: Role, term: Term) -> ClusterViewResponse {
         ClusterViewResponse {
             cluster: "C".into(),
             node_id,

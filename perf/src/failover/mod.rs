@@ -70,21 +70,13 @@ pub struct FailoverArgs {
     pub keep_dir: bool,
 }
 
-/// Run one dledger node (this build's server; what the failover harness starts).
-#[derive(FromArgs, Debug, Clone, PartialEq, Eq)]
-#[argh(subcommand, name = "server")]
-pub struct ServerArgs {
-    /// the node's config file
-    #[argh(option, short = 'c')]
-    pub config: PathBuf,
-    /// log level when RUST_LOG is not set (default info)
-    #[argh(option)]
-    pub log_level: Option<String>,
-}
+/// `dledger-perf server -c FILE`: exactly `dledger server` (this build's server; what the
+/// harness starts).
+pub type ServerArgs = dledger_shards::cli::server::ServerArgs;
 
-/// `dledger-perf server`: exactly `dledger server`.
+/// Runs one node until it is stopped.
 pub fn run_server(args: &ServerArgs) -> ExitCode {
-    dledger_shards::server::run(&args.config, args.log_level.as_deref())
+    dledger_shards::cli::server::run(args.clone())
 }
 
 const KILLS_MAX: u32 = 1000;

@@ -156,29 +156,10 @@ fn snapshot(table: &Table) -> Vec<ClusterViewResponse> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dledger::config::HostPort;
     use dledger::raft::Role;
-    use dledger::wire::GroupRow;
 
     fn view(node_id: u32) -> ClusterViewResponse {
-        ClusterViewResponse {
-            cluster: "C".into(),
-            node_id,
-            client_addr: HostPort {
-                host: "127.0.0.1".into(),
-                port: 30911 + node_id as u16,
-            },
-            rows: vec![GroupRow {
-                group: "G".into(),
-                role: Role::Follower,
-                term: 1,
-                leader: None,
-                ledger_end: 0,
-                commit_index: 0,
-                max_lag: 0,
-                append_tps: 0,
-            }],
-        }
+        crate::cluster_view::tests::view(node_id, Role::Follower, 1)
     }
 
     #[test]
