@@ -437,9 +437,9 @@ fn peer_unknown_node_and_wrong_cluster(t: &Target) {
     }
 }
 
-/// Poses as the absent n2 (its configured address is loopback too, so the Hello is
-/// accepted), then sends a batch whose Raft section claims to come from n1.
-fn peer_claims_another_node(t: &Target) {
+/// A peer connection handshaken as the absent n2 (its configured address is loopback
+/// too, so the Hello is accepted).
+fn pose_as_absent_node(t: &Target) -> TcpStream {
     let mut s = connect(&t.peer);
     s.write_all(&hello(ABSENT_NODE_ID, &cluster_name(t)))
         .expect("send hello");
@@ -451,7 +451,12 @@ fn peer_claims_another_node(t: &Target) {
     assert_eq!(header.kind, FrameKind::HelloAck);
     let ack = HelloAck::decode_payload(&ack[FRAME_HEADER_BYTES..]).expect("ack");
     assert_eq!(ack.node_id, TARGET as u32);
+    s
+}
 
+/// Poses as n2, then sends a batch whose Raft section claims to come from n1.
+fn peer_claims_another_node(t: &Target) {
+    let mut s = pose_as_absent_node(t);
     let limits = WireLimits::default();
     let mut batch = BytesMut::new();
     let mut w = PeerBatchWriter::begin(&mut batch, 0, 1, TARGET as u32, 0, &limits);
@@ -467,36 +472,73 @@ fn peer_claims_another_node(t: &Target) {
     read_until_closed(&mut s, ANSWER_WAIT).expect("a batch claiming n1 closes the connection");
 }
 
-/// Opens `FLOOD_CONNECTIONS` connections at once and holds them; returns how many were
-/// established, how many of those the server closed within `wait`, and the node's RSS
-/// growth while they were held.
-fn flood(t: &Target, addr: &HostPort, wait: Duration) -> (usize, usize, u64) {
+/// Handshaken connections that each announce a large Batch frame and send nothing
+/// more: the node's memory must follow the bytes that arrived, not the announcements.
+fn peer_announced_frames_cost_nothing(t: &Target) -> u64 {
+    const CONNECTIONS: usize = 16;
+    const ANNOUNCED_BYTES: usize = 8 << 20;
     let before = rss_bytes(t.pid);
-    let mut held = Vec::with_capacity(FLOOD_CONNECTIONS);
+    let held: Vec<TcpStream> = (0..CONNECTIONS)
+        .map(|_| {
+            let mut s = pose_as_absent_node(t);
+            let mut header = Vec::new();
+            encode_header(FrameKind::Batch, ANNOUNCED_BYTES, &mut header);
+            s.write_all(&header).expect("send a batch header");
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let growth = rss_bytes(t.pid).saturating_sub(before);
+    drop(held);
+    let announced = (CONNECTIONS * ANNOUNCED_BYTES) as u64;
+    assert!(
+        growth < announced / 4,
+        "{CONNECTIONS} connections announcing {ANNOUNCED_BYTES} bytes each grew RSS by {growth}"
+    );
+    growth
+}
+
+/// Opens `FLOOD_CONNECTIONS` connections at once and holds them for `wait`; then,
+/// for up to `patience` more, counts the ones the server closed (or refused with a
+/// frame) until `enough(established)` are. Returns (established, closed, the node's RSS
+/// growth while they were held).
+fn flood(
+    t: &Target,
+    addr: &HostPort,
+    wait: Duration,
+    patience: Duration,
+    enough: impl Fn(usize) -> usize,
+) -> (usize, usize, u64) {
+    let before = rss_bytes(t.pid);
+    let mut open = Vec::with_capacity(FLOOD_CONNECTIONS);
     let to: std::net::SocketAddr = format!("{}:{}", addr.host, addr.port)
         .parse()
         .expect("a loopback address");
     for _ in 0..FLOOD_CONNECTIONS {
         match TcpStream::connect_timeout(&to, Duration::from_secs(2)) {
-            Ok(s) => held.push(s),
+            Ok(s) => open.push(s),
             // A full accept backlog refuses; that is a bounded accept too.
             Err(_) => continue,
         }
     }
+    let established = open.len();
     std::thread::sleep(wait);
     let peak = rss_bytes(t.pid);
+    let deadline = Instant::now() + patience;
     let mut closed = 0;
-    for s in &mut held {
-        s.set_nonblocking(true).expect("nonblocking");
-        let mut b = [0u8; 64];
-        match s.read(&mut b) {
-            Ok(0) => closed += 1,
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-            Ok(_) | Err(_) => closed += 1,
+    loop {
+        open.retain_mut(|s| {
+            s.set_nonblocking(true).expect("nonblocking");
+            let mut b = [0u8; 64];
+            let still_open = matches!(s.read(&mut b), Err(e) if e.kind() == ErrorKind::WouldBlock);
+            closed += usize::from(!still_open);
+            still_open
+        });
+        if closed >= enough(established) || Instant::now() >= deadline {
+            break;
         }
+        std::thread::sleep(Duration::from_millis(200));
     }
-    let established = held.len();
-    drop(held);
     (established, closed, peak.saturating_sub(before))
 }
 
@@ -524,6 +566,8 @@ fn hostile_client_and_peer_traffic_leaves_the_node_serving() {
     peer_cut_and_slow(&t);
     peer_unknown_node_and_wrong_cluster(&t);
     peer_claims_another_node(&t);
+    let growth = peer_announced_frames_cost_nothing(&t);
+    eprintln!("peer frames announced but not sent: RSS +{growth} bytes");
     assert_serving(&mut t, "peer handshake abuse");
 
     let slow = slow_client.join().expect("slowloris thread");
@@ -535,7 +579,9 @@ fn hostile_client_and_peer_traffic_leaves_the_node_serving() {
     assert_serving(&mut t, "a slowloris client");
 
     // Peer flood: every connection that never says Hello is closed at the deadline.
-    let (held, closed, growth) = flood(&t, &peer, HELLO_TIMEOUT + Duration::from_secs(2));
+    let (held, closed, growth) = flood(&t, &peer, HELLO_TIMEOUT, Duration::from_secs(10), |held| {
+        held * 9 / 10
+    });
     eprintln!("peer flood: {closed} of {held} connections closed, RSS +{growth} bytes");
     assert!(
         held > CLIENT_CONNECTIONS_MAX,
@@ -550,7 +596,13 @@ fn hostile_client_and_peer_traffic_leaves_the_node_serving() {
     // Client flood: beyond maxClientConnections the node closes them at once; the rest
     // are held (idle) until we drop them.
     let client = t.client.clone();
-    let (held, closed, growth) = flood(&t, &client, Duration::from_secs(2));
+    let (held, closed, growth) = flood(
+        &t,
+        &client,
+        Duration::from_secs(1),
+        Duration::from_secs(10),
+        |held| held.saturating_sub(CLIENT_CONNECTIONS_MAX + 8),
+    );
     eprintln!("client flood: {closed} of {held} connections closed, RSS +{growth} bytes");
     assert!(
         held > CLIENT_CONNECTIONS_MAX,
