@@ -189,7 +189,17 @@ impl<H: PeerFrameHandler> Inbound<H> {
             }
         };
         let timeout = Duration::from_millis(self.config.hello_timeout_ms);
-        let hello = match read_hello(&mut stream, timeout).await {
+        // The socket's read timeout bounds each read; this bounds the whole Hello, so a
+        // dialer trickling a byte just inside the read timeout is cut off all the same.
+        let deadline = async {
+            glommio::timer::sleep(timeout).await;
+            Err(NetError::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no complete hello within {} ms", timeout.as_millis()),
+            )))
+        };
+        let hello = match futures_lite::future::or(read_hello(&mut stream, timeout), deadline).await
+        {
             Ok(hello) => hello,
             Err(e) => {
                 NetStats::bump(&self.stats.hellos_rejected);
@@ -291,8 +301,9 @@ impl<H: PeerFrameHandler> Inbound<H> {
     }
 
     /// The reader loop. One buffer per connection, reused for every frame: it starts at
-    /// `read_buffer_bytes` and grows to at most one header plus `max_frame_bytes`, and
-    /// only after the header announcing that size passed the check.
+    /// `read_buffer_bytes` and grows to at most one header plus `max_frame_bytes`, only
+    /// after the header announcing that size passed the check, and only as fast as the
+    /// frame's bytes arrive.
     async fn read_frames(&self, stream: &mut TcpStream, hello: &Hello) -> Result<(), NetError> {
         let max_frame_bytes = self.config.max_frame_bytes;
         let mut buf = vec![0u8; self.config.read_buffer_bytes.max(FRAME_HEADER_BYTES)];
@@ -333,10 +344,16 @@ impl<H: PeerFrameHandler> Inbound<H> {
                 filled -= start;
                 start = 0;
             }
-            if buf.len() < needed {
-                debug_assert!(needed <= FRAME_HEADER_BYTES + max_frame_bytes);
-                buf.resize(needed, 0);
+            // Grow only once the buffer is full, doubling up to the frame's size: memory
+            // follows the bytes that actually arrived, so a header announcing a large
+            // frame that never comes costs nothing (and many such connections cost no
+            // more than what they sent).
+            debug_assert!(needed <= FRAME_HEADER_BYTES + max_frame_bytes);
+            if filled == buf.len() && buf.len() < needed {
+                let grown = buf.len().saturating_mul(2).min(needed);
+                buf.resize(grown, 0);
             }
+            debug_assert!(filled < buf.len());
             let read = stream.read(&mut buf[filled..]).await?;
             if read == 0 {
                 return Ok(());

@@ -6,7 +6,11 @@
 //! writer that sends answers as they complete (possibly out of order). A malformed frame
 //! closes that connection only.
 
-use std::{net::SocketAddr, rc::Rc};
+use std::{
+    net::SocketAddr,
+    rc::Rc,
+    time::{Duration, Instant},
+};
 
 use bytes::{Bytes, BytesMut};
 use dledger::wire::{
@@ -31,6 +35,11 @@ use crate::runtime::ShardStop;
 pub const REQUESTS_IN_FLIGHT_MAX: usize = 1024;
 /// Bytes read from a socket per call.
 const READ_CHUNK_BYTES: usize = 64 << 10;
+/// Once the first byte of a frame has arrived, the rest must follow within this time or
+/// the connection closes: a client that trickles bytes (slowloris) cannot hold a
+/// connection slot and its buffer forever. An idle connection between frames is not
+/// timed. Generous for a whole `maxFrameBytes` frame on any working link.
+pub const FRAME_COMPLETE_TIMEOUT_MS: u64 = 10_000;
 /// Room kept for the frame header and response fields when sizing a get answer.
 const GET_RESPONSE_OVERHEAD_BYTES: usize = 4096;
 
@@ -87,12 +96,36 @@ async fn serve(shard: Rc<ShardState>, stream: TcpStream, stop: ShardStop) -> Res
     let decoder = FrameDecoder::new(shard.limits.max_frame_bytes);
     let mut buf = BytesMut::new();
     let mut chunk = vec![0u8; READ_CHUNK_BYTES];
+    // When the bytes of an unfinished frame started to arrive.
+    let mut partial_since: Option<Instant> = None;
+    let frame_timeout = Duration::from_millis(FRAME_COMPLETE_TIMEOUT_MS);
     let result = loop {
         let frame = match decoder.decode(&mut buf) {
-            Ok(Some(frame)) => frame,
+            Ok(Some(frame)) => {
+                partial_since = None;
+                frame
+            }
             Ok(None) => {
-                let Some(read) = crate::net::until_stop(&stop, reader.read(&mut chunk)).await
-                else {
+                let read = if buf.is_empty() {
+                    crate::net::until_stop(&stop, reader.read(&mut chunk)).await
+                } else {
+                    let since = *partial_since.get_or_insert_with(Instant::now);
+                    let left_ms = frame_timeout.saturating_sub(since.elapsed()).as_millis() as u64;
+                    let read = with_timeout(reader.read(&mut chunk), left_ms);
+                    match crate::net::until_stop(&stop, read).await {
+                        Some(None) => {
+                            break Err(format!(
+                                "a frame begun {} ms ago is still incomplete ({} bytes); \
+                                 closing (limit {FRAME_COMPLETE_TIMEOUT_MS} ms)",
+                                since.elapsed().as_millis(),
+                                buf.len()
+                            ));
+                        }
+                        Some(Some(read)) => Some(read),
+                        None => None,
+                    }
+                };
+                let Some(read) = read else {
                     break Ok(());
                 };
                 match read {
@@ -104,12 +137,31 @@ async fn serve(shard: Rc<ShardState>, stream: TcpStream, stop: ShardStop) -> Res
                     Err(e) => break Err(e.to_string()),
                 }
             }
-            Err(e) => break Err(format!("malformed frame: {e}")),
+            Err(e) => {
+                // The stream cannot be resynchronised: say why (request id 0, no request
+                // was read), best effort, then close.
+                let why = plain_error(e.response_code(), format!("closing the connection: {e}"));
+                let _ = tx.send(encode(0, Err(why), &shard.limits)).await;
+                break Err(format!("malformed frame: {e}"));
+            }
         };
         let request_id = frame.header.request_id;
         let msg = match ClientMessage::decode(&frame, &shard.limits) {
             Ok(m) => m,
-            Err(e) => break Err(format!("malformed request {request_id}: {e}")),
+            Err(e) => {
+                // The frame was whole and its CRC right, so the next frame's start is
+                // known: answer this request with the reason and go on.
+                tracing::debug!(request_id, error = %e, "malformed client request");
+                let why = plain_error(e.response_code(), format!("malformed request: {e}"));
+                if tx
+                    .send(encode(request_id, Err(why), &shard.limits))
+                    .await
+                    .is_err()
+                {
+                    break Ok(());
+                }
+                continue;
+            }
         };
         let Ok(permit) = permits.acquire_static_permit(1).await else {
             break Ok(());

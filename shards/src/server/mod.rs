@@ -27,7 +27,9 @@ use nix::sys::signal::{SigSet, Signal};
 use crate::runtime::{Runtime, RuntimeConfig};
 
 pub use group::{AppendOutcome, Group};
-pub use peer::{PeerItem, ServerPeerCodec};
+pub use peer::{
+    Inbound as PeerInbound, PeerItem, ServerPeerCodec, decode_payload as decode_peer_payload,
+};
 pub use shard::{STOP_TRANSFER_WAIT_MS, ShardMsg, Shared};
 
 /// Exit code for a config that does not load.
