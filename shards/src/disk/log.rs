@@ -36,7 +36,7 @@ use glommio::{Task, spawn_local};
 use super::cache::{Entry, TailCache};
 use super::config::{FlushMode, LogConfig, SyncMethod};
 use super::error::DiskError;
-use super::files::{self, GroupPaths, PREALLOC_SUFFIX};
+use super::files::{self, GroupPaths, PREALLOC_SUFFIX, RECYCLE_SUFFIX};
 use super::index::DenseIndex;
 use super::scan::{self, SegmentReader};
 use super::signal::{IndexWaiters, Signal};
@@ -62,8 +62,9 @@ pub struct LogStats {
     /// Data write calls and the bytes they wrote (tail-block rewrites included).
     pub writes: u64,
     pub bytes_written: u64,
-    /// Segments created (zero-filled).
+    /// Segments created (zero-filled) and reused from expired ones (renamed).
     pub segments_created: u64,
+    pub segments_recycled: u64,
     /// Wall time spent waiting for data writes and for device flushes (µs).
     pub write_wait_us: u64,
     pub sync_wait_us: u64,
@@ -99,6 +100,8 @@ struct State {
     prepare_target: u64,
     preparing: bool,
     prepare_error: Option<DiskError>,
+    /// Expired segment files kept for reuse (at most `recycled_segments_max`).
+    recycle_pool: Vec<PathBuf>,
     /// Segments and bytes written (write completed) but not yet covered by a flush.
     unsynced_segments: BTreeSet<u64>,
     unsynced_bytes: u64,
@@ -244,7 +247,8 @@ impl GroupLog {
             })?,
         };
 
-        let starts = list_segments(&paths)?;
+        let listed = list_segments(&paths)?;
+        let starts = listed.starts.clone();
         for w in starts.windows(2) {
             if w[1] != w[0] + geometry.segment_bytes() {
                 return Err(DiskError::Corruption {
@@ -362,6 +366,7 @@ impl GroupLog {
             prepare_target: prepared_end,
             preparing: false,
             prepare_error: None,
+            recycle_pool: listed.recycle_pool,
             unsynced_segments: BTreeSet::new(),
             unsynced_bytes: 0,
             sync_requested: false,
@@ -1017,7 +1022,17 @@ impl GroupLog {
             if let Some(f) = inner.files.borrow_mut().remove(&oldest) {
                 drop(f);
             }
-            std::fs::remove_file(&path).map_err(|e| DiskError::io("delete", &path, e))?;
+            let recycle = ratio < inner.cfg.disk_ratio_force_clean
+                && inner.st.borrow().recycle_pool.len() < inner.cfg.recycled_segments_max;
+            if recycle {
+                let mut kept = path.as_os_str().to_owned();
+                kept.push(RECYCLE_SUFFIX);
+                let kept = PathBuf::from(kept);
+                std::fs::rename(&path, &kept).map_err(|e| DiskError::io("rename", &path, e))?;
+                inner.st.borrow_mut().recycle_pool.push(kept);
+            } else {
+                std::fs::remove_file(&path).map_err(|e| DiskError::io("delete", &path, e))?;
+            }
             files::sync_dir(&inner.paths.data_dir).await?;
             let mut st = inner.st.borrow_mut();
             let drop_n = (next_first - st.first_index) as usize;
@@ -1432,8 +1447,47 @@ async fn prepare_segments(ctx: PrepareCtx, weak: std::rc::Weak<Inner>) {
             inner.prepared.notify();
             return;
         };
-        drop(inner);
         let path = ctx.paths.segment(start);
+        let reuse = if path.exists() {
+            None
+        } else {
+            inner.st.borrow_mut().recycle_pool.pop()
+        };
+        drop(inner);
+        if let Some(old) = reuse {
+            // A whole segment that was written once: its blocks are allocated and
+            // initialised, so appends into it are pure overwrites, as into a
+            // zero-filled one. (One of another size, from an older configuration, is
+            // not reused.)
+            let result = match std::fs::metadata(&old) {
+                Ok(m) if m.len() == ctx.seg_bytes => match std::fs::rename(&old, &path) {
+                    Ok(()) => files::sync_dir(&ctx.paths.data_dir).await,
+                    Err(e) => Err(DiskError::io("rename", &old, e)),
+                },
+                Ok(m) => Err(DiskError::InvalidArgument {
+                    message: format!("{} bytes, segments are {}", m.len(), ctx.seg_bytes),
+                }),
+                Err(e) => Err(DiskError::io("stat", &old, e)),
+            };
+            let Some(inner) = weak.upgrade() else { return };
+            match result {
+                Ok(()) => {
+                    let mut st = inner.st.borrow_mut();
+                    st.prepared_end = start + ctx.seg_bytes;
+                    st.stats.segments_recycled += 1;
+                    drop(st);
+                    inner.prepared.notify();
+                    continue;
+                }
+                Err(e) => {
+                    // Not fatal: drop the file and zero-fill a new one instead.
+                    tracing::warn!(segment = %old.display(), error = %e, "segment not reused");
+                    if let Err(e) = std::fs::remove_file(&old) {
+                        tracing::warn!(segment = %old.display(), error = %e, "cannot delete");
+                    }
+                }
+            }
+        }
         let result = if path.exists() {
             Ok(())
         } else {
@@ -1689,12 +1743,20 @@ async fn run_sync_timer(inner: Rc<Inner>, interval: Duration) {
     }
 }
 
-/// Data segment starts in the data directory, ascending; removes leftovers of
-/// interrupted segment creation.
-fn list_segments(paths: &GroupPaths) -> Result<Vec<u64>, DiskError> {
+/// What the data directory holds.
+struct Listed {
+    /// Segment starts, ascending.
+    starts: Vec<u64>,
+    /// Expired segments kept for reuse.
+    recycle_pool: Vec<PathBuf>,
+}
+
+/// Lists the data directory; removes leftovers of interrupted segment creation.
+fn list_segments(paths: &GroupPaths) -> Result<Listed, DiskError> {
     let dir = std::fs::read_dir(&paths.data_dir)
         .map_err(|e| DiskError::io("list", &paths.data_dir, e))?;
     let mut starts = Vec::new();
+    let mut recycle_pool = Vec::new();
     for entry in dir {
         let entry = entry.map_err(|e| DiskError::io("list", &paths.data_dir, e))?;
         let name = entry.file_name();
@@ -1702,6 +1764,10 @@ fn list_segments(paths: &GroupPaths) -> Result<Vec<u64>, DiskError> {
         if name.ends_with(PREALLOC_SUFFIX) {
             std::fs::remove_file(entry.path())
                 .map_err(|e| DiskError::io("remove", &entry.path(), e))?;
+            continue;
+        }
+        if name.ends_with(RECYCLE_SUFFIX) {
+            recycle_pool.push(entry.path());
             continue;
         }
         match parse_segment_name(&name) {
@@ -1712,7 +1778,11 @@ fn list_segments(paths: &GroupPaths) -> Result<Vec<u64>, DiskError> {
         }
     }
     starts.sort_unstable();
-    Ok(starts)
+    recycle_pool.sort_unstable();
+    Ok(Listed {
+        starts,
+        recycle_pool,
+    })
 }
 
 /// Zeroes `[from, to)` of segment `seg` (positions), keeping the bytes of the first
