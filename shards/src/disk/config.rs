@@ -68,10 +68,6 @@ pub struct LogConfig {
     pub recycled_segments_max: usize,
     /// Bytes of the DMA buffer records are encoded into (grown for a larger record).
     pub write_buffer_bytes: usize,
-    /// A round's write of at least twice this is split at block boundaries into up
-    /// to four disjoint writes issued at once (the device overlaps them); 0 = one
-    /// write per round. A multiple of 4096.
-    pub write_piece_bytes: usize,
     /// Bound on appended bytes not yet written; an append beyond it gets PENDING_FULL.
     pub pending_bytes_max: u64,
     /// Bound on bytes written but not yet flushed (ASYNC_FLUSH); also bounds what a
@@ -112,7 +108,6 @@ impl LogConfig {
             prealloc_bytes_per_sec: 256 << 20,
             recycled_segments_max: 1,
             write_buffer_bytes: 1 << 20,
-            write_piece_bytes: 64 << 10,
             pending_bytes_max: 64 << 20,
             unsynced_bytes_max: 8 << 20,
             tail_cache_bytes: 16 << 20,
@@ -160,12 +155,6 @@ impl LogConfig {
             return bad(format!(
                 "max_record_bytes {} must hold a header and fit in a segment of {} bytes",
                 self.max_record_bytes, self.segment_bytes
-            ));
-        }
-        if self.write_piece_bytes % 4096 != 0 {
-            return bad(format!(
-                "write_piece_bytes {} is not a multiple of 4096",
-                self.write_piece_bytes
             ));
         }
         if self.write_buffer_bytes < 4096 {

@@ -1640,15 +1640,18 @@ async fn write_round(inner: &Rc<Inner>) -> Result<(), DiskError> {
                 .map_err(|e| DiskError::io("write", &path, e))?;
         }
         let write_started = Instant::now();
-        write_chunk(
-            &file,
-            &path,
-            chunk.buf,
-            chunk.pos - chunk.seg_start,
-            inner.cfg.write_piece_bytes,
-        )
-        .await?;
+        let written = file
+            .write_at(chunk.buf, chunk.pos - chunk.seg_start)
+            .await
+            .map_err(|e| DiskError::io("write", &path, e))?;
         let write_us = write_started.elapsed().as_micros() as u64;
+        if written != len {
+            return Err(DiskError::io(
+                "write",
+                &path,
+                format!("short write {written}/{len}"),
+            ));
+        }
         let mut st = inner.st.borrow_mut();
         st.pending_bytes -= chunk.new_bytes;
         st.stats.writes += 1;
@@ -1678,68 +1681,6 @@ async fn write_round(inner: &Rc<Inner>) -> Result<(), DiskError> {
     let written = inner.written_index.get();
     inner.st.borrow_mut().cache.evict(written);
     Ok(())
-}
-
-/// Most writes one chunk is split into.
-const WRITE_PIECES_MAX: usize = 4;
-
-/// Writes `buf` (whole blocks) at `offset`: in one write, or, when it is at least two
-/// `piece_bytes`, as up to [`WRITE_PIECES_MAX`] disjoint block-aligned pieces written
-/// at once. Pieces never share a block, and this returns only when every piece has
-/// completed, so the next chunk (which may rewrite this one's last block) can never
-/// race one of them. A crash may leave any subset written; nothing of the chunk is
-/// durable before the flush that follows, and recovery cuts the log at the first gap.
-async fn write_chunk(
-    file: &Rc<DmaFile>,
-    path: &std::path::Path,
-    buf: glommio::io::DmaBuffer,
-    offset: u64,
-    piece_bytes: usize,
-) -> Result<(), DiskError> {
-    let len = buf.len();
-    let short = |written: usize, want: usize| {
-        DiskError::io("write", path, format!("short write {written}/{want}"))
-    };
-    if piece_bytes == 0 || len < 2 * piece_bytes {
-        let written = file
-            .write_at(buf, offset)
-            .await
-            .map_err(|e| DiskError::io("write", path, e))?;
-        return if written == len {
-            Ok(())
-        } else {
-            Err(short(written, len))
-        };
-    }
-    let pieces = (len / piece_bytes).min(WRITE_PIECES_MAX);
-    // Page multiples: every piece but the last is whole pages, so all start aligned.
-    let step = (len / pieces).next_multiple_of(4096);
-    let mut writes = Vec::with_capacity(pieces);
-    let mut at = 0;
-    while at < len {
-        let end = (at + step).min(len);
-        let mut piece = glommio::allocate_dma_buffer(end - at);
-        piece
-            .as_bytes_mut()
-            .copy_from_slice(&buf.as_bytes()[at..end]);
-        let (file, piece_offset, want) = (file.clone(), offset + at as u64, end - at);
-        writes.push(spawn_local(async move {
-            (file.write_at(piece, piece_offset).await, want)
-        }));
-        at = end;
-    }
-    let mut failure = None;
-    for w in writes {
-        let failed = match w.await {
-            (Ok(written), want) if written == want => None,
-            (Ok(written), want) => Some(short(written, want)),
-            (Err(e), _) => Some(DiskError::io("write", path, e)),
-        };
-        if let Some(e) = failed {
-            failure.get_or_insert(e);
-        }
-    }
-    failure.map_or(Ok(()), Err)
 }
 
 /// fdatasyncs every segment written since the previous flush started; then all that

@@ -37,8 +37,6 @@ pub fn small_config(root: &Path) -> LogConfig {
     cfg.index_segment_bytes = 4096;
     cfg.max_record_bytes = 16 << 10;
     cfg.write_buffer_bytes = 64 << 10;
-    // Rounds of 8 KiB and more go out as parallel pieces (the crash test covers them).
-    cfg.write_piece_bytes = 4 << 10;
     cfg.pending_bytes_max = 4 << 20;
     cfg.unsynced_bytes_max = 256 << 10;
     cfg.tail_cache_bytes = 32 << 10;
