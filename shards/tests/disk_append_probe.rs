@@ -25,6 +25,7 @@ async fn measure(root: std::path::PathBuf, concurrency: usize, sync: SyncMethod)
     // Keep the background zero-filling of the next segment out of the numbers.
     log.wait_preallocation().await;
     let latencies = Rc::new(RefCell::new(Vec::new()));
+    let cpu_before = cpu_time();
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
@@ -44,20 +45,44 @@ async fn measure(root: std::path::PathBuf, concurrency: usize, sync: SyncMethod)
         t.await;
     }
     let secs = start.elapsed().as_secs_f64();
+    let cpu_secs = (cpu_time() - cpu_before).as_secs_f64();
     let mut l = latencies.borrow().clone();
     l.sort_unstable();
     let pct = |p: f64| l[((l.len() - 1) as f64 * p) as usize];
     let stats = log.stats();
     println!(
         "{sync:?} c={concurrency:>3}: {:>7.0} appends/s  p50 {:>5} us  p99 {:>6} us  max {:>6} us  \
-         records/flush {:.1}",
+         records/flush {:.1}  cpu {:.2} us/record ({:.0}% of one core)  per flush: write {} us \
+         sync {} us, {:.0} KiB written",
         l.len() as f64 / secs,
         pct(0.5),
         pct(0.99),
         l[l.len() - 1],
-        stats.records_flushed as f64 / stats.flushes.max(1) as f64
+        stats.records_flushed as f64 / stats.flushes.max(1) as f64,
+        cpu_secs * 1e6 / l.len() as f64,
+        cpu_secs * 100.0 / secs,
+        stats.write_wait_us / stats.flushes.max(1),
+        stats.sync_wait_us / stats.flushes.max(1),
+        stats.bytes_written as f64 / 1024.0 / stats.flushes.max(1) as f64,
     );
     log.close().await.unwrap();
+}
+
+/// User + system CPU time of this process so far.
+fn cpu_time() -> Duration {
+    use nix::sys::resource::{UsageWho, getrusage};
+    let u = getrusage(UsageWho::RUSAGE_SELF).unwrap();
+    let tv = |t: nix::sys::time::TimeVal| {
+        Duration::from_secs(t.tv_sec() as u64) + Duration::from_micros(t.tv_usec() as u64)
+    };
+    tv(u.user_time()) + tv(u.system_time())
+}
+
+/// Concurrencies to measure: `DLEDGER_PROBE_CONCURRENCY=1,256` or 1, 64, 256.
+fn concurrencies() -> Vec<usize> {
+    std::env::var("DLEDGER_PROBE_CONCURRENCY")
+        .map(|v| v.split(',').map(|c| c.trim().parse().unwrap()).collect())
+        .unwrap_or_else(|_| vec![1, 64, 256])
 }
 
 #[test]
@@ -67,8 +92,13 @@ fn durable_append_latency_and_group_commit() {
     let root = dir.path().to_owned();
     run(move || {
         Box::pin(async move {
-            for sync in [SyncMethod::Fdatasync, SyncMethod::ODsync] {
-                for c in [1, 64, 256] {
+            let syncs = if std::env::var_os("DLEDGER_PROBE_FDATASYNC_ONLY").is_some() {
+                vec![SyncMethod::Fdatasync]
+            } else {
+                vec![SyncMethod::Fdatasync, SyncMethod::ODsync]
+            };
+            for sync in syncs {
+                for c in concurrencies() {
                     measure(root.clone(), c, sync).await;
                 }
             }

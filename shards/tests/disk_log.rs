@@ -387,3 +387,80 @@ fn records_that_end_exactly_at_a_segment_end() {
         })
     });
 }
+
+/// Expired segments are reused (renamed) as the next ones instead of zero-filling new
+/// files; the stale records in them are never read back as part of the log, before
+/// or after a reopen.
+#[test]
+fn expired_segments_are_recycled_and_their_stale_records_never_come_back() {
+    let dir = TempDir::new("log-recycle");
+    let root = dir.path().to_owned();
+    run(move || {
+        Box::pin(async move {
+            let mut cfg = small_config(&root);
+            cfg.file_reserved_hours = 1;
+            cfg.disk_ratio_check_expired = 0.000_001;
+            cfg.recycled_segments_max = 2;
+            let log = GroupLog::open(cfg.clone()).await.unwrap();
+            for i in 1..=400u64 {
+                log.append(1, &[&body_for(i, 4000)]).await.unwrap();
+            }
+            log.wait_durable(400).await.unwrap();
+            let later = std::time::SystemTime::now() + std::time::Duration::from_secs(2 * 3600);
+            let r = log.purge(later, 401).await.unwrap();
+            assert!(!r.segments_deleted.is_empty());
+            let data = root.join("dledger-n0/RaftNode00/data");
+            let pooled = || {
+                std::fs::read_dir(&data)
+                    .unwrap()
+                    .filter(|e| {
+                        e.as_ref()
+                            .unwrap()
+                            .path()
+                            .to_string_lossy()
+                            .ends_with(".recycle")
+                    })
+                    .count()
+            };
+            assert_eq!(pooled(), 2, "two expired segments kept for reuse");
+            let created = log.stats().segments_created;
+            // Append (one durable record at a time, so the log cannot run ahead of the
+            // preparation) until both are reused: no new zero-filled file meanwhile.
+            let mut i = 401u64;
+            while log.stats().segments_recycled < 2 {
+                let a = log.append(1, &[&body_for(i, 4000)]).await.unwrap();
+                log.wait_durable(a.last_index).await.unwrap();
+                i += 1;
+                assert!(i < 2000, "recycled segments are taken into use");
+            }
+            let last = i - 1;
+            log.wait_durable(last).await.unwrap();
+            log.wait_preallocation().await;
+            assert_eq!(pooled(), 0);
+            assert_eq!(log.stats().segments_created, created);
+            let first = log.first_index();
+            for k in first..=last {
+                assert_eq!(
+                    &log.entry(k).await.unwrap().body()[..],
+                    &body_for(k, 4000)[..]
+                );
+            }
+            log.close().await.unwrap();
+            // Reopen: the log ends exactly at its last record although stale records
+            // follow it in the reused file.
+            let log = GroupLog::open(cfg).await.unwrap();
+            assert_eq!(log.last_index(), last);
+            assert_eq!(log.first_index(), first);
+            for k in (first..=last).step_by(37) {
+                assert_eq!(
+                    &log.entry(k).await.unwrap().body()[..],
+                    &body_for(k, 4000)[..]
+                );
+            }
+            let a = log.append(2, &[b"after reuse"]).await.unwrap();
+            assert_eq!(a.first_index, last + 1);
+            log.wait_durable(last + 1).await.unwrap();
+            log.close().await.unwrap();
+        })
+    });
+}

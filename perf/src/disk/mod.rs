@@ -189,6 +189,9 @@ pub fn run(args: &DiskArgs) -> PerfResult<()> {
     let report = run_on_executor("dledger-perf-disk", config, move || measure_all(run_plan))?;
     println!("direct-I/O alignment: {} bytes", report.raw.alignment_bytes);
     print!("{}", render_table(&report));
+    for p in &report.appends {
+        println!("{}", describe_rounds(p));
+    }
     println!("{}", describe_recovery(&report.recovery));
     println!("{}", summary_line(&report)?);
     Ok(())
@@ -245,6 +248,16 @@ async fn measure_interleaved(plan: &Plan) -> PerfResult<(RawBaseline, Vec<Append
         }
     }
     Ok((raw.finish().await?, store.finish().await?))
+}
+
+/// Where a store phase's flush rounds spent their time, and whether segment
+/// preparation ran meanwhile.
+fn describe_rounds(p: &AppendPhase) -> String {
+    format!(
+        "store c={}: per flush {:.0} us waiting for writes + {:.0} us for fdatasync; \
+         {} segment(s) prepared during its slices",
+        p.concurrency, p.write_wait_us_per_flush, p.sync_wait_us_per_flush, p.segments_prepared
+    )
 }
 
 /// The last line: the figures the store is judged by.

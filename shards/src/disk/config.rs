@@ -62,6 +62,10 @@ pub struct LogConfig {
     /// Pace of the background zero-filling of the next segment (bytes/s, 0 = as fast
     /// as the device goes), so it does not queue ahead of the appends' syncs.
     pub prealloc_bytes_per_sec: u64,
+    /// Expired segments kept (as `data/*.recycle`) to become the next segments by a
+    /// rename instead of a new zero-filled file (0: always delete and zero-fill).
+    /// Never used above `disk_ratio_force_clean`: then expired segments are deleted.
+    pub recycled_segments_max: usize,
     /// Bytes of the DMA buffer records are encoded into (grown for a larger record).
     pub write_buffer_bytes: usize,
     /// Bound on appended bytes not yet written; an append beyond it gets PENDING_FULL.
@@ -102,6 +106,7 @@ impl LogConfig {
             flush_mode: FlushMode::SyncFlush,
             sync_method: SyncMethod::default(),
             prealloc_bytes_per_sec: 256 << 20,
+            recycled_segments_max: 1,
             write_buffer_bytes: 1 << 20,
             pending_bytes_max: 64 << 20,
             unsynced_bytes_max: 8 << 20,

@@ -2,7 +2,8 @@
 //! files, zero-filled segment creation and zeroing ranges.
 //!
 //! Layout of one group: `<storePathRootDir>/dledger-<selfId>/<group>/`
-//! - `data/<20-digit start position>`: data segments (`.prealloc` while being filled);
+//! - `data/<20-digit start position>`: data segments (`.prealloc` while being filled;
+//!   `.recycle` for an expired segment kept to be renamed into the next one);
 //! - `index/<20-digit start address>`: the dense index (32 bytes per entry);
 //! - `hardstate`: term and vote; `checkpoint`: the durable commit point.
 
@@ -15,6 +16,9 @@ use super::fault::FaultInjector;
 
 /// Suffix of a segment being zero-filled; such a file is never part of the log.
 pub(crate) const PREALLOC_SUFFIX: &str = ".prealloc";
+/// Suffix of an expired segment waiting to be reused as a new one (its stale records
+/// name positions the log has left, so the recovery scan never links them).
+pub(crate) const RECYCLE_SUFFIX: &str = ".recycle";
 /// Bytes per write when zero-filling.
 const ZERO_CHUNK_BYTES: u64 = 1 << 20;
 

@@ -1,12 +1,16 @@
 //! [`GroupLog`]: the direct-I/O commitlog of one Raft group on one glommio executor.
 //!
 //! Appends are encoded straight into a DMA buffer (the *stage*) and return at once
-//! with their index and position. A background *flusher* task writes what is staged
-//! in block-aligned chunks and makes it durable; everything appended while one flush
-//! is in flight is covered by the next one (group commit). Progress is published as
-//! two watermarks: `written_index` (handed to the device) and `durable_index` (covered
-//! by a completed device flush); [`GroupLog::persisted_index`] is the one Raft may
-//! count, depending on the flush mode.
+//! with their index and position. Two background tasks make them durable as a
+//! pipeline: the *writer* cuts what is staged into one block-aligned chunk per round
+//! and writes it (one write at a time, so a rewritten tail block never races its
+//! older version), and the *syncer* runs one device flush at a time covering every
+//! write completed before it started. The writer keeps writing while a flush is in
+//! flight, so everything appended during one flush is already on the device when the
+//! next flush starts (group commit). Progress is published as two watermarks:
+//! `written_index` (write completed) and `durable_index` (covered by a completed
+//! device flush); [`GroupLog::persisted_index`] is the one Raft may count, depending
+//! on the flush mode.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -32,10 +36,10 @@ use glommio::{Task, spawn_local};
 use super::cache::{Entry, TailCache};
 use super::config::{FlushMode, LogConfig, SyncMethod};
 use super::error::DiskError;
-use super::files::{self, GroupPaths, PREALLOC_SUFFIX};
+use super::files::{self, GroupPaths, PREALLOC_SUFFIX, RECYCLE_SUFFIX};
 use super::index::DenseIndex;
 use super::scan::{self, SegmentReader};
-use super::signal::Signal;
+use super::signal::{IndexWaiters, Signal};
 use super::space::{self, RetentionRule};
 use dledger::store::index::IndexEntry;
 
@@ -58,8 +62,12 @@ pub struct LogStats {
     /// Data write calls and the bytes they wrote (tail-block rewrites included).
     pub writes: u64,
     pub bytes_written: u64,
-    /// Segments created (zero-filled).
+    /// Segments created (zero-filled) and reused from expired ones (renamed).
     pub segments_created: u64,
+    pub segments_recycled: u64,
+    /// Wall time spent waiting for data writes and for device flushes (µs).
+    pub write_wait_us: u64,
+    pub sync_wait_us: u64,
 }
 
 /// What a retention pass removed.
@@ -68,12 +76,6 @@ pub struct PurgeReport {
     pub segments_deleted: Vec<PathBuf>,
     pub first_index: u64,
     pub used_ratio: f64,
-}
-
-enum Work {
-    Write,
-    Sync,
-    Stop,
 }
 
 struct State {
@@ -98,10 +100,21 @@ struct State {
     prepare_target: u64,
     preparing: bool,
     prepare_error: Option<DiskError>,
+    /// Expired segment files kept for reuse (at most `recycled_segments_max`).
+    recycle_pool: Vec<PathBuf>,
+    /// Segments and bytes written (write completed) but not yet covered by a flush.
     unsynced_segments: BTreeSet<u64>,
     unsynced_bytes: u64,
+    /// ASYNC_FLUSH: the timer asks for a flush.
     sync_requested: bool,
-    flushing: bool,
+    /// `close` asks for everything written to be flushed.
+    draining: bool,
+    /// A write / a device flush is in flight.
+    writing: bool,
+    syncing: bool,
+    /// Bumped by every truncation: a flush that started before one must not publish
+    /// its (now stale) durable point.
+    epoch: u64,
     truncating: bool,
     closing: bool,
     hard_state: HardState,
@@ -136,10 +149,13 @@ struct Inner {
     /// The log cursor at `durable_index` (what a checkpoint records).
     durable_cursor: Cell<LogCursor>,
     failed: RefCell<Option<DiskError>>,
-    /// Wakes the flusher.
+    /// Wakes the writer and the syncer.
     work: Signal,
-    /// Watermarks moved, a failure happened, or the flusher went idle.
+    /// A write or flush round ended, or a failure happened (truncation waits on it).
     progress: Signal,
+    /// Waiters for `written_index` / `durable_index` to reach an index.
+    written_waiters: IndexWaiters,
+    durable_waiters: IndexWaiters,
     /// Segment preparation finished or failed.
     prepared: Signal,
     /// For background tasks that must not keep the log alive.
@@ -231,7 +247,8 @@ impl GroupLog {
             })?,
         };
 
-        let starts = list_segments(&paths)?;
+        let listed = list_segments(&paths)?;
+        let starts = listed.starts.clone();
         for w in starts.windows(2) {
             if w[1] != w[0] + geometry.segment_bytes() {
                 return Err(DiskError::Corruption {
@@ -349,10 +366,14 @@ impl GroupLog {
             prepare_target: prepared_end,
             preparing: false,
             prepare_error: None,
+            recycle_pool: listed.recycle_pool,
             unsynced_segments: BTreeSet::new(),
             unsynced_bytes: 0,
             sync_requested: false,
-            flushing: false,
+            draining: false,
+            writing: false,
+            syncing: false,
+            epoch: 0,
             truncating: false,
             closing: false,
             hard_state,
@@ -376,6 +397,8 @@ impl GroupLog {
             failed: RefCell::new(None),
             work: Signal::default(),
             progress: Signal::default(),
+            written_waiters: IndexWaiters::default(),
+            durable_waiters: IndexWaiters::default(),
             prepared: Signal::default(),
         });
         let log = GroupLog {
@@ -384,7 +407,10 @@ impl GroupLog {
         };
         log.tasks
             .borrow_mut()
-            .push(spawn_local(run_flusher(inner.clone())));
+            .push(spawn_local(run_writer(inner.clone())));
+        log.tasks
+            .borrow_mut()
+            .push(spawn_local(run_syncer(inner.clone())));
         if let FlushMode::AsyncFlush { flush_interval_ms } = inner.cfg.flush_mode {
             log.tasks.borrow_mut().push(spawn_local(run_sync_timer(
                 inner.clone(),
@@ -484,8 +510,8 @@ impl GroupLog {
     pub async fn wait_durable(&self, index: u64) -> Result<(), DiskError> {
         let inner = &self.inner;
         inner
-            .progress
-            .wait_for(|| {
+            .durable_waiters
+            .wait_for(index, || {
                 if inner.durable_index.get() >= index {
                     Some(Ok(()))
                 } else {
@@ -498,9 +524,12 @@ impl GroupLog {
     /// Waits until `index` is persisted in the sense of [`Self::persisted_index`].
     pub async fn wait_persisted(&self, index: u64) -> Result<(), DiskError> {
         let inner = &self.inner;
-        inner
-            .progress
-            .wait_for(|| {
+        let waiters = match inner.cfg.flush_mode {
+            FlushMode::SyncFlush => &inner.durable_waiters,
+            FlushMode::AsyncFlush { .. } => &inner.written_waiters,
+        };
+        waiters
+            .wait_for(index, || {
                 if self.persisted_index() >= index {
                     Some(Ok(()))
                 } else {
@@ -606,11 +635,8 @@ impl GroupLog {
                 message: "empty append".into(),
             });
         }
-        let sizes: Vec<u64> = bodies
-            .iter()
-            .map(|b| HEADER_BYTES as u64 + b.len() as u64)
-            .collect();
-        self.inner.admit(&sizes, term).await?;
+        let sizes = bodies.iter().map(|b| HEADER_BYTES as u64 + b.len() as u64);
+        self.inner.admit(sizes, term).await?;
         let mut st = self.inner.st.borrow_mut();
         let mut out = Appended {
             first_index: st.next_index,
@@ -643,7 +669,9 @@ impl GroupLog {
 
     /// Appends a new leader's empty entry (Raft §5.4.2 / §8).
     pub async fn append_noop(&self, term: u64) -> Result<Appended, DiskError> {
-        self.inner.admit(&[HEADER_BYTES as u64], term).await?;
+        self.inner
+            .admit(std::iter::once(HEADER_BYTES as u64), term)
+            .await?;
         let mut st = self.inner.st.borrow_mut();
         let index = st.next_index;
         let prev_crc = st.last_crc;
@@ -679,8 +707,8 @@ impl GroupLog {
                 message: "empty push".into(),
             });
         };
-        let sizes: Vec<u64> = headers.iter().map(|h| h.record_bytes()).collect();
-        self.inner.admit(&sizes, first.term).await?;
+        let sizes = headers.iter().map(|h| h.record_bytes());
+        self.inner.admit(sizes, first.term).await?;
         let mut st = self.inner.st.borrow_mut();
         // Check the whole batch against the log before taking any of it: index, term,
         // position and chain, by the store's cursor rule.
@@ -830,7 +858,8 @@ impl GroupLog {
                 }
                 let st = inner.st.borrow();
                 let idle = st.ready.is_empty()
-                    && !st.flushing
+                    && !st.writing
+                    && !st.syncing
                     && !st.stage.as_ref().is_some_and(|s| s.has_new_bytes());
                 idle.then_some(Ok(()))
             })
@@ -929,6 +958,7 @@ impl GroupLog {
             &carried,
             new_cursor,
         ));
+        st.epoch += 1;
         let last = from_index - 1;
         if inner.written_index.get() > last {
             inner.written_index.set(last);
@@ -992,7 +1022,17 @@ impl GroupLog {
             if let Some(f) = inner.files.borrow_mut().remove(&oldest) {
                 drop(f);
             }
-            std::fs::remove_file(&path).map_err(|e| DiskError::io("delete", &path, e))?;
+            let recycle = ratio < inner.cfg.disk_ratio_force_clean
+                && inner.st.borrow().recycle_pool.len() < inner.cfg.recycled_segments_max;
+            if recycle {
+                let mut kept = path.as_os_str().to_owned();
+                kept.push(RECYCLE_SUFFIX);
+                let kept = PathBuf::from(kept);
+                std::fs::rename(&path, &kept).map_err(|e| DiskError::io("rename", &path, e))?;
+                inner.st.borrow_mut().recycle_pool.push(kept);
+            } else {
+                std::fs::remove_file(&path).map_err(|e| DiskError::io("delete", &path, e))?;
+            }
             files::sync_dir(&inner.paths.data_dir).await?;
             let mut st = inner.st.borrow_mut();
             let drop_n = (next_first - st.first_index) as usize;
@@ -1039,7 +1079,7 @@ impl GroupLog {
     /// Writes and flushes everything appended, then stops the background tasks.
     pub async fn close(self) -> Result<(), DiskError> {
         let last = self.last_index();
-        self.inner.st.borrow_mut().sync_requested = true;
+        self.inner.st.borrow_mut().draining = true;
         self.inner.work.notify();
         let flushed = if self.failure().is_none() {
             self.wait_durable(last).await
@@ -1049,6 +1089,8 @@ impl GroupLog {
         self.inner.st.borrow_mut().closing = true;
         self.inner.work.notify();
         self.inner.prepared.notify();
+        self.inner.written_waiters.wake_all();
+        self.inner.durable_waiters.wake_all();
         let tasks = std::mem::take(&mut *self.tasks.borrow_mut());
         for t in tasks {
             t.await;
@@ -1075,6 +1117,29 @@ impl GroupLog {
 }
 
 impl Inner {
+    /// Records that every record before `cursor` is written and wakes its waiters.
+    fn publish_written(&self, cursor: LogCursor) {
+        let target = cursor.next_index - 1;
+        if target > self.written_index.get() {
+            self.written_index.set(target);
+            self.written_waiters.wake_up_to(target);
+        }
+    }
+
+    /// Records that every record before `cursor` is durable and wakes its waiters.
+    fn publish_durable(&self, cursor: LogCursor) {
+        let target = cursor.next_index - 1;
+        debug_assert!(
+            target <= self.written_index.get(),
+            "only written records become durable"
+        );
+        if target > self.durable_index.get() {
+            self.durable_index.set(target);
+            self.durable_cursor.set(cursor);
+            self.durable_waiters.wake_up_to(target);
+        }
+    }
+
     fn fault(&self) -> Option<&super::fault::FaultInjector> {
         self.cfg.fault.as_deref()
     }
@@ -1108,6 +1173,8 @@ impl Inner {
         let first = failed.clone().unwrap_or(e);
         drop(failed);
         self.progress.notify();
+        self.written_waiters.wake_all();
+        self.durable_waiters.wake_all();
         self.work.notify();
         self.prepared.notify();
         first
@@ -1131,8 +1198,12 @@ impl Inner {
 
     /// Waits until a batch of records of `sizes` bytes can be taken as a whole: log
     /// usable, disk not full, pending bound respected, every segment it needs ready.
-    async fn admit(&self, sizes: &[u64], term: u64) -> Result<(), DiskError> {
-        for &n in sizes {
+    async fn admit(
+        &self,
+        sizes: impl Iterator<Item = u64> + Clone,
+        term: u64,
+    ) -> Result<(), DiskError> {
+        for n in sizes.clone() {
             if n > u64::from(self.cfg.max_record_bytes) {
                 return Err(DiskError::InvalidArgument {
                     message: format!(
@@ -1159,7 +1230,7 @@ impl Inner {
                         });
                     }
                 }
-                let total: u64 = sizes.iter().sum();
+                let total: u64 = sizes.clone().sum();
                 if st.pending_bytes + total > self.cfg.pending_bytes_max {
                     return Err(DiskError::PendingFull {
                         pending_bytes: st.pending_bytes + total,
@@ -1168,7 +1239,7 @@ impl Inner {
                 }
                 let mut pos = st.next_pos;
                 let mut last_seg = self.geometry.segment_start(pos);
-                for &n in sizes {
+                for n in sizes.clone() {
                     let p = self.geometry.place_record(pos, n).map_err(|e| {
                         DiskError::InvalidArgument {
                             message: format!("record of {n} bytes: {e}"),
@@ -1376,8 +1447,47 @@ async fn prepare_segments(ctx: PrepareCtx, weak: std::rc::Weak<Inner>) {
             inner.prepared.notify();
             return;
         };
-        drop(inner);
         let path = ctx.paths.segment(start);
+        let reuse = if path.exists() {
+            None
+        } else {
+            inner.st.borrow_mut().recycle_pool.pop()
+        };
+        drop(inner);
+        if let Some(old) = reuse {
+            // A whole segment that was written once: its blocks are allocated and
+            // initialised, so appends into it are pure overwrites, as into a
+            // zero-filled one. (One of another size, from an older configuration, is
+            // not reused.)
+            let result = match std::fs::metadata(&old) {
+                Ok(m) if m.len() == ctx.seg_bytes => match std::fs::rename(&old, &path) {
+                    Ok(()) => files::sync_dir(&ctx.paths.data_dir).await,
+                    Err(e) => Err(DiskError::io("rename", &old, e)),
+                },
+                Ok(m) => Err(DiskError::InvalidArgument {
+                    message: format!("{} bytes, segments are {}", m.len(), ctx.seg_bytes),
+                }),
+                Err(e) => Err(DiskError::io("stat", &old, e)),
+            };
+            let Some(inner) = weak.upgrade() else { return };
+            match result {
+                Ok(()) => {
+                    let mut st = inner.st.borrow_mut();
+                    st.prepared_end = start + ctx.seg_bytes;
+                    st.stats.segments_recycled += 1;
+                    drop(st);
+                    inner.prepared.notify();
+                    continue;
+                }
+                Err(e) => {
+                    // Not fatal: drop the file and zero-fill a new one instead.
+                    tracing::warn!(segment = %old.display(), error = %e, "segment not reused");
+                    if let Err(e) = std::fs::remove_file(&old) {
+                        tracing::warn!(segment = %old.display(), error = %e, "cannot delete");
+                    }
+                }
+            }
+        }
         let result = if path.exists() {
             Ok(())
         } else {
@@ -1410,45 +1520,92 @@ async fn prepare_segments(ctx: PrepareCtx, weak: std::rc::Weak<Inner>) {
     }
 }
 
-/// The flusher: writes staged chunks and makes them durable, one round at a time.
-async fn run_flusher(inner: Rc<Inner>) {
+/// Whether anything appended is not yet handed to the writer's device writes.
+fn has_staged(st: &State) -> bool {
+    !st.ready.is_empty() || st.stage.as_ref().is_some_and(|s| s.has_new_bytes())
+}
+
+/// The writer: writes what is staged, one round (one write per chunk, normally one
+/// chunk) at a time, while at most `unsynced_bytes_max` is written but not flushed.
+async fn run_writer(inner: Rc<Inner>) {
     loop {
-        let work = inner
+        let go = inner
             .work
             .wait_for(|| {
                 if inner.failed.borrow().is_some() {
-                    return Some(Work::Stop);
+                    return Some(false);
                 }
                 let st = inner.st.borrow();
-                if !st.ready.is_empty() || st.stage.as_ref().is_some_and(|s| s.has_new_bytes()) {
-                    return Some(Work::Write);
+                let staged = has_staged(&st);
+                if staged && st.unsynced_bytes < inner.cfg.unsynced_bytes_max {
+                    return Some(true);
                 }
-                if !st.unsynced_segments.is_empty() && (st.sync_requested || st.closing) {
-                    return Some(Work::Sync);
-                }
-                st.closing.then_some(Work::Stop)
+                (st.closing && !staged).then_some(false)
             })
             .await;
-        let result = match work {
-            Work::Stop => return,
-            Work::Write => flush_round(&inner).await,
-            Work::Sync => sync_all(&inner).await,
-        };
-        inner.st.borrow_mut().flushing = false;
+        if !go {
+            return;
+        }
+        let result = write_round(&inner).await;
+        inner.st.borrow_mut().writing = false;
         if let Err(e) = result {
             inner.fail_with(e);
             return;
         }
+        // The syncer has new bytes to cover.
+        inner.work.notify();
         inner.progress.notify();
     }
 }
 
-/// Writes the staged chunks (bounded by `unsynced_bytes_max`) and, as the mode asks,
-/// syncs them; then publishes the new watermarks.
-async fn flush_round(inner: &Rc<Inner>) -> Result<(), DiskError> {
+/// The syncer: one device flush at a time, each covering every write completed
+/// before it started (writes go on meanwhile and wait for the next one).
+async fn run_syncer(inner: Rc<Inner>) {
+    loop {
+        let go = inner
+            .work
+            .wait_for(|| {
+                if inner.failed.borrow().is_some() {
+                    return Some(false);
+                }
+                let st = inner.st.borrow();
+                if st.unsynced_segments.is_empty() {
+                    return (st.closing && !st.writing && !has_staged(&st)).then_some(false);
+                }
+                let due = match inner.cfg.flush_mode {
+                    FlushMode::SyncFlush => true,
+                    FlushMode::AsyncFlush { .. } => {
+                        st.sync_requested
+                            || st.draining
+                            || st.closing
+                            || st.unsynced_bytes * 2 >= inner.cfg.unsynced_bytes_max
+                    }
+                };
+                due.then_some(true)
+            })
+            .await;
+        if !go {
+            return;
+        }
+        let result = sync_round(&inner).await;
+        inner.st.borrow_mut().syncing = false;
+        if let Err(e) = result {
+            inner.fail_with(e);
+            return;
+        }
+        // The writer may be waiting for unsynced bytes to drop.
+        inner.work.notify();
+        inner.progress.notify();
+    }
+}
+
+/// Takes the staged chunks (bounded by what `unsynced_bytes_max` leaves), writes them
+/// one after another and publishes each as written (and, with O_DSYNC, durable).
+async fn write_round(inner: &Rc<Inner>) -> Result<(), DiskError> {
     let chunks = {
         let mut st = inner.st.borrow_mut();
-        st.flushing = true;
+        debug_assert!(!st.writing, "one write round at a time");
+        st.writing = true;
         let mut chunks = Vec::new();
         let mut bytes = 0u64;
         let budget = inner
@@ -1474,7 +1631,6 @@ async fn flush_round(inner: &Rc<Inner>) -> Result<(), DiskError> {
         }
         chunks
     };
-    let mut target_cursor = inner.st.borrow().written_cursor;
     for chunk in chunks {
         let file = inner.file(chunk.seg_start).await?;
         let path = inner.paths.segment(chunk.seg_start);
@@ -1483,10 +1639,12 @@ async fn flush_round(inner: &Rc<Inner>) -> Result<(), DiskError> {
             f.before_write()
                 .map_err(|e| DiskError::io("write", &path, e))?;
         }
+        let write_started = Instant::now();
         let written = file
             .write_at(chunk.buf, chunk.pos - chunk.seg_start)
             .await
             .map_err(|e| DiskError::io("write", &path, e))?;
+        let write_us = write_started.elapsed().as_micros() as u64;
         if written != len {
             return Err(DiskError::io(
                 "write",
@@ -1496,54 +1654,51 @@ async fn flush_round(inner: &Rc<Inner>) -> Result<(), DiskError> {
         }
         let mut st = inner.st.borrow_mut();
         st.pending_bytes -= chunk.new_bytes;
-        st.unsynced_segments.insert(chunk.seg_start);
-        st.unsynced_bytes += len as u64;
         st.stats.writes += 1;
         st.stats.bytes_written += len as u64;
-        if chunk.cursor.next_index > target_cursor.next_index {
-            target_cursor = chunk.cursor;
+        st.stats.write_wait_us += write_us;
+        if inner.cfg.sync_method != SyncMethod::ODsync {
+            // Even a chunk completing no record (a filler) must be flushed.
+            st.unsynced_segments.insert(chunk.seg_start);
+            st.unsynced_bytes += len as u64;
         }
-    }
-    let target = target_cursor.next_index - 1;
-    inner.st.borrow_mut().written_cursor = target_cursor;
-    inner.written_index.set(target);
-    inner.st.borrow_mut().cache.evict(target);
-    let sync_now = match (inner.cfg.flush_mode, inner.cfg.sync_method) {
-        (_, SyncMethod::ODsync) => {
-            // Each write was durable when it completed.
-            let mut st = inner.st.borrow_mut();
-            st.unsynced_segments.clear();
-            st.unsynced_bytes = 0;
-            let records = target - inner.durable_index.get();
+        if chunk.cursor.next_index <= st.written_cursor.next_index {
+            continue;
+        }
+        st.written_cursor = chunk.cursor;
+        if inner.cfg.sync_method == SyncMethod::ODsync {
+            // The write was durable when it completed.
             st.stats.flushes += 1;
-            st.stats.records_flushed += records;
-            inner.durable_index.set(target);
-            inner.durable_cursor.set(target_cursor);
-            false
+            st.stats.records_flushed += chunk.cursor.next_index - 1 - inner.durable_index.get();
+            drop(st);
+            inner.publish_written(chunk.cursor);
+            inner.publish_durable(chunk.cursor);
+        } else {
+            drop(st);
+            inner.publish_written(chunk.cursor);
         }
-        (FlushMode::SyncFlush, SyncMethod::Fdatasync) => true,
-        (FlushMode::AsyncFlush { .. }, SyncMethod::Fdatasync) => {
-            let st = inner.st.borrow();
-            st.sync_requested || st.unsynced_bytes * 2 >= inner.cfg.unsynced_bytes_max
-        }
-    };
-    if sync_now {
-        inner.progress.notify();
-        sync_all(inner).await?;
     }
+    let written = inner.written_index.get();
+    inner.st.borrow_mut().cache.evict(written);
     Ok(())
 }
 
-/// fdatasyncs every segment written since the last sync; then all written is durable.
-async fn sync_all(inner: &Rc<Inner>) -> Result<(), DiskError> {
-    let (segments, target_cursor) = {
+/// fdatasyncs every segment written since the previous flush started; then all that
+/// was written before this one started is durable.
+async fn sync_round(inner: &Rc<Inner>) -> Result<(), DiskError> {
+    let (segments, target_cursor, bytes, epoch) = {
         let mut st = inner.st.borrow_mut();
-        st.flushing = true;
+        debug_assert!(!st.syncing, "one device flush at a time");
+        st.syncing = true;
         st.sync_requested = false;
-        (std::mem::take(&mut st.unsynced_segments), st.written_cursor)
+        (
+            std::mem::take(&mut st.unsynced_segments),
+            st.written_cursor,
+            st.unsynced_bytes,
+            st.epoch,
+        )
     };
-    let target = target_cursor.next_index - 1;
-    let bytes_before = inner.st.borrow().unsynced_bytes;
+    let sync_started = Instant::now();
     for seg in segments {
         let path = inner.paths.segment(seg);
         let file = inner.file(seg).await?;
@@ -1556,14 +1711,17 @@ async fn sync_all(inner: &Rc<Inner>) -> Result<(), DiskError> {
             .map_err(|e| DiskError::io("fdatasync", &path, e))?;
     }
     let mut st = inner.st.borrow_mut();
-    st.unsynced_bytes = st.unsynced_bytes.saturating_sub(bytes_before);
-    let records = target.saturating_sub(inner.durable_index.get());
-    st.stats.flushes += 1;
-    st.stats.records_flushed += records;
-    if target > inner.durable_index.get() {
-        inner.durable_index.set(target);
-        inner.durable_cursor.set(target_cursor);
+    st.stats.sync_wait_us += sync_started.elapsed().as_micros() as u64;
+    st.unsynced_bytes = st.unsynced_bytes.saturating_sub(bytes);
+    if st.epoch != epoch {
+        // A truncation ran meanwhile: the cursor taken above may name removed records.
+        return Ok(());
     }
+    let target = target_cursor.next_index - 1;
+    st.stats.flushes += 1;
+    st.stats.records_flushed += target.saturating_sub(inner.durable_index.get());
+    drop(st);
+    inner.publish_durable(target_cursor);
     Ok(())
 }
 
@@ -1585,12 +1743,20 @@ async fn run_sync_timer(inner: Rc<Inner>, interval: Duration) {
     }
 }
 
-/// Data segment starts in the data directory, ascending; removes leftovers of
-/// interrupted segment creation.
-fn list_segments(paths: &GroupPaths) -> Result<Vec<u64>, DiskError> {
+/// What the data directory holds.
+struct Listed {
+    /// Segment starts, ascending.
+    starts: Vec<u64>,
+    /// Expired segments kept for reuse.
+    recycle_pool: Vec<PathBuf>,
+}
+
+/// Lists the data directory; removes leftovers of interrupted segment creation.
+fn list_segments(paths: &GroupPaths) -> Result<Listed, DiskError> {
     let dir = std::fs::read_dir(&paths.data_dir)
         .map_err(|e| DiskError::io("list", &paths.data_dir, e))?;
     let mut starts = Vec::new();
+    let mut recycle_pool = Vec::new();
     for entry in dir {
         let entry = entry.map_err(|e| DiskError::io("list", &paths.data_dir, e))?;
         let name = entry.file_name();
@@ -1598,6 +1764,10 @@ fn list_segments(paths: &GroupPaths) -> Result<Vec<u64>, DiskError> {
         if name.ends_with(PREALLOC_SUFFIX) {
             std::fs::remove_file(entry.path())
                 .map_err(|e| DiskError::io("remove", &entry.path(), e))?;
+            continue;
+        }
+        if name.ends_with(RECYCLE_SUFFIX) {
+            recycle_pool.push(entry.path());
             continue;
         }
         match parse_segment_name(&name) {
@@ -1608,7 +1778,11 @@ fn list_segments(paths: &GroupPaths) -> Result<Vec<u64>, DiskError> {
         }
     }
     starts.sort_unstable();
-    Ok(starts)
+    recycle_pool.sort_unstable();
+    Ok(Listed {
+        starts,
+        recycle_pool,
+    })
 }
 
 /// Zeroes `[from, to)` of segment `seg` (positions), keeping the bytes of the first

@@ -12,19 +12,28 @@
 //! # Decisions
 //!
 //! - **Write path.** Records are encoded straight into a DMA buffer (the stage). A
-//!   flusher task writes it in block-aligned chunks (direct I/O); the partly filled
-//!   last block stays in memory and is rewritten by the next chunk. Chunks are written
-//!   strictly one after another, so an older version of a rewritten block can never
-//!   land after a newer one.
-//! - **Group commit.** While one write + `fdatasync` is in flight, appends accumulate;
-//!   the next round writes and syncs all of them at once (`LogStats` counts records
-//!   per flush).
+//!   writer task writes it in block-aligned chunks (direct I/O), normally one write
+//!   per round; the partly filled last block stays in memory and is rewritten by the
+//!   next chunk. Chunks are written strictly one after another, so an older version
+//!   of a rewritten block can never land after a newer one.
+//! - **Group commit, pipelined.** A syncer task keeps at most one `fdatasync` in
+//!   flight, covering every write completed before it started; the writer goes on
+//!   writing what is appended meanwhile, so the next flush starts with its data
+//!   already on the device (`LogStats` counts records per flush and the time spent
+//!   waiting for writes and flushes). Durability waiters are keyed by index, so a
+//!   flush wakes exactly the appends it made durable.
 //! - **fdatasync, not O_DSYNC**, by measurement on the target VM (ext4 on virtio):
 //!   write + `fdatasync` p50 ≈ 0.23–0.4 ms, an `O_DSYNC` direct write p50 ≈ 4 ms
 //!   (see [`SyncMethod`]); `SyncMethod::ODsync` stays available for FUA devices.
 //! - **Segments** are created under a temporary name, `fallocate`d, zero-filled,
 //!   synced and renamed, in the background one segment ahead, so appends are pure
 //!   overwrites (no block allocation or unwritten-extent conversion inside a sync).
+//!   Expired segments are recycled instead when retention allows
+//!   (`recycled_segments_max`, default 1, never above `disk_ratio_force_clean`):
+//!   renamed to `*.recycle`, then into the next segment's name, which skips writing
+//!   a whole segment of zeros (a second full write of the device's bandwidth). Their
+//!   stale records name other positions and fail the chain, so recovery never links
+//!   them.
 //! - **Durability modes.** SYNC_FLUSH counts a record once a flush covers it
 //!   (`durable_index`); ASYNC_FLUSH once it is written (`written_index`), with a flush
 //!   at least every `flush_interval_ms` and whenever `unsynced_bytes_max/2` is
