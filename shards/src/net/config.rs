@@ -9,7 +9,7 @@ use super::frame::CLUSTER_NAME_BYTES_MAX;
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 16 << 20;
 pub const DEFAULT_QUEUE_CAPACITY: usize = 4096;
 pub const DEFAULT_WRITE_BUFFER_BYTES_MAX: usize = 4 << 20;
-pub const DEFAULT_READ_BUFFER_BYTES: usize = 64 << 10;
+pub const DEFAULT_READ_BUFFER_BYTES: usize = 1 << 20;
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 1000;
 pub const DEFAULT_HELLO_TIMEOUT_MS: u64 = 1000;
 pub const DEFAULT_BACKOFF_MIN_MS: u64 = 20;

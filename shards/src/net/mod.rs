@@ -38,6 +38,7 @@ mod codec;
 mod config;
 pub mod frame;
 mod inbound;
+pub mod recv;
 mod sender;
 mod stats;
 

@@ -27,7 +27,7 @@ use dledger::{
 };
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 
-use super::peer::PeerItem;
+use super::{peer::PeerItem, reply::Reply};
 use crate::{
     disk::{DiskError, GroupLog},
     net::PeerNet,
@@ -53,10 +53,14 @@ struct PendingAppend {
     first: Index,
     last: Index,
     term: Term,
-    /// Filled by the driver once the entries are in the log.
-    positions: Vec<u64>,
     deadline: Instant,
-    reply: LocalSender<AppendOutcome>,
+    reply: Reply,
+}
+
+/// A client append the driver has not proposed yet.
+struct Incoming {
+    bodies: Vec<Bytes>,
+    reply: Reply,
 }
 
 /// Where the other nodes serve clients (learned from their ClientAddr items).
@@ -72,9 +76,20 @@ pub struct Group {
     outbox: RefCell<Outbox>,
     /// Records of `FromMessage` writes still in `outbox`, in order.
     from_message_records: RefCell<VecDeque<Bytes>>,
-    /// Bodies of `Proposed` writes still in `outbox`, in order.
-    proposed_bodies: RefCell<VecDeque<Vec<Bytes>>>,
+    /// Bodies of `Proposed` writes still in `outbox`, in index order.
+    proposed_bodies: RefCell<VecDeque<Bytes>>,
+    /// Appends taken from clients since the driver last ran: proposed together, as one
+    /// batch of entries (one log write, one Append per follower).
+    incoming: RefCell<VecDeque<Incoming>>,
     pending: RefCell<VecDeque<PendingAppend>>,
+    /// `(index, position)` of the leader's own entries written for pending appends, in
+    /// index order (read when they are answered).
+    positions: RefCell<VecDeque<(Index, u64)>>,
+    /// The newest `(index, term)` whose durability the core has not been told of yet;
+    /// one watcher task waits for it ([`Group::run_persist_watcher`]).
+    persist_target: Cell<Option<(Index, Term)>>,
+    persist_tx: LocalSender<()>,
+    persist_rx: RefCell<Option<LocalReceiver<()>>>,
     inbox: RefCell<VecDeque<GroupMessage>>,
     wake_tx: LocalSender<()>,
     wake_rx: RefCell<Option<LocalReceiver<()>>>,
@@ -115,6 +130,7 @@ impl Group {
         let node = Node::new(node_cfg.raft_config(&cfg), recovered, rng_seed)
             .map_err(|e| format!("group {}: raft config: {e}", cfg.name))?;
         let (wake_tx, wake_rx) = local_channel::new_bounded(1);
+        let (persist_tx, persist_rx) = local_channel::new_bounded(1);
         Ok(Rc::new(Group {
             cfg,
             node_cfg,
@@ -123,7 +139,12 @@ impl Group {
             outbox: RefCell::new(Outbox::default()),
             from_message_records: RefCell::new(VecDeque::new()),
             proposed_bodies: RefCell::new(VecDeque::new()),
+            incoming: RefCell::new(VecDeque::new()),
             pending: RefCell::new(VecDeque::new()),
+            positions: RefCell::new(VecDeque::new()),
+            persist_target: Cell::new(None),
+            persist_tx,
+            persist_rx: RefCell::new(Some(persist_rx)),
             inbox: RefCell::new(VecDeque::new()),
             wake_tx,
             wake_rx: RefCell::new(Some(wake_rx)),
@@ -233,10 +254,27 @@ impl Group {
 
     /// Proposes `bodies` as consecutive entries; the receiver answers once they are
     /// committed (or why not).
-    pub fn propose(
-        &self,
-        bodies: Vec<Bytes>,
-    ) -> Result<LocalReceiver<AppendOutcome>, ErrorResponse> {
+    pub fn propose(&self, bodies: Vec<Bytes>) -> LocalReceiver<AppendOutcome> {
+        let (reply, rx) = local_channel::new_bounded(1);
+        self.submit(bodies, Reply::Chan(reply));
+        rx
+    }
+
+    /// Takes a client append: `reply` gets the outcome once the entries are committed
+    /// (or at once, why not). Checks that need no Raft step answer here; the rest are
+    /// proposed by the driver together with every other append that arrived meanwhile.
+    pub fn submit(&self, bodies: Vec<Bytes>, reply: Reply) {
+        if let Err(e) = self.admit(&bodies) {
+            reply.failed(e);
+            return;
+        }
+        self.incoming
+            .borrow_mut()
+            .push_back(Incoming { bodies, reply });
+        self.wake();
+    }
+
+    fn admit(&self, bodies: &[Bytes]) -> Result<(), ErrorResponse> {
         if let Some(f) = self.failure() {
             return Err(disk_error(self, &f));
         }
@@ -246,7 +284,11 @@ impl Group {
         if bodies.is_empty() {
             return Err(self.error(ResponseCode::RequestWithEmptyBodys, "append without bodies"));
         }
-        if self.pending.borrow().len() as u64 >= self.cfg.max_pending_requests {
+        if self.role() != Role::Leader {
+            return Err(self.not_leader());
+        }
+        let waiting = self.pending.borrow().len() + self.incoming.borrow().len();
+        if waiting as u64 >= self.cfg.max_pending_requests {
             return Err(self.error(
                 ResponseCode::LeaderPendingFull,
                 format!(
@@ -255,50 +297,91 @@ impl Group {
                 ),
             ));
         }
-        let count = u32::try_from(bodies.len()).map_err(|_| {
-            self.error(
-                ResponseCode::UnexpectedArgument,
-                "too many bodies in one append",
-            )
-        })?;
-        let proposed = {
-            let mut node = self.node.borrow_mut();
-            let mut out = self.outbox.borrow_mut();
-            node.propose(count, &mut out)
+        Ok(())
+    }
+
+    /// Proposes every incoming append as one batch of entries.
+    fn propose_incoming(&self) {
+        if self.incoming.borrow().is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut *self.incoming.borrow_mut());
+        if let Some(f) = self.failure() {
+            let e = disk_error(self, &f);
+            batch.into_iter().for_each(|i| i.reply.failed(e.clone()));
+            return;
+        }
+        let total: usize = batch.iter().map(|i| i.bodies.len()).sum();
+        let proposed = match u32::try_from(total) {
+            Ok(count) => {
+                let mut node = self.node.borrow_mut();
+                let mut out = self.outbox.borrow_mut();
+                node.propose(count, &mut out)
+            }
+            Err(_) => Err(ProposeError::PendingFull { limit: 0 }),
         };
-        let (first, term) = match proposed {
-            Ok(v) => v,
-            Err(ProposeError::NotLeader { .. }) => return Err(self.not_leader()),
-            Err(ProposeError::Transferring) => {
-                return Err(self.error(
-                    ResponseCode::LeaderTransferring,
-                    "leadership transfer in progress",
-                ));
+        let deadline = Instant::now() + Duration::from_millis(u64::from(self.cfg.max_wait_ack_ms));
+        match proposed {
+            Ok((first, term)) => {
+                let mut next = first;
+                for inc in batch {
+                    next = self.accept(inc, next, term, deadline);
+                }
+                debug_assert_eq!(next, first + total as u64);
             }
-            Err(ProposeError::PendingFull { limit }) => {
-                return Err(self.error(
-                    ResponseCode::LeaderPendingFull,
-                    format!("{limit} entries already wait for their quorum"),
-                ));
+            Err(ProposeError::PendingFull { .. }) if batch.len() > 1 => {
+                // The core's uncommitted-entries bound: take what fits, one at a time.
+                for inc in batch {
+                    let count = inc.bodies.len() as u32; // <= maxBodiesPerAppend
+                    let one = {
+                        let mut node = self.node.borrow_mut();
+                        let mut out = self.outbox.borrow_mut();
+                        node.propose(count, &mut out)
+                    };
+                    match one {
+                        Ok((first, term)) => {
+                            self.accept(inc, first, term, deadline);
+                        }
+                        Err(e) => inc.reply.failed(self.propose_error(e)),
+                    }
+                }
             }
-            Err(ProposeError::Empty) => {
-                return Err(
-                    self.error(ResponseCode::RequestWithEmptyBodys, "append without bodies")
-                );
+            Err(e) => {
+                let e = self.propose_error(e);
+                batch.into_iter().for_each(|i| i.reply.failed(e.clone()));
             }
-        };
-        let (reply, rx) = local_channel::new_bounded(1);
-        self.proposed_bodies.borrow_mut().push_back(bodies);
+        }
+    }
+
+    /// Records a proposed append (entries `first..`); returns the index after it.
+    fn accept(&self, inc: Incoming, first: Index, term: Term, deadline: Instant) -> Index {
+        let last = first + inc.bodies.len() as u64 - 1;
+        self.proposed_bodies.borrow_mut().extend(inc.bodies);
         self.pending.borrow_mut().push_back(PendingAppend {
             first,
-            last: first + Index::from(count) - 1,
+            last,
             term,
-            positions: Vec::new(),
-            deadline: Instant::now() + Duration::from_millis(u64::from(self.cfg.max_wait_ack_ms)),
-            reply,
+            deadline,
+            reply: inc.reply,
         });
-        self.wake();
-        Ok(rx)
+        last + 1
+    }
+
+    fn propose_error(&self, e: ProposeError) -> ErrorResponse {
+        match e {
+            ProposeError::NotLeader { .. } => self.not_leader(),
+            ProposeError::Transferring => self.error(
+                ResponseCode::LeaderTransferring,
+                "leadership transfer in progress",
+            ),
+            ProposeError::PendingFull { limit } => self.error(
+                ResponseCode::LeaderPendingFull,
+                format!("{limit} entries already wait for their quorum"),
+            ),
+            ProposeError::Empty => {
+                self.error(ResponseCode::RequestWithEmptyBodys, "append without bodies")
+            }
+        }
     }
 
     // ---- the driver ----
@@ -408,7 +491,7 @@ impl Group {
                     p.first, p.last, self.cfg.max_wait_ack_ms
                 ),
             );
-            let _ = p.reply.try_send(Err(e));
+            p.reply.failed(e);
         }
     }
 
@@ -418,6 +501,7 @@ impl Group {
             tracing::error!(group = %self.cfg.name, "driver started twice");
             return;
         };
+        glommio::spawn_local(self.clone().run_persist_watcher(stop.clone())).detach();
         let mut spare = Outbox::default();
         while !stop.is_stopped() {
             if crate::net::until_stop(&stop, wake_rx.recv())
@@ -427,6 +511,7 @@ impl Group {
                 break;
             }
             self.step_inbox();
+            self.propose_incoming();
             loop {
                 spare.clear();
                 std::mem::swap(&mut spare, &mut *self.outbox.borrow_mut());
@@ -441,6 +526,7 @@ impl Group {
                     self.fail(e);
                 }
                 self.step_inbox();
+                self.propose_incoming();
             }
         }
     }
@@ -486,8 +572,19 @@ impl Group {
             format!("group {}: this node is stopping", self.cfg.name),
         );
         *self.failure.borrow_mut() = Some(DiskError::Closed);
-        for p in self.pending.borrow_mut().drain(..) {
-            let _ = p.reply.try_send(Err(err.clone()));
+        self.answer_all_waiting(&err);
+    }
+
+    /// Answers every append not yet committed with `err`.
+    fn answer_all_waiting(&self, err: &ErrorResponse) {
+        let pending = std::mem::take(&mut *self.pending.borrow_mut());
+        let incoming = std::mem::take(&mut *self.incoming.borrow_mut());
+        self.positions.borrow_mut().clear();
+        for p in pending {
+            p.reply.failed(err.clone());
+        }
+        for i in incoming {
+            i.reply.failed(err.clone());
         }
     }
 
@@ -498,9 +595,7 @@ impl Group {
         tracing::error!(group = %self.cfg.name, error = %e, "group stops: fatal log error");
         let err = disk_error(self, &e);
         *self.failure.borrow_mut() = Some(e);
-        for p in self.pending.borrow_mut().drain(..) {
-            let _ = p.reply.try_send(Err(err.clone()));
-        }
+        self.answer_all_waiting(&err);
     }
 
     async fn apply(self: &Rc<Self>, out: &Outbox) -> Result<(), DiskError> {
@@ -526,23 +621,23 @@ impl Group {
                 self.log.truncate_suffix(from, commit).await?;
             }
             LogWrite::Proposed { first, last, term } => {
-                let bodies = self
-                    .proposed_bodies
-                    .borrow_mut()
-                    .pop_front()
-                    .ok_or_else(|| DiskError::Inconsistent {
-                        message: format!("no bodies for proposed entries {first}..={last}"),
-                    })?;
+                let n = usize::try_from(last + 1 - first).unwrap_or(usize::MAX);
+                let bodies: Vec<Bytes> = {
+                    let mut queued = self.proposed_bodies.borrow_mut();
+                    if queued.len() < n {
+                        return Err(DiskError::Inconsistent {
+                            message: format!("no bodies for proposed entries {first}..={last}"),
+                        });
+                    }
+                    queued.drain(..n).collect()
+                };
                 let refs: Vec<&[u8]> = bodies.iter().map(|b| &b[..]).collect();
                 let appended = self.log.append(term, &refs).await?;
                 check_placed(first, last, appended.first_index, appended.last_index)?;
-                if let Some(p) = self
-                    .pending
-                    .borrow_mut()
-                    .iter_mut()
-                    .find(|p| p.first == first && p.term == term)
-                {
-                    p.positions = appended.positions;
+                if self.role() == Role::Leader {
+                    self.positions
+                        .borrow_mut()
+                        .extend((first..).zip(appended.positions));
                 }
                 self.watch_persisted(last, term);
             }
@@ -565,21 +660,55 @@ impl Group {
         Ok(())
     }
 
-    /// Reports `index` (of `term`) to the core once the log says it is durable (in the
-    /// group's flush mode).
-    fn watch_persisted(self: &Rc<Self>, index: Index, term: Term) {
-        let this = self.clone();
-        glommio::spawn_local(async move {
-            if this.log.wait_persisted(index).await.is_ok() {
-                {
-                    let mut node = this.node.borrow_mut();
-                    let mut out = this.outbox.borrow_mut();
-                    node.persisted(index, term, &mut out);
+    /// Asks the durability watcher to report `index` (of `term`) to the core once the
+    /// log says it is durable (in the group's flush mode).
+    fn watch_persisted(&self, index: Index, term: Term) {
+        let before = self.persist_target.replace(Some((index, term)));
+        // The watcher waits for the old target; it only needs a nudge when it has none
+        // or the new one is lower (after a truncation the old may never be reached).
+        if before.is_none_or(|(old, _)| index < old) {
+            let _ = self.persist_tx.try_send(());
+        }
+    }
+
+    /// One task per group: waits until the newest written entry is durable and tells the
+    /// core, once for everything that became durable together (one wake-up per flush,
+    /// not one per write).
+    async fn run_persist_watcher(self: Rc<Self>, stop: ShardStop) {
+        let Some(nudges) = self.persist_rx.borrow_mut().take() else {
+            return;
+        };
+        while !stop.is_stopped() {
+            let Some((index, term)) = self.persist_target.get() else {
+                if crate::net::until_stop(&stop, nudges.recv()).await.is_none() {
+                    return;
                 }
-                this.wake();
+                continue;
+            };
+            let durable = futures_lite::future::or(
+                async { Some(self.log.wait_persisted(index).await) },
+                async {
+                    nudges.recv().await;
+                    None
+                },
+            );
+            match crate::net::until_stop(&stop, durable).await {
+                None => return,
+                Some(None) => continue,       // a new target: look again
+                Some(Some(Err(_))) => return, // the log stopped; the driver reports why
+                Some(Some(Ok(()))) => {
+                    if self.persist_target.get() == Some((index, term)) {
+                        self.persist_target.set(None);
+                    }
+                    {
+                        let mut node = self.node.borrow_mut();
+                        let mut out = self.outbox.borrow_mut();
+                        node.persisted(index, term, &mut out);
+                    }
+                    self.wake();
+                }
             }
-        })
-        .detach();
+        }
     }
 
     async fn send(&self, m: &Message) {
@@ -642,10 +771,7 @@ impl Group {
             Event::RoleChanged { role, term, leader } => {
                 tracing::info!(group = %self.cfg.name, ?role, term, ?leader, "role changed");
                 if role != Role::Leader {
-                    let err = self.not_leader();
-                    for p in self.pending.borrow_mut().drain(..) {
-                        let _ = p.reply.try_send(Err(err.clone()));
-                    }
+                    self.answer_all_waiting(&self.not_leader());
                 }
             }
             Event::TransferEnded { to, succeeded } => {
@@ -655,6 +781,7 @@ impl Group {
     }
 
     fn resolve_committed(&self, commit: Index) {
+        let mut found: Vec<u64> = Vec::new();
         loop {
             let done = {
                 let mut pending = self.pending.borrow_mut();
@@ -664,22 +791,32 @@ impl Group {
                 }
             };
             let Some(p) = done else { return };
+            found.clear();
+            {
+                let mut positions = self.positions.borrow_mut();
+                while positions.front().is_some_and(|&(i, _)| i < p.first) {
+                    positions.pop_front();
+                }
+                while let Some(&(i, pos)) = positions.front() {
+                    if i > p.last {
+                        break;
+                    }
+                    found.push(pos);
+                    positions.pop_front();
+                }
+            }
             let same_term = self.node.borrow().term_at(p.last) == Some(p.term);
-            let outcome = if same_term && p.positions.len() as u64 == p.last - p.first + 1 {
-                Ok((p.first..=p.last)
-                    .zip(p.positions.iter())
-                    .map(|(index, &pos)| AppendedEntry { index, pos })
-                    .collect())
+            if same_term && found.len() as u64 == p.last - p.first + 1 {
+                p.reply.appended(p.first, &found);
             } else {
-                Err(self.error(
+                p.reply.failed(self.error(
                     ResponseCode::TermChanged,
                     format!(
                         "entries {}..={} were replaced by another leader",
                         p.first, p.last
                     ),
-                ))
-            };
-            let _ = p.reply.try_send(outcome);
+                ));
+            }
         }
     }
 

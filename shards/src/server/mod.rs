@@ -11,6 +11,7 @@ mod client;
 mod group;
 mod peer;
 mod register;
+mod reply;
 mod shard;
 
 use std::{

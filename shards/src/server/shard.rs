@@ -223,7 +223,7 @@ impl PeerFrameHandler for PeerInbox {
         &self,
         from: NodeId,
         _from_shard: u32,
-        payload: &[u8],
+        payload: Bytes,
     ) -> Result<(), FrameRejected> {
         let groups = self.groups.borrow();
         decode_payload(
