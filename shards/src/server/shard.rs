@@ -18,12 +18,9 @@ use dledger::{
     raft::NodeId,
     wire::{Frame, GroupMessage, GroupRow, WireLimits},
 };
-use glommio::{
-    channels::{
-        channel_mesh::{Receivers, Senders},
-        local_channel::LocalSender,
-    },
-    net::TcpListener,
+use glommio::channels::{
+    channel_mesh::{Receivers, Senders},
+    local_channel::LocalSender,
 };
 
 use super::{
@@ -51,6 +48,14 @@ pub struct Shared {
     pub drained: AtomicUsize,
     /// Shards that could not start (they ask the others to drain and stop).
     pub failed: AtomicUsize,
+}
+
+/// The node's listening sockets, bound once by the main thread; each shard accepts on a
+/// duplicate (see [`crate::net::listen`]).
+#[derive(Debug)]
+pub struct Listeners {
+    pub client: std::net::TcpListener,
+    pub peer: Arc<std::net::TcpListener>,
 }
 
 /// Messages between shards: a client request for a group that lives on another shard
@@ -277,8 +282,9 @@ pub async fn shard_main(
     ctx: ShardContext<ShardMsg>,
     node_cfg: Arc<NodeConfig>,
     shared: Arc<Shared>,
+    listeners: Arc<Listeners>,
 ) -> Result<(), String> {
-    let (groups, stop) = match start(ctx, node_cfg).await {
+    let (groups, stop) = match start(ctx, node_cfg, &listeners).await {
         Ok(started) => started,
         Err(e) => {
             // The node cannot serve without this shard's groups: stop the others too.
@@ -325,6 +331,7 @@ type Started = (HashMap<String, Rc<Group>>, ShardStop);
 async fn start(
     mut ctx: ShardContext<ShardMsg>,
     node_cfg: Arc<NodeConfig>,
+    listeners: &Listeners,
 ) -> Result<Started, String> {
     let cfg = Rc::new((*node_cfg).clone());
     let limits = WireLimits::from_config(&cfg);
@@ -343,6 +350,7 @@ async fn start(
     let listen = client::resolve(&cfg.peer_listen)?;
     let mut net_cfg = PeerNetConfig::new(cfg.cluster_name.clone(), cfg.self_id, listen, nodes);
     net_cfg.max_frame_bytes = cfg.limits.max_frame_bytes as usize;
+    net_cfg.listener = Some(listeners.peer.clone());
     let client_addrs: ClientAddrs = Rc::new(RefCell::new(HashMap::new()));
     let inbox = Rc::new(PeerInbox {
         self_id: cfg.self_id,
@@ -416,7 +424,7 @@ async fn start(
     }
 
     // Client service.
-    let listener = TcpListener::bind(client_addr)
+    let listener = crate::net::listen::shard_listener(&listeners.client)
         .map_err(|e| format!("cannot listen for clients on {client_addr}: {e}"))?;
     let state = Rc::new(ShardState {
         node_cfg: cfg.clone(),
