@@ -13,8 +13,13 @@
 //! is larger (the caller's decoder has checked it against its frame limit). Old regions
 //! live as long as frames cut from them are held.
 
+use std::{
+    pin::Pin,
+    task::{Context, Poll, ready},
+};
+
 use bytes::BytesMut;
-use futures_lite::{AsyncRead, AsyncReadExt};
+use futures_lite::AsyncRead;
 
 /// A new region is started when less than this is left (a read this small would cost a
 /// syscall for little data).
@@ -61,11 +66,21 @@ impl RecvBuffer {
         reader: &mut R,
         want: usize,
     ) -> std::io::Result<usize> {
+        std::future::poll_fn(|cx| self.poll_read_from(cx, reader, want)).await
+    }
+
+    /// [`Self::read_from`] for poll-based callers.
+    pub fn poll_read_from<R: AsyncRead + Unpin>(
+        &mut self,
+        cx: &mut Context<'_>,
+        reader: &mut R,
+        want: usize,
+    ) -> Poll<std::io::Result<usize>> {
         self.make_room(want);
-        let n = reader.read(&mut self.room[..]).await?;
+        let n = ready!(Pin::new(reader).poll_read(cx, &mut self.room[..]))?;
         let got = self.room.split_to(n);
         self.filled.unsplit(got);
-        Ok(n)
+        Poll::Ready(Ok(n))
     }
 
     /// Ensures `room` can take the rest of a `want`-byte frame and is not tiny.
