@@ -16,7 +16,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use dledger::{
     config::{GroupConfig, NodeConfig},
     raft::{
@@ -725,7 +725,7 @@ impl Group {
                     return;
                 }
             },
-            _ => Bytes::new(),
+            _ => Vec::new(),
         };
         for (msg, records) in split_append(m, records, self.node_cfg.limits.max_batch_push_bytes) {
             let item = PeerItem::Raft {
@@ -740,15 +740,14 @@ impl Group {
         }
     }
 
-    async fn read_records(&self, first: Index, count: u32) -> Result<Bytes, DiskError> {
-        if count == 1 {
-            return Ok(self.log.entry(first).await?.record);
-        }
-        let mut buf = BytesMut::new();
+    /// The records `first..first + count` as the log holds them (the tail cache: no copy
+    /// when hot).
+    async fn read_records(&self, first: Index, count: u32) -> Result<Vec<Bytes>, DiskError> {
+        let mut out = Vec::with_capacity(count as usize);
         for i in first..first + Index::from(count) {
-            buf.extend_from_slice(&self.log.entry(i).await?.record);
+            out.push(self.log.entry(i).await?.record);
         }
-        Ok(buf.freeze())
+        Ok(out)
     }
 
     async fn on_event(&self, ev: Event) {
@@ -899,7 +898,7 @@ fn slice_records(records: &Bytes, skip: u64, count: u64) -> Result<Bytes, String
 
 /// Splits an Append whose records exceed `max_bytes` into consecutive Appends (a batch
 /// is single-term, so every chunk's `prev_term` is the batch's term except the first's).
-fn split_append(m: &Message, records: Bytes, max_bytes: u32) -> Vec<(Message, Bytes)> {
+fn split_append(m: &Message, records: Vec<Bytes>, max_bytes: u32) -> Vec<(Message, Vec<Bytes>)> {
     let MsgBody::Append {
         prev_index,
         prev_term,
@@ -910,51 +909,41 @@ fn split_append(m: &Message, records: Bytes, max_bytes: u32) -> Vec<(Message, By
     else {
         return vec![(*m, records)];
     };
-    if records.len() <= max_bytes as usize || count <= 1 {
+    let total: usize = records.iter().map(Bytes::len).sum();
+    if total <= max_bytes as usize || count <= 1 {
         return vec![(*m, records)];
     }
+    debug_assert_eq!(records.len(), count as usize);
     let mut out = Vec::new();
-    let (mut at, mut start, mut in_chunk, mut chunk_prev) = (0usize, 0usize, 0u32, prev_index);
-    let mut index = prev_index;
-    while at < records.len() {
-        let Ok(h) = decode_header(&records[at..], u32::MAX) else {
-            return vec![(*m, records)];
-        };
-        let len = h.record_bytes() as usize;
-        if in_chunk > 0 && at + len - start > max_bytes as usize {
-            out.push((
-                chunk(
-                    m,
-                    chunk_prev,
-                    prev_index,
-                    prev_term,
-                    entries_term,
-                    in_chunk,
-                    commit,
-                ),
-                records.slice(start..at),
-            ));
-            start = at;
-            chunk_prev = index;
-            in_chunk = 0;
+    let mut chunk_prev = prev_index;
+    let mut current: Vec<Bytes> = Vec::new();
+    let mut current_bytes = 0usize;
+    let close = |chunk_prev: Index, current: Vec<Bytes>, out: &mut Vec<(Message, Vec<Bytes>)>| {
+        let n = current.len() as u32;
+        out.push((
+            chunk(
+                m,
+                chunk_prev,
+                prev_index,
+                prev_term,
+                entries_term,
+                n,
+                commit,
+            ),
+            current,
+        ));
+        chunk_prev + Index::from(n)
+    };
+    for r in records {
+        if !current.is_empty() && current_bytes + r.len() > max_bytes as usize {
+            chunk_prev = close(chunk_prev, std::mem::take(&mut current), &mut out);
+            current_bytes = 0;
         }
-        at += len;
-        index += 1;
-        in_chunk += 1;
+        current_bytes += r.len();
+        current.push(r);
     }
-    out.push((
-        chunk(
-            m,
-            chunk_prev,
-            prev_index,
-            prev_term,
-            entries_term,
-            in_chunk,
-            commit,
-        ),
-        records.slice(start..at),
-    ));
-    debug_assert_eq!(index - prev_index, u64::from(count));
+    let end = close(chunk_prev, current, &mut out);
+    debug_assert_eq!(end - prev_index, u64::from(count));
     out
 }
 
@@ -991,7 +980,7 @@ mod tests {
 
     /// `n` records of `body_bytes` each, indices `first..`, back to back.
     fn records(first: Index, n: u64, body_bytes: usize) -> Bytes {
-        let mut out = BytesMut::new();
+        let mut out = bytes::BytesMut::new();
         let body = vec![0xAB; body_bytes];
         for i in 0..n {
             let pos = i * (HEADER_BYTES + body_bytes) as u64;
@@ -1001,6 +990,14 @@ mod tests {
             out.extend_from_slice(&buf);
         }
         out.freeze()
+    }
+
+    /// `records` cut into its `n` equal records.
+    fn record_parts(records: &Bytes, n: usize) -> Vec<Bytes> {
+        let one = records.len() / n;
+        (0..n)
+            .map(|i| records.slice(i * one..(i + 1) * one))
+            .collect()
     }
 
     fn append(prev_index: Index, count: u32) -> Message {
@@ -1022,7 +1019,8 @@ mod tests {
     fn split_append_keeps_prev_terms_exact_and_covers_every_record() {
         let recs = records(11, 5, 100);
         let one = (HEADER_BYTES + 100) as u32;
-        let chunks = split_append(&append(10, 5), recs.clone(), 2 * one);
+        let parts = record_parts(&recs, 5);
+        let chunks = split_append(&append(10, 5), parts.clone(), 2 * one);
         let shape: Vec<(Index, Term, u32, usize)> = chunks
             .iter()
             .map(|(m, r)| match m.body {
@@ -1031,7 +1029,7 @@ mod tests {
                     prev_term,
                     count,
                     ..
-                } => (prev_index, prev_term, count, r.len()),
+                } => (prev_index, prev_term, count, r.iter().map(Bytes::len).sum()),
                 other => panic!("not an append: {other:?}"),
             })
             .collect();
@@ -1040,13 +1038,13 @@ mod tests {
             shape,
             vec![(10, 3, 2, two), (12, 4, 2, two), (14, 4, 1, one as usize)]
         );
-        let joined: Vec<u8> = chunks.iter().flat_map(|(_, r)| r.to_vec()).collect();
+        let joined: Vec<u8> = chunks
+            .iter()
+            .flat_map(|(_, r)| r.iter().flat_map(|b| b.to_vec()))
+            .collect();
         assert_eq!(&joined[..], &recs[..]);
         // Under the limit: untouched.
-        assert_eq!(
-            split_append(&append(10, 5), recs.clone(), 10 * one).len(),
-            1
-        );
+        assert_eq!(split_append(&append(10, 5), parts, 10 * one).len(), 1);
     }
 
     #[test]

@@ -36,8 +36,9 @@ pub enum PeerItem {
     Raft {
         group: GroupId,
         msg: Message,
-        /// The Append's records back to back (empty for other messages).
-        records: Bytes,
+        /// The Append's records in index order, each as the log's cache holds it (empty
+        /// for other messages); written back to back into the frame.
+        records: Vec<Bytes>,
     },
     ClientAddr(SocketAddr),
 }
@@ -120,7 +121,7 @@ impl PeerCodec for ServerPeerCodec {
                             w.heartbeat_resp(buf, *group, msg.term, match_index)
                         }
                         (2, MsgBody::Heartbeat { .. } | MsgBody::HeartbeatResp { .. }) => continue,
-                        (2, _) => w.message(buf, *group, msg, records),
+                        (2, _) => w.message_parts(buf, *group, msg, records),
                         _ => continue,
                     };
                     match pushed {
@@ -171,7 +172,7 @@ impl PeerCodec for ServerPeerCodec {
 /// A decoded item from a peer.
 #[derive(Debug)]
 pub enum Inbound {
-    /// Raft messages (with records sliced from the payload copy, no further copy).
+    /// Raft messages (with records sliced from the received payload, no copy).
     Raft(PeerBatch),
     ClientAddr(SocketAddr),
 }
@@ -255,17 +256,17 @@ mod tests {
                     count: 2,
                     commit: 1,
                 }),
-                records: Bytes::from_static(b"abcdef"),
+                records: vec![Bytes::from_static(b"abc"), Bytes::from_static(b"def")],
             },
             PeerItem::Raft {
                 group: 7,
                 msg: msg(MsgBody::HeartbeatResp { match_index: 9 }),
-                records: Bytes::new(),
+                records: Vec::new(),
             },
             PeerItem::Raft {
                 group: 7,
                 msg: msg(MsgBody::Heartbeat { commit: 3 }),
-                records: Bytes::new(),
+                records: Vec::new(),
             },
             PeerItem::ClientAddr("127.0.0.1:30911".parse().expect("literal address")),
         ])
