@@ -40,8 +40,13 @@ pub const INBOX_MESSAGES_MAX: usize = 8192;
 /// How far the commit index moves between two recovery checkpoints: keeps recovery
 /// short without a checkpoint write per commit (a final one is written at stop).
 pub const CHECKPOINT_STRIDE_ENTRIES: Index = 1024;
-/// How often a group samples its disk's usage (DISK_FULL refusals start within this).
+/// How often an idle group samples its disk's usage (for retention and the log line
+/// when the DISK_FULL state changes).
 pub const DISK_CHECK_INTERVAL_MS: u64 = 1000;
+/// Oldest disk-usage sample a batch of appends may be admitted on: before proposing,
+/// the driver samples again (one `statvfs`) when its sample is older. So no append is
+/// accepted later than this after the disk went above the hard ratio.
+pub const DISK_SAMPLE_MAX_AGE_MS: u64 = 10;
 /// How often retention (`fileReservedHours`, disk ratios) runs.
 pub const PURGE_INTERVAL_MS: u64 = 60_000;
 
@@ -100,6 +105,7 @@ pub struct Group {
     /// Set while the disk is above `diskSpaceRatioToForceClean`'s write limit: new
     /// appends are refused with DISK_FULL before they reach the Raft core (reads go on).
     disk_full: RefCell<Option<String>>,
+    disk_sampled_at: Cell<Option<Instant>>,
     last_checkpoint: Cell<Index>,
     /// Entries appended per second over the last maintenance interval.
     append_tps: Cell<u32>,
@@ -152,6 +158,7 @@ impl Group {
             client_addrs,
             failure: RefCell::new(None),
             disk_full: RefCell::new(None),
+            disk_sampled_at: Cell::new(None),
             last_checkpoint: Cell::new(checkpoint),
             append_tps: Cell::new(0),
         }))
@@ -311,6 +318,18 @@ impl Group {
             batch.into_iter().for_each(|i| i.reply.failed(e.clone()));
             return;
         }
+        if self
+            .disk_sampled_at
+            .get()
+            .is_none_or(|t| t.elapsed() >= Duration::from_millis(DISK_SAMPLE_MAX_AGE_MS))
+        {
+            self.sample_disk();
+        }
+        if let Some(why) = self.disk_full.borrow().clone() {
+            let e = self.error(ResponseCode::DiskFull, why);
+            batch.into_iter().for_each(|i| i.reply.failed(e.clone()));
+            return;
+        }
         let total: usize = batch.iter().map(|i| i.bodies.len()).sum();
         let proposed = match u32::try_from(total) {
             Ok(count) => {
@@ -404,8 +423,6 @@ impl Group {
     /// Samples the disk usage every `DISK_CHECK_INTERVAL_MS` and applies retention every
     /// `PURGE_INTERVAL_MS`, until the shard stops.
     pub async fn run_maintenance(self: Rc<Self>, stop: ShardStop) {
-        let dir = self.log.config().group_dir();
-        let limit = self.log.config().disk_ratio_refuse_writes;
         let mut since_purge_ms = 0;
         let mut last_seen = (Instant::now(), self.last_index());
         while !stop.is_stopped() {
@@ -417,23 +434,7 @@ impl Group {
                 self.append_tps.set(per_sec.min(f64::from(u32::MAX)) as u32);
             }
             last_seen = now;
-            let full = match crate::disk::space::disk_used_ratio(&dir) {
-                Ok(ratio) if ratio > limit => Some(format!(
-                    "{} is {:.1}% used, above the {:.1}% limit for writes",
-                    dir.display(),
-                    ratio * 100.0,
-                    limit * 100.0
-                )),
-                Ok(_) => None,
-                Err(e) => {
-                    tracing::warn!(group = %self.cfg.name, error = %e, "cannot sample disk usage");
-                    None
-                }
-            };
-            if full.is_some() != self.disk_full.borrow().is_some() {
-                tracing::warn!(group = %self.cfg.name, full = full.is_some(), "disk-full state changed");
-            }
-            *self.disk_full.borrow_mut() = full;
+            self.sample_disk();
             since_purge_ms += DISK_CHECK_INTERVAL_MS;
             if since_purge_ms >= PURGE_INTERVAL_MS {
                 since_purge_ms = 0;
@@ -456,6 +457,32 @@ impl Group {
                 }
             }
         }
+    }
+
+    /// Samples the disk usage (`statvfs`) and sets or clears the DISK_FULL state. The
+    /// group, not the log, refuses appends above the hard ratio: the log must never refuse
+    /// an entry the Raft core has already counted (the group would have to stop).
+    fn sample_disk(&self) {
+        let dir = self.log.config().group_dir();
+        let limit = self.node_cfg.storage.disk_ratio_refuse_writes;
+        self.disk_sampled_at.set(Some(Instant::now()));
+        let full = match crate::disk::space::disk_used_ratio(&dir) {
+            Ok(ratio) if ratio > limit => Some(format!(
+                "{} is {:.1}% used, above the {:.1}% limit for writes",
+                dir.display(),
+                ratio * 100.0,
+                limit * 100.0
+            )),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(group = %self.cfg.name, error = %e, "cannot sample disk usage");
+                return;
+            }
+        };
+        if full.is_some() != self.disk_full.borrow().is_some() {
+            tracing::warn!(group = %self.cfg.name, full = full.is_some(), "disk-full state changed");
+        }
+        *self.disk_full.borrow_mut() = full;
     }
 
     /// The lowest index retention must keep: nothing uncommitted, and on a leader nothing

@@ -270,7 +270,9 @@ fn log_config(cfg: &NodeConfig, group: &dledger::config::GroupConfig) -> LogConf
     lc.file_reserved_hours = u64::from(group.file_reserved_hours);
     lc.disk_ratio_check_expired = cfg.storage.disk_ratio_check_expired;
     lc.disk_ratio_force_clean = cfg.storage.disk_ratio_force_clean;
-    lc.disk_ratio_refuse_writes = cfg.storage.disk_ratio_refuse_writes;
+    // The group refuses appends above the hard ratio before the Raft core counts them
+    // (`Group::sample_disk`); a refusal by the log itself would stop the group.
+    lc.disk_ratio_refuse_writes = 1.0;
     if let Some(&hour) = cfg.storage.delete_when_hours.first() {
         lc.delete_when_hour = hour;
     }
