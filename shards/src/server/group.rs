@@ -662,9 +662,13 @@ impl Group {
                 let appended = self.log.append(term, &refs).await?;
                 check_placed(first, last, appended.first_index, appended.last_index)?;
                 if self.role() == Role::Leader {
-                    self.positions
-                        .borrow_mut()
-                        .extend((first..).zip(appended.positions));
+                    let mut positions = self.positions.borrow_mut();
+                    // Entries at `first` and later were replaced (a truncation between
+                    // terms): their positions must not answer the new ones.
+                    while positions.back().is_some_and(|&(i, _)| i >= first) {
+                        positions.pop_back();
+                    }
+                    positions.extend((first..).zip(appended.positions));
                 }
                 self.watch_persisted(last, term);
             }
