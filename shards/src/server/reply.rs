@@ -111,14 +111,7 @@ impl Answers {
 
     /// The answer to an append: `first..` at `positions`.
     pub fn push_appended(&self, request_id: u64, first: u64, positions: &[u64]) {
-        let entries = positions
-            .iter()
-            .enumerate()
-            .map(|(i, &pos)| AppendedEntry {
-                index: first + i as u64,
-                pos,
-            })
-            .collect();
+        let entries = appended_entries(first, positions);
         self.push(
             request_id,
             Ok(ClientMessage::AppendResponse(AppendResponse { entries })),
@@ -222,15 +215,7 @@ impl Reply {
                 request_id,
             } => answers.push_appended(request_id, first, positions),
             Reply::Chan(tx) => {
-                let entries = positions
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &pos)| AppendedEntry {
-                        index: first + i as u64,
-                        pos,
-                    })
-                    .collect();
-                let _ = tx.try_send(Ok(entries));
+                let _ = tx.try_send(Ok(appended_entries(first, positions)));
             }
         }
     }
@@ -246,6 +231,14 @@ impl Reply {
             }
         }
     }
+}
+
+/// Entries `first..` at `positions`, as an append's answer lists them.
+fn appended_entries(first: u64, positions: &[u64]) -> Vec<AppendedEntry> {
+    (first..)
+        .zip(positions)
+        .map(|(index, &pos)| AppendedEntry { index, pos })
+        .collect()
 }
 
 /// Encodes `answer` (or, if it cannot be encoded, an INTERNAL_ERROR naming why) as one
