@@ -44,9 +44,9 @@ impl PeerFrameHandler for Echo {
         &self,
         _from: NodeId,
         _shard: u32,
-        payload: &[u8],
+        payload: bytes::Bytes,
     ) -> Result<(), FrameRejected> {
-        for item in dledger_shards::net::split_length_prefixed(payload) {
+        for item in dledger_shards::net::split_length_prefixed(&payload) {
             let item = item.map_err(FrameRejected)?;
             match &*self.echo_to.borrow() {
                 Some(sender) => {

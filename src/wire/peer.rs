@@ -439,6 +439,20 @@ impl PeerBatchWriter {
         msg: &Message,
         entries: &[u8],
     ) -> Result<(), WireError> {
+        self.message_parts(out, group, msg, &[entries])
+    }
+
+    /// [`Self::message`] with the Append's records given as consecutive parts (for
+    /// example one per record, as a log's cache holds them): written back to back, with
+    /// no intermediate concatenation.
+    pub fn message_parts<P: AsRef<[u8]>>(
+        &mut self,
+        out: &mut BytesMut,
+        group: GroupId,
+        msg: &Message,
+        parts: &[P],
+    ) -> Result<(), WireError> {
+        let entries_len: usize = parts.iter().map(|p| p.as_ref().len()).sum();
         if msg.from != self.from || msg.to != self.to {
             return Err(WireError::Misuse("message from/to differ from the batch's"));
         }
@@ -451,12 +465,12 @@ impl PeerBatchWriter {
                         max: u64::from(self.limits.max_entries_per_append),
                     });
                 }
-                if (count == 0) != entries.is_empty() || entries.len() < count as usize {
+                if (count == 0) != (entries_len == 0) || entries_len < count as usize {
                     return Err(WireError::Misuse("append entries do not match its count"));
                 }
-                8 * 4 + 4 + 4 + entries.len()
+                8 * 4 + 4 + 4 + entries_len
             }
-            _ if !entries.is_empty() => {
+            _ if entries_len != 0 => {
                 return Err(WireError::Misuse("only an Append carries entries"));
             }
             MsgBody::PreVote { .. } => 16,
@@ -476,7 +490,7 @@ impl PeerBatchWriter {
         self.enter(out, Section::Messages)?;
         out.put_u32(group);
         out.put_u64(msg.term);
-        write_msg_body(out, &msg.body, entries);
+        write_msg_body(out, &msg.body, parts, entries_len);
         self.count += 1;
         Ok(())
     }
@@ -494,7 +508,12 @@ impl PeerBatchWriter {
     }
 }
 
-fn write_msg_body(out: &mut BytesMut, body: &MsgBody, entries: &[u8]) {
+fn write_msg_body<P: AsRef<[u8]>>(
+    out: &mut BytesMut,
+    body: &MsgBody,
+    parts: &[P],
+    entries_len: usize,
+) {
     match *body {
         MsgBody::PreVote {
             last_index,
@@ -535,8 +554,10 @@ fn write_msg_body(out: &mut BytesMut, body: &MsgBody, entries: &[u8]) {
             out.put_u64(entries_term);
             out.put_u32(count);
             out.put_u64(commit);
-            out.put_u32(entries.len() as u32); // bounded by the frame check before
-            out.put_slice(entries);
+            out.put_u32(entries_len as u32); // bounded by the frame check before
+            for p in parts {
+                out.put_slice(p.as_ref());
+            }
         }
         MsgBody::AppendResp {
             match_index,

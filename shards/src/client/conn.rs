@@ -9,29 +9,36 @@
 //!
 //! Bounds: at most `max_inflight_per_conn` requests are outstanding (a semaphore; later
 //! callers wait), so the send buffer holds at most that many frames of at most
-//! `max_frame_bytes`; the receive buffer holds at most one frame plus one read chunk,
-//! because the frame decoder refuses an oversized length prefix before the body arrives.
-//! When the connection fails every waiting caller gets the error at once.
+//! `max_frame_bytes`; answers are cut out of receive regions without copying
+//! ([`crate::net::recv`]), and the frame decoder refuses an oversized length prefix
+//! before the body arrives. When the connection fails every waiting caller gets the
+//! error at once.
+//!
+//! Per-call cost is kept small on purpose (the perf harness measures through this): no
+//! timer per call — one sweeper task per connection expires calls from a deadline queue
+//! in issue order — and request ids are looked up with a multiplicative hash.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
+use std::time::Instant;
 
 use bytes::{Buf, BytesMut};
 use dledger::config::HostPort;
 use dledger::wire::{Body, Frame, FrameDecoder, WireLimits};
-use futures_lite::{AsyncRead, AsyncWrite};
+use futures_lite::AsyncWrite;
 use glommio::net::TcpStream;
 use glommio::sync::Semaphore;
 
 use super::error::ClientError;
 use super::options::ClientOptions;
+use crate::net::recv::RecvBuffer;
 
-/// Bytes asked of the socket per read.
-const READ_CHUNK_BYTES: usize = 64 << 10;
+/// Size of a receive region (answers are cut out of it without copying).
+const RECV_REGION_BYTES: usize = 256 << 10;
 /// Reads per driver wake-up before it yields, so callers woken by completed requests get
 /// to run (and queue more) while a busy socket keeps delivering.
 const READS_PER_POLL_MAX: usize = 16;
@@ -57,13 +64,38 @@ impl Slot {
     }
 }
 
+/// Request ids are sequential: a multiplicative (Fibonacci) hash spreads them over the
+/// table's bits at the cost of one multiplication (SipHash costs more than the lookup).
+#[derive(Clone, Copy, Debug, Default)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type IdMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<IdHasher>>;
+
 #[derive(Debug)]
 struct Shared {
     addr: HostPort,
     limits: WireLimits,
     /// Encoded frames not yet written to the socket.
     out: RefCell<BytesMut>,
-    pending: RefCell<HashMap<u64, Rc<RefCell<Slot>>>>,
+    pending: RefCell<IdMap<Rc<RefCell<Slot>>>>,
+    /// `(deadline, request id)` of calls, in deadline order; entries of answered calls
+    /// are dropped from the front as they are met (so it holds about what is in flight).
+    deadlines: RefCell<VecDeque<(Instant, u64)>>,
+    sweeper_waker: RefCell<Option<Waker>>,
     next_request_id: Cell<u64>,
     inflight: Semaphore,
     driver_waker: RefCell<Option<Waker>>,
@@ -79,6 +111,61 @@ impl Shared {
     fn wake_driver(&self) {
         if let Some(w) = self.driver_waker.borrow_mut().take() {
             w.wake();
+        }
+    }
+
+    fn wake_sweeper(&self) {
+        if let Some(w) = self.sweeper_waker.borrow_mut().take() {
+            w.wake();
+        }
+    }
+
+    /// Queues the deadline of call `request_id`.
+    fn add_deadline(&self, at: Instant, request_id: u64) {
+        let mut deadlines = self.deadlines.borrow_mut();
+        {
+            // Forget answered calls at the front.
+            let pending = self.pending.borrow();
+            while deadlines
+                .front()
+                .is_some_and(|(_, id)| !pending.contains_key(id))
+            {
+                deadlines.pop_front();
+            }
+        }
+        let was_first = deadlines.front().is_none_or(|&(first, _)| at < first);
+        match deadlines.back() {
+            Some(&(last, _)) if at < last => {
+                // A shorter timeout than an earlier call's: keep the queue sorted.
+                let i = deadlines.partition_point(|&(d, _)| d <= at);
+                deadlines.insert(i, (at, request_id));
+            }
+            _ => deadlines.push_back((at, request_id)),
+        }
+        drop(deadlines);
+        if was_first {
+            self.wake_sweeper();
+        }
+    }
+
+    /// Fails every call whose deadline passed; returns the next deadline.
+    fn expire(&self, now: Instant) -> Option<Instant> {
+        loop {
+            let (at, id) = *self.deadlines.borrow().front()?;
+            if at > now {
+                return Some(at);
+            }
+            self.deadlines.borrow_mut().pop_front();
+            let slot = self.pending.borrow_mut().remove(&id);
+            if let Some(slot) = slot {
+                Slot::fill(
+                    &slot,
+                    Err(
+                        ClientError::timeout(&self.addr, "no answer within the request timeout")
+                            .with_outcome_unknown(true),
+                    ),
+                );
+            }
         }
     }
 
@@ -105,6 +192,8 @@ impl Shared {
             Slot::fill(&slot, Err(err.clone().with_outcome_unknown(true)));
         }
         self.out.borrow_mut().clear();
+        self.deadlines.borrow_mut().clear();
+        self.wake_sweeper();
     }
 
     /// One pass of the driver: write what is queued, read what arrived. Ready means the
@@ -113,8 +202,7 @@ impl Shared {
         &self,
         cx: &mut Context<'_>,
         stream: &mut TcpStream,
-        recv: &mut BytesMut,
-        scratch: &mut [u8],
+        recv: &mut RecvBuffer,
         decoder: &FrameDecoder,
     ) -> Poll<ClientError> {
         if self.closing.get() {
@@ -147,29 +235,27 @@ impl Shared {
             }
         }
         for _ in 0..READS_PER_POLL_MAX {
-            match Pin::new(&mut *stream).poll_read(cx, &mut scratch[..]) {
+            let want = decoder.bytes_needed(recv.filled());
+            match recv.poll_read_from(cx, &mut *stream, want) {
                 Poll::Ready(Ok(0)) => {
                     return Poll::Ready(ClientError::network(
                         &self.addr,
                         "connection closed by the node",
                     ));
                 }
-                Poll::Ready(Ok(n)) => {
-                    recv.extend_from_slice(&scratch[..n]);
-                    loop {
-                        match decoder.decode(recv) {
-                            Ok(Some(frame)) => self.complete(frame),
-                            Ok(None) => break,
-                            Err(e) => {
-                                return Poll::Ready(ClientError::local(
-                                    e.response_code(),
-                                    Some(&self.addr),
-                                    format!("bad frame from the node, connection dropped: {e}"),
-                                ));
-                            }
+                Poll::Ready(Ok(_)) => loop {
+                    match decoder.decode(recv.filled()) {
+                        Ok(Some(frame)) => self.complete(frame),
+                        Ok(None) => break,
+                        Err(e) => {
+                            return Poll::Ready(ClientError::local(
+                                e.response_code(),
+                                Some(&self.addr),
+                                format!("bad frame from the node, connection dropped: {e}"),
+                            ));
                         }
                     }
-                }
+                },
                 Poll::Ready(Err(e)) => {
                     return Poll::Ready(ClientError::network(
                         &self.addr,
@@ -226,7 +312,9 @@ impl Connection {
             addr: addr.clone(),
             limits: opts.limits,
             out: RefCell::new(BytesMut::new()),
-            pending: RefCell::new(HashMap::new()),
+            pending: RefCell::new(IdMap::default()),
+            deadlines: RefCell::new(VecDeque::new()),
+            sweeper_waker: RefCell::new(None),
             next_request_id: Cell::new(1),
             inflight: Semaphore::new(opts.max_inflight_per_conn as u64),
             driver_waker: RefCell::new(None),
@@ -235,6 +323,7 @@ impl Connection {
             unmatched_responses: Cell::new(0),
         });
         glommio::spawn_local(drive(shared.clone(), stream)).detach();
+        glommio::spawn_local(sweep(shared.clone())).detach();
         Ok(Connection { shared })
     }
 
@@ -304,43 +393,62 @@ impl Connection {
             "request ids are never reused on a connection"
         );
         let _guard = PendingGuard { shared, request_id };
+        shared.add_deadline(Instant::now() + timeout, request_id);
         shared.wake_driver();
-
-        let answer = poll_fn(|cx| {
+        // The answer, or the sweeper's timeout error, lands in the slot.
+        poll_fn(|cx| {
             let mut s = slot.borrow_mut();
             match s.result.take() {
-                Some(r) => Poll::Ready(Some(r)),
+                Some(r) => Poll::Ready(r),
                 None => {
                     s.waker = Some(cx.waker().clone());
                     Poll::Pending
                 }
             }
-        });
-        let deadline = async {
-            glommio::timer::sleep(timeout).await;
-            None
-        };
-        match futures_lite::future::or(answer, deadline).await {
-            Some(result) => result,
-            None => Err(ClientError::timeout(
-                &shared.addr,
-                format!("no answer within {} ms", timeout.as_millis()),
-            )
-            .with_outcome_unknown(true)),
-        }
+        })
+        .await
     }
 }
 
 /// The connection's one task: runs until the socket fails or the owner drops the
 /// connection, then fails whatever is still waiting.
 async fn drive(shared: Rc<Shared>, mut stream: TcpStream) {
-    let mut recv = BytesMut::with_capacity(READ_CHUNK_BYTES);
-    // Reads land here (zeroed once), then only the bytes received are copied on.
-    let mut scratch = vec![0u8; READ_CHUNK_BYTES];
+    let mut recv = RecvBuffer::new(RECV_REGION_BYTES);
     let decoder = FrameDecoder::new(shared.limits.max_frame_bytes);
-    let reason =
-        poll_fn(|cx| shared.poll_drive(cx, &mut stream, &mut recv, &mut scratch, &decoder)).await;
+    let reason = poll_fn(|cx| shared.poll_drive(cx, &mut stream, &mut recv, &decoder)).await;
     shared.fail_all(reason);
     // Dropping the stream closes the socket.
     drop(stream);
+}
+
+/// The connection's timeout task: sleeps until the earliest call deadline, fails the
+/// calls that passed it, and parks while no call is waiting. Ends with the connection.
+async fn sweep(shared: Rc<Shared>) {
+    loop {
+        if shared.failure.borrow().is_some() || shared.closing.get() {
+            return;
+        }
+        match shared.expire(Instant::now()) {
+            Some(next) => {
+                let nap = next.saturating_duration_since(Instant::now());
+                // Woken early by a call with an earlier deadline or by the close.
+                futures_lite::future::or(glommio::timer::sleep(nap), woken(&shared)).await;
+            }
+            None => woken(&shared).await,
+        }
+    }
+}
+
+/// Resolves the first time the sweeper is woken after this starts waiting.
+async fn woken(shared: &Shared) {
+    let mut parked = false;
+    poll_fn(|cx| {
+        if parked {
+            return Poll::Ready(());
+        }
+        parked = true;
+        *shared.sweeper_waker.borrow_mut() = Some(cx.waker().clone());
+        Poll::Pending
+    })
+    .await;
 }

@@ -6,6 +6,8 @@
 
 use std::collections::VecDeque;
 
+use bytes::BytesMut;
+
 /// What one call of [`PeerCodec::encode_batch`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BatchEncoded {
@@ -30,7 +32,7 @@ pub trait PeerCodec: 'static {
     fn encode_batch(
         &self,
         queue: &mut VecDeque<Self::Item>,
-        out: &mut Vec<u8>,
+        out: &mut BytesMut,
         max_payload_bytes: usize,
     ) -> BatchEncoded;
 }
@@ -45,7 +47,7 @@ impl PeerCodec for LengthPrefixedCodec {
     fn encode_batch(
         &self,
         queue: &mut VecDeque<Vec<u8>>,
-        out: &mut Vec<u8>,
+        out: &mut BytesMut,
         max_payload_bytes: usize,
     ) -> BatchEncoded {
         let mut encoded = BatchEncoded::default();
@@ -110,10 +112,10 @@ pub fn split_length_prefixed(payload: &[u8]) -> impl Iterator<Item = Result<&[u8
 mod tests {
     fn encode_all(items: &[Vec<u8>]) -> Vec<u8> {
         let mut queue: VecDeque<Vec<u8>> = items.iter().cloned().collect();
-        let mut payload = Vec::new();
+        let mut payload = BytesMut::new();
         let encoded = LengthPrefixedCodec.encode_batch(&mut queue, &mut payload, usize::MAX);
         assert_eq!(encoded.items, items.len() as u64);
-        payload
+        payload.to_vec()
     }
 
     use super::*;

@@ -9,7 +9,7 @@ use super::frame::CLUSTER_NAME_BYTES_MAX;
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 16 << 20;
 pub const DEFAULT_QUEUE_CAPACITY: usize = 4096;
 pub const DEFAULT_WRITE_BUFFER_BYTES_MAX: usize = 4 << 20;
-pub const DEFAULT_READ_BUFFER_BYTES: usize = 64 << 10;
+pub const DEFAULT_READ_BUFFER_BYTES: usize = 1 << 20;
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 1000;
 pub const DEFAULT_HELLO_TIMEOUT_MS: u64 = 1000;
 pub const DEFAULT_BACKOFF_MIN_MS: u64 = 20;
@@ -21,8 +21,12 @@ pub struct PeerNetConfig {
     /// Cluster name; a Hello from another cluster is refused.
     pub cluster: String,
     pub self_id: NodeId,
-    /// Where this node accepts peer connections (every shard listens, SO_REUSEPORT).
+    /// Where this node accepts peer connections.
     pub listen_addr: SocketAddr,
+    /// The node's one listening socket on `listen_addr`, bound exclusively
+    /// ([`super::listen::bind_exclusive`]); every shard accepts on a duplicate. `None`:
+    /// each shard binds `listen_addr` itself with SO_REUSEPORT.
+    pub listener: Option<std::sync::Arc<std::net::TcpListener>>,
     /// Every node of the cluster with its peer address, this node included.
     pub nodes: HashMap<NodeId, SocketAddr>,
     /// Largest frame payload sent or accepted.
@@ -32,7 +36,7 @@ pub struct PeerNetConfig {
     /// A writer stops draining its queue into one write once this many bytes are
     /// buffered (the rest goes in the next write).
     pub write_buffer_bytes_max: usize,
-    /// Initial size of a connection's read buffer; it grows up to one whole frame.
+    /// Size of a connection's receive regions (a region is one frame when that is larger).
     pub read_buffer_bytes: usize,
     pub connect_timeout_ms: u64,
     /// How long either side waits for the other's handshake frame.
@@ -54,6 +58,7 @@ impl PeerNetConfig {
             cluster: cluster.into(),
             self_id,
             listen_addr,
+            listener: None,
             nodes,
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,

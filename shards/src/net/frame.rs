@@ -33,6 +33,7 @@
 //! After the ack only the dialer sends (Batch frames): a connection carries one
 //! direction; the acceptor answers over its own outbound connection.
 
+use bytes::BufMut;
 use dledger::raft::NodeId;
 
 pub const FRAME_MAGIC: [u8; 4] = *b"DLPF";
@@ -141,13 +142,13 @@ pub fn decode_header(
 /// # Panics
 /// When `payload_len` does not fit the 32-bit field: callers bound frames by
 /// `max_frame_bytes` (a `u32`) first.
-pub fn encode_header(kind: FrameKind, payload_len: usize, out: &mut Vec<u8>) {
+pub fn encode_header(kind: FrameKind, payload_len: usize, out: &mut impl BufMut) {
     let len = u32::try_from(payload_len).expect("frame payload bounded by max_frame_bytes (u32)");
-    out.extend_from_slice(&FRAME_MAGIC);
-    out.push(FRAME_VERSION);
-    out.push(kind.code());
-    out.extend_from_slice(&[0, 0]);
-    out.extend_from_slice(&len.to_be_bytes());
+    out.put_slice(&FRAME_MAGIC);
+    out.put_u8(FRAME_VERSION);
+    out.put_u8(kind.code());
+    out.put_slice(&[0, 0]);
+    out.put_slice(&len.to_be_bytes());
 }
 
 /// Overwrites the length field of the header that starts at `header_at` in `buf`.
@@ -167,20 +168,20 @@ pub struct Hello {
 
 impl Hello {
     /// Appends the whole Hello frame (header included).
-    pub fn encode_frame(&self, out: &mut Vec<u8>) {
+    pub fn encode_frame(&self, out: &mut impl BufMut) {
         let cluster = self.cluster.as_bytes();
         assert!(
             cluster.len() <= CLUSTER_NAME_BYTES_MAX,
             "cluster names are validated at start-up"
         );
         encode_header(FrameKind::Hello, 16 + cluster.len(), out);
-        out.extend_from_slice(&self.node_id.to_be_bytes());
-        out.extend_from_slice(&self.shard_id.to_be_bytes());
-        out.extend_from_slice(&self.shard_count.to_be_bytes());
-        out.extend_from_slice(&self.protocol_version.to_be_bytes());
+        out.put_slice(&self.node_id.to_be_bytes());
+        out.put_slice(&self.shard_id.to_be_bytes());
+        out.put_slice(&self.shard_count.to_be_bytes());
+        out.put_slice(&self.protocol_version.to_be_bytes());
         // Bounded by the assert above.
-        out.extend_from_slice(&(cluster.len() as u16).to_be_bytes());
-        out.extend_from_slice(cluster);
+        out.put_slice(&(cluster.len() as u16).to_be_bytes());
+        out.put_slice(cluster);
     }
 
     pub fn decode_payload(payload: &[u8]) -> Result<Self, FrameError> {
@@ -221,11 +222,11 @@ pub struct HelloAck {
 }
 
 impl HelloAck {
-    pub fn encode_frame(&self, out: &mut Vec<u8>) {
+    pub fn encode_frame(&self, out: &mut impl BufMut) {
         encode_header(FrameKind::HelloAck, HELLO_ACK_PAYLOAD_BYTES, out);
-        out.extend_from_slice(&self.node_id.to_be_bytes());
-        out.extend_from_slice(&self.shard_id.to_be_bytes());
-        out.extend_from_slice(&self.shard_count.to_be_bytes());
+        out.put_slice(&self.node_id.to_be_bytes());
+        out.put_slice(&self.shard_id.to_be_bytes());
+        out.put_slice(&self.shard_count.to_be_bytes());
     }
 
     pub fn decode_payload(payload: &[u8]) -> Result<Self, FrameError> {
@@ -288,9 +289,9 @@ impl RejectReason {
         }
     }
 
-    pub fn encode_frame(self, out: &mut Vec<u8>) {
+    pub fn encode_frame(self, out: &mut impl BufMut) {
         encode_header(FrameKind::HelloReject, HELLO_REJECT_PAYLOAD_BYTES, out);
-        out.push(self.code());
+        out.put_u8(self.code());
     }
 }
 

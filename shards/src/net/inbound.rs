@@ -23,6 +23,7 @@ use std::{
     time::Duration,
 };
 
+use bytes::Bytes;
 use dledger::raft::NodeId;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::{
@@ -37,9 +38,13 @@ use super::{
         self, FRAME_HEADER_BYTES, FrameError, FrameKind, HELLO_PAYLOAD_BYTES_MAX, Hello, HelloAck,
         PROTOCOL_VERSION, RejectReason,
     },
+    recv::RecvBuffer,
     stats::NetStats,
     until_stop,
 };
+
+/// Smallest receive region (a region must hold several reads).
+const RECV_REGION_BYTES_MIN: usize = 64 << 10;
 use crate::runtime::ShardStop;
 
 /// A frame payload the handler could not accept. Closes that connection only.
@@ -49,15 +54,16 @@ pub struct FrameRejected(pub String);
 
 /// Receives the Batch frames of every peer connection a shard serves.
 ///
-/// Called on the shard's replication queue, once per frame, in connection order; the
-/// payload borrows the connection's read buffer and is valid only during the call.
+/// Called on the shard's replication queue, once per frame, in connection order. The
+/// payload is a slice of the connection's receive region (see [`super::recv`]): the
+/// handler may keep parts of it (an Append's records) without copying.
 pub trait PeerFrameHandler: 'static {
     /// `from`/`from_shard`: the sender, as its (validated) Hello said.
     fn on_peer_frame(
         &self,
         from: NodeId,
         from_shard: u32,
-        payload: &[u8],
+        payload: Bytes,
     ) -> Result<(), FrameRejected>;
 }
 
@@ -300,21 +306,19 @@ impl<H: PeerFrameHandler> Inbound<H> {
         }
     }
 
-    /// The reader loop. One buffer per connection, reused for every frame: it starts at
-    /// `read_buffer_bytes` and grows to at most one header plus `max_frame_bytes`, only
-    /// after the header announcing that size passed the check, and only as fast as the
-    /// frame's bytes arrive.
+    /// The reader loop: frames are cut out of the connection's receive regions without
+    /// copying ([`RecvBuffer`]); a region is `read_buffer_bytes`, and a frame's size is
+    /// checked before the buffer makes room for it. A frame larger than a region gets
+    /// room only as fast as its bytes arrive (see [`RecvBuffer`]), so a header announcing
+    /// a large frame that never comes costs nothing.
     async fn read_frames(&self, stream: &mut TcpStream, hello: &Hello) -> Result<(), NetError> {
         let max_frame_bytes = self.config.max_frame_bytes;
-        let mut buf = vec![0u8; self.config.read_buffer_bytes.max(FRAME_HEADER_BYTES)];
-        // Bytes `start..filled` of `buf` are received and not yet consumed.
-        let mut start = 0usize;
-        let mut filled = 0usize;
+        let mut buf = RecvBuffer::new(self.config.read_buffer_bytes.max(RECV_REGION_BYTES_MIN));
         loop {
             // Hand over every complete frame in the buffer.
             let mut needed = FRAME_HEADER_BYTES;
-            while filled - start >= FRAME_HEADER_BYTES {
-                let header: &[u8; FRAME_HEADER_BYTES] = buf[start..start + FRAME_HEADER_BYTES]
+            while buf.filled().len() >= FRAME_HEADER_BYTES {
+                let header: &[u8; FRAME_HEADER_BYTES] = buf.filled()[..FRAME_HEADER_BYTES]
                     .try_into()
                     .expect("slice of FRAME_HEADER_BYTES");
                 let header = frame::decode_header(header, max_frame_bytes)?;
@@ -326,40 +330,22 @@ impl<H: PeerFrameHandler> Inbound<H> {
                     .into());
                 }
                 let frame_bytes = FRAME_HEADER_BYTES + header.payload_len;
-                if filled - start < frame_bytes {
+                if buf.filled().len() < frame_bytes {
                     needed = frame_bytes;
                     break;
                 }
-                let payload = &buf[start + FRAME_HEADER_BYTES..start + frame_bytes];
+                let mut frame = buf.filled().split_to(frame_bytes);
+                let payload = frame.split_off(FRAME_HEADER_BYTES).freeze();
                 NetStats::bump(&self.stats.frames_received);
                 NetStats::add(&self.stats.bytes_received, frame_bytes as u64);
                 self.handler
                     .on_peer_frame(hello.node_id, hello.shard_id, payload)
                     .map_err(NetError::Handler)?;
-                start += frame_bytes;
             }
-            // Keep the unconsumed tail at the front, then make room for the frame.
-            if start > 0 {
-                buf.copy_within(start..filled, 0);
-                filled -= start;
-                start = 0;
-            }
-            // Grow only once the buffer is full, doubling up to the frame's size: memory
-            // follows the bytes that actually arrived, so a header announcing a large
-            // frame that never comes costs nothing (and many such connections cost no
-            // more than what they sent).
             debug_assert!(needed <= FRAME_HEADER_BYTES + max_frame_bytes);
-            if filled == buf.len() && buf.len() < needed {
-                let grown = buf.len().saturating_mul(2).min(needed);
-                buf.resize(grown, 0);
-            }
-            debug_assert!(filled < buf.len());
-            let read = stream.read(&mut buf[filled..]).await?;
-            if read == 0 {
+            if buf.read_from(stream, needed).await? == 0 {
                 return Ok(());
             }
-            filled += read;
-            debug_assert!(filled <= buf.len());
         }
     }
 }

@@ -38,6 +38,8 @@ mod codec;
 mod config;
 pub mod frame;
 mod inbound;
+pub mod listen;
+pub mod recv;
 mod sender;
 mod stats;
 
@@ -133,9 +135,15 @@ impl<T: 'static> PeerNet<T> {
         let shard_count = u32::try_from(context.shard_count)
             .map_err(|_| NetError::Config("shard count above u32".to_owned()))?;
         let handoff = context.handoff.take().ok_or(NetError::HandoffTaken)?;
-        let listener = TcpListener::bind(config.listen_addr).map_err(|e| NetError::Listen {
+        // A node binds its peer port once, exclusively (see [`listen`]); standalone users
+        // (tests) let every shard bind with SO_REUSEPORT.
+        let listener = match &config.listener {
+            Some(shared) => listen::shard_listener(shared),
+            None => TcpListener::bind(config.listen_addr).map_err(std::io::Error::from),
+        }
+        .map_err(|e| NetError::Listen {
             addr: config.listen_addr,
-            source: e.into(),
+            source: e,
         })?;
         let local_addr = listener.local_addr().map_err(|e| NetError::Listen {
             addr: config.listen_addr,

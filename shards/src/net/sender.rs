@@ -24,6 +24,7 @@ use std::{
     time::Duration,
 };
 
+use bytes::BytesMut;
 use dledger::raft::NodeId;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
@@ -195,7 +196,7 @@ pub(crate) struct Drained {
 pub(crate) fn drain_into_frames<C: PeerCodec>(
     codec: &C,
     queue: &mut VecDeque<C::Item>,
-    buf: &mut Vec<u8>,
+    buf: &mut BytesMut,
     max_frame_bytes: usize,
     buf_bytes_max: usize,
 ) -> Drained {
@@ -281,7 +282,7 @@ impl<C: PeerCodec> Writer<C> {
                 .map_or(0, |d| d.as_nanos() as u64);
         let mut backoff =
             Backoff::new(self.config.backoff_min_ms, self.config.backoff_max_ms, seed);
-        let mut buf = Vec::with_capacity(self.config.write_buffer_bytes_max.min(64 << 10));
+        let mut buf = BytesMut::with_capacity(self.config.write_buffer_bytes_max.min(64 << 10));
         let peer = self.sender.peer();
         while !self.stop.is_stopped() {
             match until_stop(&self.stop, self.connect(&mut buf)).await {
@@ -332,7 +333,7 @@ impl<C: PeerCodec> Writer<C> {
     }
 
     /// Connects and completes the handshake: send Hello, expect HelloAck from the peer.
-    async fn connect(&self, buf: &mut Vec<u8>) -> Result<TcpStream, NetError> {
+    async fn connect(&self, buf: &mut BytesMut) -> Result<TcpStream, NetError> {
         let stream = TcpStream::connect_timeout(
             self.peer_addr,
             Duration::from_millis(self.config.connect_timeout_ms),
@@ -391,7 +392,7 @@ impl<C: PeerCodec> Writer<C> {
     }
 
     /// Sends whatever is queued, one write per wake-up, until a write fails.
-    async fn pump(&self, stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<(), NetError> {
+    async fn pump(&self, stream: &mut TcpStream, buf: &mut BytesMut) -> Result<(), NetError> {
         let stats = &self.sender.shared.stats;
         loop {
             self.sender.wait_for_items().await;
@@ -425,7 +426,7 @@ impl<C: PeerCodec> Writer<C> {
                     .write_buffer_bytes_max
                     .max(self.config.max_frame_bytes)
             {
-                *buf = Vec::with_capacity(self.config.write_buffer_bytes_max.min(64 << 10));
+                *buf = BytesMut::with_capacity(self.config.write_buffer_bytes_max.min(64 << 10));
             }
         }
     }
@@ -458,7 +459,7 @@ mod tests {
     #[test]
     fn everything_queued_goes_in_one_frame() {
         let mut queue: VecDeque<Vec<u8>> = (0..100u8).map(|i| vec![i; 3]).collect();
-        let mut buf = Vec::new();
+        let mut buf = BytesMut::new();
         let drained =
             drain_into_frames(&LengthPrefixedCodec, &mut queue, &mut buf, 1 << 20, 1 << 20);
         assert_eq!(
@@ -484,7 +485,7 @@ mod tests {
         // 104-byte item fits no frame and is dropped.
         let mut queue: VecDeque<Vec<u8>> = (0..7u8).map(|i| vec![i; 10]).collect();
         queue.insert(3, vec![0xEE; 100]);
-        let mut buf = Vec::new();
+        let mut buf = BytesMut::new();
         let drained = drain_into_frames(&LengthPrefixedCodec, &mut queue, &mut buf, 45, 1 << 20);
         assert_eq!(
             drained,
@@ -505,7 +506,7 @@ mod tests {
     #[test]
     fn the_write_buffer_bound_leaves_the_rest_queued() {
         let mut queue: VecDeque<Vec<u8>> = (0..10u8).map(|i| vec![i; 10]).collect();
-        let mut buf = Vec::new();
+        let mut buf = BytesMut::new();
         // Frames of 2 items (28 payload bytes): 40 bytes after the first, the bound is
         // reached at a frame boundary.
         let drained = drain_into_frames(&LengthPrefixedCodec, &mut queue, &mut buf, 28, 40);

@@ -7,6 +7,7 @@
 //! closes that connection only.
 
 use std::{
+    cell::Cell,
     net::SocketAddr,
     rc::Rc,
     time::{Duration, Instant},
@@ -18,23 +19,25 @@ use dledger::wire::{
     GetRequest, GetResponse, GotEntry, MetadataRequest, MetadataResponse, PeerInfo, ResponseCode,
     WireLimits,
 };
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::{
     channels::local_channel,
     net::{TcpListener, TcpStream},
-    sync::Semaphore,
 };
+
+use crate::net::recv::RecvBuffer;
 
 use super::{
     group::Group,
+    reply::{Answers, Reply, encode_answer},
     shard::{FORWARDED_MAX, ShardMsg, ShardState},
 };
 use crate::runtime::ShardStop;
 
 /// Requests of one connection being served at once.
 pub const REQUESTS_IN_FLIGHT_MAX: usize = 1024;
-/// Bytes read from a socket per call.
-const READ_CHUNK_BYTES: usize = 64 << 10;
+/// Size of a connection's receive region: frames are cut out of it without copying (a
+/// frame that straddles its end is moved to the next region).
+const RECV_REGION_BYTES: usize = 256 << 10;
 /// Once the first byte of a frame has arrived, the rest must follow within this time or
 /// the connection closes: a client that trickles bytes (slowloris) cannot hold a
 /// connection slot and its buffer forever. An idle connection between frames is not
@@ -83,42 +86,40 @@ pub async fn accept_loop(shard: Rc<ShardState>, listener: TcpListener, stop: Sha
 
 async fn serve(shard: Rc<ShardState>, stream: TcpStream, stop: ShardStop) -> Result<(), String> {
     let (mut reader, mut writer) = futures_lite::io::split(stream);
-    let (tx, rx) = local_channel::new_bounded::<Bytes>(REQUESTS_IN_FLIGHT_MAX);
-    let writer_task = glommio::spawn_local(async move {
-        while let Some(bytes) = rx.recv().await {
-            if writer.write_all(&bytes).await.is_err() {
-                return;
-            }
-        }
-    });
-    let tx = Rc::new(tx);
-    let permits = Rc::new(Semaphore::new(REQUESTS_IN_FLIGHT_MAX as u64));
+    let answers = Rc::new(Answers::new(shard.limits, REQUESTS_IN_FLIGHT_MAX));
+    let reading_done = Rc::new(Cell::new(false));
+    let writer_task = {
+        let (answers, reading_done) = (answers.clone(), reading_done.clone());
+        glommio::spawn_local(
+            async move { answers.run_writer(&mut writer, || reading_done.get()).await },
+        )
+    };
     let decoder = FrameDecoder::new(shard.limits.max_frame_bytes);
-    let mut buf = BytesMut::new();
-    let mut chunk = vec![0u8; READ_CHUNK_BYTES];
+    let mut inbuf = RecvBuffer::new(RECV_REGION_BYTES);
     // When the bytes of an unfinished frame started to arrive.
     let mut partial_since: Option<Instant> = None;
     let frame_timeout = Duration::from_millis(FRAME_COMPLETE_TIMEOUT_MS);
     let result = loop {
-        let frame = match decoder.decode(&mut buf) {
+        let frame = match decoder.decode(inbuf.filled()) {
             Ok(Some(frame)) => {
                 partial_since = None;
                 frame
             }
             Ok(None) => {
-                let read = if buf.is_empty() {
-                    crate::net::until_stop(&stop, reader.read(&mut chunk)).await
+                let want = decoder.bytes_needed(inbuf.filled());
+                let read = if inbuf.filled().is_empty() {
+                    crate::net::until_stop(&stop, inbuf.read_from(&mut reader, want)).await
                 } else {
                     let since = *partial_since.get_or_insert_with(Instant::now);
                     let left_ms = frame_timeout.saturating_sub(since.elapsed()).as_millis() as u64;
-                    let read = with_timeout(reader.read(&mut chunk), left_ms);
+                    let read = with_timeout(inbuf.read_from(&mut reader, want), left_ms);
                     match crate::net::until_stop(&stop, read).await {
                         Some(None) => {
                             break Err(format!(
                                 "a frame begun {} ms ago is still incomplete ({} bytes); \
                                  closing (limit {FRAME_COMPLETE_TIMEOUT_MS} ms)",
                                 since.elapsed().as_millis(),
-                                buf.len()
+                                inbuf.filled().len()
                             ));
                         }
                         Some(Some(read)) => Some(read),
@@ -130,10 +131,7 @@ async fn serve(shard: Rc<ShardState>, stream: TcpStream, stop: ShardStop) -> Res
                 };
                 match read {
                     Ok(0) => break Ok(()),
-                    Ok(n) => {
-                        buf.extend_from_slice(&chunk[..n]);
-                        continue;
-                    }
+                    Ok(_) => continue,
                     Err(e) => break Err(e.to_string()),
                 }
             }
@@ -141,45 +139,62 @@ async fn serve(shard: Rc<ShardState>, stream: TcpStream, stop: ShardStop) -> Res
                 // The stream cannot be resynchronised: say why (request id 0, no request
                 // was read), best effort, then close.
                 let why = plain_error(e.response_code(), format!("closing the connection: {e}"));
-                let _ = tx.send(encode(0, Err(why), &shard.limits)).await;
+                answers.wait_room().await;
+                answers.begin_request();
+                answers.push(0, Err(why));
                 break Err(format!("malformed frame: {e}"));
             }
         };
         let request_id = frame.header.request_id;
-        let msg = match ClientMessage::decode(&frame, &shard.limits) {
+        let decoded = ClientMessage::decode(&frame, &shard.limits);
+        answers.wait_room().await;
+        answers.begin_request();
+        let msg = match decoded {
             Ok(m) => m,
             Err(e) => {
                 // The frame was whole and its CRC right, so the next frame's start is
                 // known: answer this request with the reason and go on.
                 tracing::debug!(request_id, error = %e, "malformed client request");
                 let why = plain_error(e.response_code(), format!("malformed request: {e}"));
-                if tx
-                    .send(encode(request_id, Err(why), &shard.limits))
-                    .await
-                    .is_err()
-                {
-                    break Ok(());
-                }
+                answers.push(request_id, Err(why));
                 continue;
             }
         };
-        let Ok(permit) = permits.acquire_static_permit(1).await else {
-            break Ok(());
-        };
-        let (shard, tx) = (shard.clone(), tx.clone());
-        glommio::spawn_local(async move {
-            let answer = match elsewhere(&shard, &msg) {
-                Some(target) => forward(&shard, target, frame).await,
-                None => handle(&shard, request_id, msg).await,
-            };
-            let _ = tx.send(answer).await;
-            drop(permit);
-        })
-        .detach();
+        match (elsewhere(&shard, &msg), msg) {
+            // The hot path: straight to the group, answered by the group's commit.
+            (None, ClientMessage::AppendRequest(r)) => match group_of(&shard, &r.group) {
+                Ok(group) => group.submit(
+                    r.bodies,
+                    Reply::Conn {
+                        answers: answers.clone(),
+                        request_id,
+                    },
+                ),
+                Err(e) => answers.push(request_id, Err(e)),
+            },
+            (target, msg) => {
+                let (shard, answers) = (shard.clone(), answers.clone());
+                glommio::spawn_local(async move {
+                    match target {
+                        Some(target) => {
+                            let answer = forward(&shard, target, frame).await;
+                            answers.push_encoded(&answer);
+                        }
+                        None => {
+                            let answer = handle_message(&shard, msg).await;
+                            answers.push(request_id, answer);
+                        }
+                    }
+                })
+                .detach();
+            }
+        }
     };
     // Let answers in flight go out before the writer ends.
-    drop(tx);
-    let _ = permits.acquire(REQUESTS_IN_FLIGHT_MAX as u64).await;
+    reading_done.set(true);
+    answers.poke_writer();
+    answers.wait_drained().await;
+    answers.poke_writer();
     let _ = writer_task.await;
     result
 }
@@ -255,7 +270,14 @@ pub async fn handle_frame(shard: &Rc<ShardState>, frame: &Frame) -> Bytes {
 
 /// Serves one request; the answer is one encoded frame.
 pub async fn handle(shard: &Rc<ShardState>, request_id: u64, msg: ClientMessage) -> Bytes {
-    let answer = match msg {
+    encode(request_id, handle_message(shard, msg).await, &shard.limits)
+}
+
+async fn handle_message(
+    shard: &Rc<ShardState>,
+    msg: ClientMessage,
+) -> Result<ClientMessage, ErrorResponse> {
+    match msg {
         ClientMessage::AppendRequest(r) => append(shard, r).await,
         ClientMessage::GetRequest(r) => get(shard, r).await,
         ClientMessage::MetadataRequest(r) => metadata(shard, r),
@@ -264,8 +286,7 @@ pub async fn handle(shard: &Rc<ShardState>, request_id: u64, msg: ClientMessage)
             ResponseCode::Unsupported,
             format!("{} is not a request this node serves", kind_name(&other)),
         )),
-    };
-    encode(request_id, answer, &shard.limits)
+    }
 }
 
 fn kind_name(m: &ClientMessage) -> &'static str {
@@ -285,18 +306,7 @@ fn encode(
     limits: &WireLimits,
 ) -> Bytes {
     let mut out = BytesMut::new();
-    let msg = answer.unwrap_or_else(ClientMessage::ErrorResponse);
-    if let Err(e) = msg.encode(request_id, limits, &mut out) {
-        out.clear();
-        let fallback = ClientMessage::ErrorResponse(plain_error(
-            ResponseCode::InternalError,
-            format!("cannot encode the answer: {e}"),
-        ));
-        // A short error always fits a frame.
-        if let Err(e) = fallback.encode(request_id, limits, &mut out) {
-            tracing::error!(error = %e, "cannot encode an error answer");
-        }
-    }
+    encode_answer(request_id, answer, limits, &mut out);
     out.freeze()
 }
 
@@ -320,7 +330,7 @@ fn group_of(shard: &ShardState, name: &str) -> Result<Rc<Group>, ErrorResponse> 
 async fn append(shard: &Rc<ShardState>, r: AppendRequest) -> Result<ClientMessage, ErrorResponse> {
     let received = std::time::Instant::now();
     let group = group_of(shard, &r.group)?;
-    let rx = group.propose(r.bodies)?;
+    let rx = group.propose(r.bodies);
     match rx.recv().await {
         Some(Ok(entries)) => {
             group.metrics.append_acked(entries.len(), received);

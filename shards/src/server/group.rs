@@ -16,7 +16,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use dledger::{
     config::{GroupConfig, NodeConfig},
     raft::{
@@ -27,7 +27,7 @@ use dledger::{
 };
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 
-use super::peer::PeerItem;
+use super::{peer::PeerItem, reply::Reply};
 use crate::{
     disk::{DiskError, GroupLog},
     net::PeerNet,
@@ -40,8 +40,13 @@ pub const INBOX_MESSAGES_MAX: usize = 8192;
 /// How far the commit index moves between two recovery checkpoints: keeps recovery
 /// short without a checkpoint write per commit (a final one is written at stop).
 pub const CHECKPOINT_STRIDE_ENTRIES: Index = 1024;
-/// How often a group samples its disk's usage (DISK_FULL refusals start within this).
+/// How often an idle group samples its disk's usage (for retention and the log line
+/// when the DISK_FULL state changes).
 pub const DISK_CHECK_INTERVAL_MS: u64 = 1000;
+/// Oldest disk-usage sample a batch of appends may be admitted on: before proposing,
+/// the driver samples again (one `statvfs`) when its sample is older. So no append is
+/// accepted later than this after the disk went above the hard ratio.
+pub const DISK_SAMPLE_MAX_AGE_MS: u64 = 10;
 /// How often retention (`fileReservedHours`, disk ratios) runs.
 pub const PURGE_INTERVAL_MS: u64 = 60_000;
 
@@ -53,10 +58,14 @@ struct PendingAppend {
     first: Index,
     last: Index,
     term: Term,
-    /// Filled by the driver once the entries are in the log.
-    positions: Vec<u64>,
     deadline: Instant,
-    reply: LocalSender<AppendOutcome>,
+    reply: Reply,
+}
+
+/// A client append the driver has not proposed yet.
+struct Incoming {
+    bodies: Vec<Bytes>,
+    reply: Reply,
 }
 
 /// Where the other nodes serve clients (learned from their ClientAddr items).
@@ -72,9 +81,20 @@ pub struct Group {
     outbox: RefCell<Outbox>,
     /// Records of `FromMessage` writes still in `outbox`, in order.
     from_message_records: RefCell<VecDeque<Bytes>>,
-    /// Bodies of `Proposed` writes still in `outbox`, in order.
-    proposed_bodies: RefCell<VecDeque<Vec<Bytes>>>,
+    /// Bodies of `Proposed` writes still in `outbox`, in index order.
+    proposed_bodies: RefCell<VecDeque<Bytes>>,
+    /// Appends taken from clients since the driver last ran: proposed together, as one
+    /// batch of entries (one log write, one Append per follower).
+    incoming: RefCell<VecDeque<Incoming>>,
     pending: RefCell<VecDeque<PendingAppend>>,
+    /// `(index, position)` of the leader's own entries written for pending appends, in
+    /// index order (read when they are answered).
+    positions: RefCell<VecDeque<(Index, u64)>>,
+    /// The newest `(index, term)` whose durability the core has not been told of yet;
+    /// one watcher task waits for it ([`Group::run_persist_watcher`]).
+    persist_target: Cell<Option<(Index, Term)>>,
+    persist_tx: LocalSender<()>,
+    persist_rx: RefCell<Option<LocalReceiver<()>>>,
     inbox: RefCell<VecDeque<GroupMessage>>,
     wake_tx: LocalSender<()>,
     wake_rx: RefCell<Option<LocalReceiver<()>>>,
@@ -85,6 +105,7 @@ pub struct Group {
     /// Set while the disk is above `diskSpaceRatioToForceClean`'s write limit: new
     /// appends are refused with DISK_FULL before they reach the Raft core (reads go on).
     disk_full: RefCell<Option<String>>,
+    disk_sampled_at: Cell<Option<Instant>>,
     last_checkpoint: Cell<Index>,
     /// Entries appended per second over the last maintenance interval.
     append_tps: Cell<u32>,
@@ -118,6 +139,7 @@ impl Group {
             .map_err(|e| format!("group {}: raft config: {e}", cfg.name))?;
         let (wake_tx, wake_rx) = local_channel::new_bounded(1);
         let metrics = std::sync::Arc::new(super::metrics::GroupMetrics::new(&cfg, &node_cfg));
+        let (persist_tx, persist_rx) = local_channel::new_bounded(1);
         Ok(Rc::new(Group {
             cfg,
             node_cfg,
@@ -126,7 +148,12 @@ impl Group {
             outbox: RefCell::new(Outbox::default()),
             from_message_records: RefCell::new(VecDeque::new()),
             proposed_bodies: RefCell::new(VecDeque::new()),
+            incoming: RefCell::new(VecDeque::new()),
             pending: RefCell::new(VecDeque::new()),
+            positions: RefCell::new(VecDeque::new()),
+            persist_target: Cell::new(None),
+            persist_tx,
+            persist_rx: RefCell::new(Some(persist_rx)),
             inbox: RefCell::new(VecDeque::new()),
             wake_tx,
             wake_rx: RefCell::new(Some(wake_rx)),
@@ -134,6 +161,7 @@ impl Group {
             client_addrs,
             failure: RefCell::new(None),
             disk_full: RefCell::new(None),
+            disk_sampled_at: Cell::new(None),
             last_checkpoint: Cell::new(checkpoint),
             append_tps: Cell::new(0),
             metrics,
@@ -247,10 +275,27 @@ impl Group {
 
     /// Proposes `bodies` as consecutive entries; the receiver answers once they are
     /// committed (or why not).
-    pub fn propose(
-        &self,
-        bodies: Vec<Bytes>,
-    ) -> Result<LocalReceiver<AppendOutcome>, ErrorResponse> {
+    pub fn propose(&self, bodies: Vec<Bytes>) -> LocalReceiver<AppendOutcome> {
+        let (reply, rx) = local_channel::new_bounded(1);
+        self.submit(bodies, Reply::Chan(reply));
+        rx
+    }
+
+    /// Takes a client append: `reply` gets the outcome once the entries are committed
+    /// (or at once, why not). Checks that need no Raft step answer here; the rest are
+    /// proposed by the driver together with every other append that arrived meanwhile.
+    pub fn submit(&self, bodies: Vec<Bytes>, reply: Reply) {
+        if let Err(e) = self.admit(&bodies) {
+            reply.failed(e);
+            return;
+        }
+        self.incoming
+            .borrow_mut()
+            .push_back(Incoming { bodies, reply });
+        self.wake();
+    }
+
+    fn admit(&self, bodies: &[Bytes]) -> Result<(), ErrorResponse> {
         if let Some(f) = self.failure() {
             // A stopping node (log closed after its hand-over) sends clients on to the
             // leader: a refusal, not an error of the request.
@@ -265,7 +310,11 @@ impl Group {
         if bodies.is_empty() {
             return Err(self.error(ResponseCode::RequestWithEmptyBodys, "append without bodies"));
         }
-        if self.pending.borrow().len() as u64 >= self.cfg.max_pending_requests {
+        if self.role() != Role::Leader {
+            return Err(self.not_leader());
+        }
+        let waiting = self.pending.borrow().len() + self.incoming.borrow().len();
+        if waiting as u64 >= self.cfg.max_pending_requests {
             return Err(self.error(
                 ResponseCode::LeaderPendingFull,
                 format!(
@@ -274,50 +323,103 @@ impl Group {
                 ),
             ));
         }
-        let count = u32::try_from(bodies.len()).map_err(|_| {
-            self.error(
-                ResponseCode::UnexpectedArgument,
-                "too many bodies in one append",
-            )
-        })?;
-        let proposed = {
-            let mut node = self.node.borrow_mut();
-            let mut out = self.outbox.borrow_mut();
-            node.propose(count, &mut out)
+        Ok(())
+    }
+
+    /// Proposes every incoming append as one batch of entries.
+    fn propose_incoming(&self) {
+        if self.incoming.borrow().is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut *self.incoming.borrow_mut());
+        if let Some(f) = self.failure() {
+            let e = disk_error(self, &f);
+            batch.into_iter().for_each(|i| i.reply.failed(e.clone()));
+            return;
+        }
+        if self
+            .disk_sampled_at
+            .get()
+            .is_none_or(|t| t.elapsed() >= Duration::from_millis(DISK_SAMPLE_MAX_AGE_MS))
+        {
+            self.sample_disk();
+        }
+        if let Some(why) = self.disk_full.borrow().clone() {
+            let e = self.error(ResponseCode::DiskFull, why);
+            batch.into_iter().for_each(|i| i.reply.failed(e.clone()));
+            return;
+        }
+        let total: usize = batch.iter().map(|i| i.bodies.len()).sum();
+        let proposed = match u32::try_from(total) {
+            Ok(count) => {
+                let mut node = self.node.borrow_mut();
+                let mut out = self.outbox.borrow_mut();
+                node.propose(count, &mut out)
+            }
+            Err(_) => Err(ProposeError::PendingFull { limit: 0 }),
         };
-        let (first, term) = match proposed {
-            Ok(v) => v,
-            Err(ProposeError::NotLeader { .. }) => return Err(self.not_leader()),
-            Err(ProposeError::Transferring) => {
-                return Err(self.error(
-                    ResponseCode::LeaderTransferring,
-                    "leadership transfer in progress",
-                ));
+        let deadline = Instant::now() + Duration::from_millis(u64::from(self.cfg.max_wait_ack_ms));
+        match proposed {
+            Ok((first, term)) => {
+                let mut next = first;
+                for inc in batch {
+                    next = self.accept(inc, next, term, deadline);
+                }
+                debug_assert_eq!(next, first + total as u64);
             }
-            Err(ProposeError::PendingFull { limit }) => {
-                return Err(self.error(
-                    ResponseCode::LeaderPendingFull,
-                    format!("{limit} entries already wait for their quorum"),
-                ));
+            Err(ProposeError::PendingFull { .. }) if batch.len() > 1 => {
+                // The core's uncommitted-entries bound: take what fits, one at a time.
+                for inc in batch {
+                    let count = inc.bodies.len() as u32; // <= maxBodiesPerAppend
+                    let one = {
+                        let mut node = self.node.borrow_mut();
+                        let mut out = self.outbox.borrow_mut();
+                        node.propose(count, &mut out)
+                    };
+                    match one {
+                        Ok((first, term)) => {
+                            self.accept(inc, first, term, deadline);
+                        }
+                        Err(e) => inc.reply.failed(self.propose_error(e)),
+                    }
+                }
             }
-            Err(ProposeError::Empty) => {
-                return Err(
-                    self.error(ResponseCode::RequestWithEmptyBodys, "append without bodies")
-                );
+            Err(e) => {
+                let e = self.propose_error(e);
+                batch.into_iter().for_each(|i| i.reply.failed(e.clone()));
             }
-        };
-        let (reply, rx) = local_channel::new_bounded(1);
-        self.proposed_bodies.borrow_mut().push_back(bodies);
+        }
+    }
+
+    /// Records a proposed append (entries `first..`); returns the index after it.
+    fn accept(&self, inc: Incoming, first: Index, term: Term, deadline: Instant) -> Index {
+        let last = first + inc.bodies.len() as u64 - 1;
+        self.proposed_bodies.borrow_mut().extend(inc.bodies);
         self.pending.borrow_mut().push_back(PendingAppend {
             first,
-            last: first + Index::from(count) - 1,
+            last,
             term,
-            positions: Vec::new(),
-            deadline: Instant::now() + Duration::from_millis(u64::from(self.cfg.max_wait_ack_ms)),
-            reply,
+            deadline,
+            reply: inc.reply,
         });
-        self.wake();
-        Ok(rx)
+        last + 1
+    }
+
+    fn propose_error(&self, e: ProposeError) -> ErrorResponse {
+        match e {
+            ProposeError::NotLeader { .. } => self.not_leader(),
+            ProposeError::Transferring => self.error(
+                ResponseCode::LeaderTransferring,
+                "leadership transfer in progress",
+            ),
+            ProposeError::PendingFull { limit } => self.error(
+                ResponseCode::LeaderPendingFull,
+                format!("{limit} entries already wait for their quorum"),
+            ),
+            ProposeError::Empty => {
+                self.error(ResponseCode::RequestWithEmptyBodys, "append without bodies")
+            }
+        }
     }
 
     // ---- the driver ----
@@ -340,8 +442,6 @@ impl Group {
     /// Samples the disk usage every `DISK_CHECK_INTERVAL_MS` and applies retention every
     /// `PURGE_INTERVAL_MS`, until the shard stops.
     pub async fn run_maintenance(self: Rc<Self>, stop: ShardStop) {
-        let dir = self.log.config().group_dir();
-        let limit = self.log.config().disk_ratio_refuse_writes;
         let mut since_purge_ms = 0;
         let mut last_seen = (Instant::now(), self.last_index());
         while !stop.is_stopped() {
@@ -353,23 +453,7 @@ impl Group {
                 self.append_tps.set(per_sec.min(f64::from(u32::MAX)) as u32);
             }
             last_seen = now;
-            let full = match crate::disk::space::disk_used_ratio(&dir) {
-                Ok(ratio) if ratio > limit => Some(format!(
-                    "{} is {:.1}% used, above the {:.1}% limit for writes",
-                    dir.display(),
-                    ratio * 100.0,
-                    limit * 100.0
-                )),
-                Ok(_) => None,
-                Err(e) => {
-                    tracing::warn!(group = %self.cfg.name, error = %e, "cannot sample disk usage");
-                    None
-                }
-            };
-            if full.is_some() != self.disk_full.borrow().is_some() {
-                tracing::warn!(group = %self.cfg.name, full = full.is_some(), "disk-full state changed");
-            }
-            *self.disk_full.borrow_mut() = full;
+            self.sample_disk();
             since_purge_ms += DISK_CHECK_INTERVAL_MS;
             if since_purge_ms >= PURGE_INTERVAL_MS {
                 since_purge_ms = 0;
@@ -392,6 +476,32 @@ impl Group {
                 }
             }
         }
+    }
+
+    /// Samples the disk usage (`statvfs`) and sets or clears the DISK_FULL state. The
+    /// group, not the log, refuses appends above the hard ratio: the log must never refuse
+    /// an entry the Raft core has already counted (the group would have to stop).
+    fn sample_disk(&self) {
+        let dir = self.log.config().group_dir();
+        let limit = self.node_cfg.storage.disk_ratio_refuse_writes;
+        self.disk_sampled_at.set(Some(Instant::now()));
+        let full = match crate::disk::space::disk_used_ratio(&dir) {
+            Ok(ratio) if ratio > limit => Some(format!(
+                "{} is {:.1}% used, above the {:.1}% limit for writes",
+                dir.display(),
+                ratio * 100.0,
+                limit * 100.0
+            )),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(group = %self.cfg.name, error = %e, "cannot sample disk usage");
+                return;
+            }
+        };
+        if full.is_some() != self.disk_full.borrow().is_some() {
+            tracing::warn!(group = %self.cfg.name, full = full.is_some(), "disk-full state changed");
+        }
+        *self.disk_full.borrow_mut() = full;
     }
 
     /// The lowest index retention must keep: nothing uncommitted, and on a leader nothing
@@ -427,7 +537,7 @@ impl Group {
                     p.first, p.last, self.cfg.max_wait_ack_ms
                 ),
             );
-            let _ = p.reply.try_send(Err(e));
+            p.reply.failed(e);
         }
     }
 
@@ -437,6 +547,7 @@ impl Group {
             tracing::error!(group = %self.cfg.name, "driver started twice");
             return;
         };
+        glommio::spawn_local(self.clone().run_persist_watcher(stop.clone())).detach();
         let mut spare = Outbox::default();
         while !stop.is_stopped() {
             if crate::net::until_stop(&stop, wake_rx.recv())
@@ -446,6 +557,7 @@ impl Group {
                 break;
             }
             self.step_inbox();
+            self.propose_incoming();
             loop {
                 spare.clear();
                 std::mem::swap(&mut spare, &mut *self.outbox.borrow_mut());
@@ -460,6 +572,7 @@ impl Group {
                     self.fail(e);
                 }
                 self.step_inbox();
+                self.propose_incoming();
             }
         }
     }
@@ -507,8 +620,20 @@ impl Group {
             format!("group {}: this node is stopping", self.cfg.name),
         );
         *self.failure.borrow_mut() = Some(DiskError::Closed);
-        for p in self.pending.borrow_mut().drain(..) {
-            let _ = p.reply.try_send(Err(err.clone()));
+        self.answer_all_waiting(&err, &self.not_leader());
+    }
+
+    /// Answers every append not yet committed: those already proposed with `proposed`,
+    /// those still queued (never in the log) with `not_proposed`.
+    fn answer_all_waiting(&self, proposed: &ErrorResponse, not_proposed: &ErrorResponse) {
+        let pending = std::mem::take(&mut *self.pending.borrow_mut());
+        let incoming = std::mem::take(&mut *self.incoming.borrow_mut());
+        self.positions.borrow_mut().clear();
+        for p in pending {
+            p.reply.failed(proposed.clone());
+        }
+        for i in incoming {
+            i.reply.failed(not_proposed.clone());
         }
     }
 
@@ -519,9 +644,7 @@ impl Group {
         tracing::error!(group = %self.cfg.name, error = %e, "group stops: fatal log error");
         let err = disk_error(self, &e);
         *self.failure.borrow_mut() = Some(e);
-        for p in self.pending.borrow_mut().drain(..) {
-            let _ = p.reply.try_send(Err(err.clone()));
-        }
+        self.answer_all_waiting(&err, &err);
     }
 
     async fn apply(self: &Rc<Self>, out: &Outbox) -> Result<(), DiskError> {
@@ -547,23 +670,27 @@ impl Group {
                 self.log.truncate_suffix(from, commit).await?;
             }
             LogWrite::Proposed { first, last, term } => {
-                let bodies = self
-                    .proposed_bodies
-                    .borrow_mut()
-                    .pop_front()
-                    .ok_or_else(|| DiskError::Inconsistent {
-                        message: format!("no bodies for proposed entries {first}..={last}"),
-                    })?;
+                let n = usize::try_from(last + 1 - first).unwrap_or(usize::MAX);
+                let bodies: Vec<Bytes> = {
+                    let mut queued = self.proposed_bodies.borrow_mut();
+                    if queued.len() < n {
+                        return Err(DiskError::Inconsistent {
+                            message: format!("no bodies for proposed entries {first}..={last}"),
+                        });
+                    }
+                    queued.drain(..n).collect()
+                };
                 let refs: Vec<&[u8]> = bodies.iter().map(|b| &b[..]).collect();
                 let appended = self.log.append(term, &refs).await?;
                 check_placed(first, last, appended.first_index, appended.last_index)?;
-                if let Some(p) = self
-                    .pending
-                    .borrow_mut()
-                    .iter_mut()
-                    .find(|p| p.first == first && p.term == term)
-                {
-                    p.positions = appended.positions;
+                if self.role() == Role::Leader {
+                    let mut positions = self.positions.borrow_mut();
+                    // Entries at `first` and later were replaced (a truncation between
+                    // terms): their positions must not answer the new ones.
+                    while positions.back().is_some_and(|&(i, _)| i >= first) {
+                        positions.pop_back();
+                    }
+                    positions.extend((first..).zip(appended.positions));
                 }
                 self.watch_persisted(last, term);
             }
@@ -586,23 +713,57 @@ impl Group {
         Ok(())
     }
 
-    /// Reports `index` (of `term`) to the core once the log says it is durable (in the
-    /// group's flush mode).
-    fn watch_persisted(self: &Rc<Self>, index: Index, term: Term) {
-        let this = self.clone();
-        let written = Instant::now();
-        glommio::spawn_local(async move {
-            if this.log.wait_persisted(index).await.is_ok() {
-                this.metrics.flush_latency_ns.observe_since(written);
-                {
-                    let mut node = this.node.borrow_mut();
-                    let mut out = this.outbox.borrow_mut();
-                    node.persisted(index, term, &mut out);
+    /// Asks the durability watcher to report `index` (of `term`) to the core once the
+    /// log says it is durable (in the group's flush mode).
+    fn watch_persisted(&self, index: Index, term: Term) {
+        let before = self.persist_target.replace(Some((index, term)));
+        // The watcher waits for the old target; it only needs a nudge when it has none
+        // or the new one is lower (after a truncation the old may never be reached).
+        if before.is_none_or(|(old, _)| index < old) {
+            let _ = self.persist_tx.try_send(());
+        }
+    }
+
+    /// One task per group: waits until the newest written entry is durable and tells the
+    /// core, once for everything that became durable together (one wake-up per flush,
+    /// not one per write).
+    async fn run_persist_watcher(self: Rc<Self>, stop: ShardStop) {
+        let Some(nudges) = self.persist_rx.borrow_mut().take() else {
+            return;
+        };
+        while !stop.is_stopped() {
+            let Some((index, term)) = self.persist_target.get() else {
+                if crate::net::until_stop(&stop, nudges.recv()).await.is_none() {
+                    return;
                 }
-                this.wake();
+                continue;
+            };
+            let waiting_since = Instant::now();
+            let durable = futures_lite::future::or(
+                async { Some(self.log.wait_persisted(index).await) },
+                async {
+                    nudges.recv().await;
+                    None
+                },
+            );
+            match crate::net::until_stop(&stop, durable).await {
+                None => return,
+                Some(None) => continue,       // a new target: look again
+                Some(Some(Err(_))) => return, // the log stopped; the driver reports why
+                Some(Some(Ok(()))) => {
+                    self.metrics.flush_latency_ns.observe_since(waiting_since);
+                    if self.persist_target.get() == Some((index, term)) {
+                        self.persist_target.set(None);
+                    }
+                    {
+                        let mut node = self.node.borrow_mut();
+                        let mut out = self.outbox.borrow_mut();
+                        node.persisted(index, term, &mut out);
+                    }
+                    self.wake();
+                }
             }
-        })
-        .detach();
+        }
     }
 
     async fn send(&self, m: &Message) {
@@ -619,7 +780,7 @@ impl Group {
                     return;
                 }
             },
-            _ => Bytes::new(),
+            _ => Vec::new(),
         };
         for (msg, records) in split_append(m, records, self.node_cfg.limits.max_batch_push_bytes) {
             let item = PeerItem::Raft {
@@ -634,15 +795,14 @@ impl Group {
         }
     }
 
-    async fn read_records(&self, first: Index, count: u32) -> Result<Bytes, DiskError> {
-        if count == 1 {
-            return Ok(self.log.entry(first).await?.record);
-        }
-        let mut buf = BytesMut::new();
+    /// The records `first..first + count` as the log holds them (the tail cache: no copy
+    /// when hot).
+    async fn read_records(&self, first: Index, count: u32) -> Result<Vec<Bytes>, DiskError> {
+        let mut out = Vec::with_capacity(count as usize);
         for i in first..first + Index::from(count) {
-            buf.extend_from_slice(&self.log.entry(i).await?.record);
+            out.push(self.log.entry(i).await?.record);
         }
-        Ok(buf.freeze())
+        Ok(out)
     }
 
     async fn on_event(&self, ev: Event) {
@@ -665,18 +825,17 @@ impl Group {
             Event::RoleChanged { role, term, leader } => {
                 tracing::info!(group = %self.cfg.name, ?role, term, ?leader, "role changed");
                 if role != Role::Leader {
-                    // These entries may still commit under the next leader: the outcome
-                    // is unknown (NOT_LEADER would tell the client to resend them).
-                    let err = self.error(
+                    // Proposed entries may still commit under the next leader: their
+                    // outcome is unknown (NOT_LEADER would tell the client to resend
+                    // them). Appends not yet proposed are safe to send elsewhere.
+                    let unknown = self.error(
                         ResponseCode::TermChanged,
                         format!(
                             "group {}: leadership lost before these entries committed",
                             self.cfg.name
                         ),
                     );
-                    for p in self.pending.borrow_mut().drain(..) {
-                        let _ = p.reply.try_send(Err(err.clone()));
-                    }
+                    self.answer_all_waiting(&unknown, &self.not_leader());
                 }
             }
             Event::TransferEnded { to, succeeded } => {
@@ -686,6 +845,7 @@ impl Group {
     }
 
     fn resolve_committed(&self, commit: Index) {
+        let mut found: Vec<u64> = Vec::new();
         loop {
             let done = {
                 let mut pending = self.pending.borrow_mut();
@@ -695,22 +855,32 @@ impl Group {
                 }
             };
             let Some(p) = done else { return };
+            found.clear();
+            {
+                let mut positions = self.positions.borrow_mut();
+                while positions.front().is_some_and(|&(i, _)| i < p.first) {
+                    positions.pop_front();
+                }
+                while let Some(&(i, pos)) = positions.front() {
+                    if i > p.last {
+                        break;
+                    }
+                    found.push(pos);
+                    positions.pop_front();
+                }
+            }
             let same_term = self.node.borrow().term_at(p.last) == Some(p.term);
-            let outcome = if same_term && p.positions.len() as u64 == p.last - p.first + 1 {
-                Ok((p.first..=p.last)
-                    .zip(p.positions.iter())
-                    .map(|(index, &pos)| AppendedEntry { index, pos })
-                    .collect())
+            if same_term && found.len() as u64 == p.last - p.first + 1 {
+                p.reply.appended(p.first, &found);
             } else {
-                Err(self.error(
+                p.reply.failed(self.error(
                     ResponseCode::TermChanged,
                     format!(
                         "entries {}..={} were replaced by another leader",
                         p.first, p.last
                     ),
-                ))
-            };
-            let _ = p.reply.try_send(outcome);
+                ));
+            }
         }
     }
 
@@ -793,7 +963,7 @@ fn slice_records(records: &Bytes, skip: u64, count: u64) -> Result<Bytes, String
 
 /// Splits an Append whose records exceed `max_bytes` into consecutive Appends (a batch
 /// is single-term, so every chunk's `prev_term` is the batch's term except the first's).
-fn split_append(m: &Message, records: Bytes, max_bytes: u32) -> Vec<(Message, Bytes)> {
+fn split_append(m: &Message, records: Vec<Bytes>, max_bytes: u32) -> Vec<(Message, Vec<Bytes>)> {
     let MsgBody::Append {
         prev_index,
         prev_term,
@@ -804,51 +974,41 @@ fn split_append(m: &Message, records: Bytes, max_bytes: u32) -> Vec<(Message, By
     else {
         return vec![(*m, records)];
     };
-    if records.len() <= max_bytes as usize || count <= 1 {
+    let total: usize = records.iter().map(Bytes::len).sum();
+    if total <= max_bytes as usize || count <= 1 {
         return vec![(*m, records)];
     }
+    debug_assert_eq!(records.len(), count as usize);
     let mut out = Vec::new();
-    let (mut at, mut start, mut in_chunk, mut chunk_prev) = (0usize, 0usize, 0u32, prev_index);
-    let mut index = prev_index;
-    while at < records.len() {
-        let Ok(h) = decode_header(&records[at..], u32::MAX) else {
-            return vec![(*m, records)];
-        };
-        let len = h.record_bytes() as usize;
-        if in_chunk > 0 && at + len - start > max_bytes as usize {
-            out.push((
-                chunk(
-                    m,
-                    chunk_prev,
-                    prev_index,
-                    prev_term,
-                    entries_term,
-                    in_chunk,
-                    commit,
-                ),
-                records.slice(start..at),
-            ));
-            start = at;
-            chunk_prev = index;
-            in_chunk = 0;
+    let mut chunk_prev = prev_index;
+    let mut current: Vec<Bytes> = Vec::new();
+    let mut current_bytes = 0usize;
+    let close = |chunk_prev: Index, current: Vec<Bytes>, out: &mut Vec<(Message, Vec<Bytes>)>| {
+        let n = current.len() as u32;
+        out.push((
+            chunk(
+                m,
+                chunk_prev,
+                prev_index,
+                prev_term,
+                entries_term,
+                n,
+                commit,
+            ),
+            current,
+        ));
+        chunk_prev + Index::from(n)
+    };
+    for r in records {
+        if !current.is_empty() && current_bytes + r.len() > max_bytes as usize {
+            chunk_prev = close(chunk_prev, std::mem::take(&mut current), &mut out);
+            current_bytes = 0;
         }
-        at += len;
-        index += 1;
-        in_chunk += 1;
+        current_bytes += r.len();
+        current.push(r);
     }
-    out.push((
-        chunk(
-            m,
-            chunk_prev,
-            prev_index,
-            prev_term,
-            entries_term,
-            in_chunk,
-            commit,
-        ),
-        records.slice(start..at),
-    ));
-    debug_assert_eq!(index - prev_index, u64::from(count));
+    let end = close(chunk_prev, current, &mut out);
+    debug_assert_eq!(end - prev_index, u64::from(count));
     out
 }
 
@@ -885,7 +1045,7 @@ mod tests {
 
     /// `n` records of `body_bytes` each, indices `first..`, back to back.
     fn records(first: Index, n: u64, body_bytes: usize) -> Bytes {
-        let mut out = BytesMut::new();
+        let mut out = bytes::BytesMut::new();
         let body = vec![0xAB; body_bytes];
         for i in 0..n {
             let pos = i * (HEADER_BYTES + body_bytes) as u64;
@@ -895,6 +1055,14 @@ mod tests {
             out.extend_from_slice(&buf);
         }
         out.freeze()
+    }
+
+    /// `records` cut into its `n` equal records.
+    fn record_parts(records: &Bytes, n: usize) -> Vec<Bytes> {
+        let one = records.len() / n;
+        (0..n)
+            .map(|i| records.slice(i * one..(i + 1) * one))
+            .collect()
     }
 
     fn append(prev_index: Index, count: u32) -> Message {
@@ -916,7 +1084,8 @@ mod tests {
     fn split_append_keeps_prev_terms_exact_and_covers_every_record() {
         let recs = records(11, 5, 100);
         let one = (HEADER_BYTES + 100) as u32;
-        let chunks = split_append(&append(10, 5), recs.clone(), 2 * one);
+        let parts = record_parts(&recs, 5);
+        let chunks = split_append(&append(10, 5), parts.clone(), 2 * one);
         let shape: Vec<(Index, Term, u32, usize)> = chunks
             .iter()
             .map(|(m, r)| match m.body {
@@ -925,7 +1094,7 @@ mod tests {
                     prev_term,
                     count,
                     ..
-                } => (prev_index, prev_term, count, r.len()),
+                } => (prev_index, prev_term, count, r.iter().map(Bytes::len).sum()),
                 other => panic!("not an append: {other:?}"),
             })
             .collect();
@@ -934,13 +1103,13 @@ mod tests {
             shape,
             vec![(10, 3, 2, two), (12, 4, 2, two), (14, 4, 1, one as usize)]
         );
-        let joined: Vec<u8> = chunks.iter().flat_map(|(_, r)| r.to_vec()).collect();
+        let joined: Vec<u8> = chunks
+            .iter()
+            .flat_map(|(_, r)| r.iter().flat_map(|b| b.to_vec()))
+            .collect();
         assert_eq!(&joined[..], &recs[..]);
         // Under the limit: untouched.
-        assert_eq!(
-            split_append(&append(10, 5), recs.clone(), 10 * one).len(),
-            1
-        );
+        assert_eq!(split_append(&append(10, 5), parts, 10 * one).len(), 1);
     }
 
     #[test]

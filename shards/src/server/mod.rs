@@ -12,6 +12,7 @@ mod group;
 mod metrics;
 mod peer;
 mod register;
+mod reply;
 mod shard;
 
 use std::{
@@ -30,7 +31,7 @@ pub use group::{AppendOutcome, Group};
 pub use peer::{
     Inbound as PeerInbound, PeerItem, ServerPeerCodec, decode_payload as decode_peer_payload,
 };
-pub use shard::{STOP_TRANSFER_WAIT_MS, ShardMsg, Shared};
+pub use shard::{Listeners, STOP_TRANSFER_WAIT_MS, ShardMsg, Shared};
 
 /// Exit code for a config that does not load.
 pub const EXIT_CONFIG: u8 = 2;
@@ -112,6 +113,18 @@ fn serve(cfg: NodeConfig) -> Result<(), String> {
     signals
         .thread_block()
         .map_err(|e| format!("cannot block SIGTERM/SIGINT: {e}"))?;
+    // Both ports are bound here, once, without SO_REUSEPORT: a second server on the
+    // same ports stops now with a clear error instead of sharing them.
+    let listeners = Arc::new(Listeners {
+        client: crate::net::listen::bind_exclusive(
+            client::resolve(&cfg.client_listen)?,
+            "clients",
+        )?,
+        peer: Arc::new(crate::net::listen::bind_exclusive(
+            client::resolve(&cfg.peer_listen)?,
+            "peers",
+        )?),
+    });
     register::spawn(&cfg)?;
 
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
@@ -142,7 +155,7 @@ fn serve(cfg: NodeConfig) -> Result<(), String> {
     let runtime = {
         let shared = shared.clone();
         Runtime::<Result<(), String>>::start(&runtime_cfg, move |ctx| {
-            shard::shard_main(ctx, node_cfg.clone(), shared.clone())
+            shard::shard_main(ctx, node_cfg.clone(), shared.clone(), listeners.clone())
         })
         .map_err(|e| format!("cannot start the shards: {e}"))?
     };

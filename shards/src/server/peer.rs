@@ -16,7 +16,7 @@
 
 use std::{collections::VecDeque, net::SocketAddr};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use dledger::{
     config::GroupId,
     raft::{Message, MsgBody, NodeId},
@@ -36,8 +36,9 @@ pub enum PeerItem {
     Raft {
         group: GroupId,
         msg: Message,
-        /// The Append's records back to back (empty for other messages).
-        records: Bytes,
+        /// The Append's records in index order, each as the log's cache holds it (empty
+        /// for other messages); written back to back into the frame.
+        records: Vec<Bytes>,
     },
     ClientAddr(SocketAddr),
 }
@@ -57,7 +58,7 @@ impl PeerCodec for ServerPeerCodec {
     fn encode_batch(
         &self,
         queue: &mut VecDeque<PeerItem>,
-        out: &mut Vec<u8>,
+        out: &mut BytesMut,
         max_payload_bytes: usize,
     ) -> BatchEncoded {
         let mut done = BatchEncoded::default();
@@ -74,7 +75,7 @@ impl PeerCodec for ServerPeerCodec {
                         continue;
                     }
                     debug_assert!(text.len() <= CLIENT_ADDR_BYTES_MAX);
-                    out.push(TAG_CLIENT_ADDR);
+                    out.put_u8(TAG_CLIENT_ADDR);
                     out.extend_from_slice(&(text.len() as u16).to_be_bytes());
                     out.extend_from_slice(text.as_bytes());
                     done.items += 1;
@@ -95,8 +96,12 @@ impl PeerCodec for ServerPeerCodec {
             limits.max_frame_bytes = limits
                 .max_frame_bytes
                 .min(room.min(u32::MAX as usize) as u32);
-            let mut buf = BytesMut::with_capacity(room.min(1 << 20));
-            let mut w = PeerBatchWriter::begin(&mut buf, 0, from, to, 0, &limits);
+            // The batch frame is written straight into the transport's buffer, after its
+            // tag: no intermediate buffer, no second copy of the records.
+            let tag_at = out.len();
+            out.put_u8(TAG_RAFT);
+            let buf = &mut *out;
+            let mut w = PeerBatchWriter::begin(buf, 0, from, to, 0, &limits);
             let mut taken = vec![false; rest.len()];
             for section in 0..3 {
                 for (i, item) in rest.iter().enumerate() {
@@ -110,13 +115,13 @@ impl PeerCodec for ServerPeerCodec {
                     };
                     let pushed = match (section, msg.body) {
                         (0, MsgBody::Heartbeat { commit }) => {
-                            w.heartbeat(&mut buf, *group, msg.term, commit)
+                            w.heartbeat(buf, *group, msg.term, commit)
                         }
                         (1, MsgBody::HeartbeatResp { match_index }) => {
-                            w.heartbeat_resp(&mut buf, *group, msg.term, match_index)
+                            w.heartbeat_resp(buf, *group, msg.term, match_index)
                         }
                         (2, MsgBody::Heartbeat { .. } | MsgBody::HeartbeatResp { .. }) => continue,
-                        (2, _) => w.message(&mut buf, *group, msg, records),
+                        (2, _) => w.message_parts(buf, *group, msg, records),
                         _ => continue,
                     };
                     match pushed {
@@ -140,19 +145,17 @@ impl PeerCodec for ServerPeerCodec {
             }
             let encoded = taken.iter().filter(|t| **t).count() as u64 - done.dropped;
             if encoded > 0 {
-                match w.finish(&mut buf) {
-                    Ok(_) => {
-                        out.push(TAG_RAFT);
-                        out.extend_from_slice(&buf);
-                        done.items += encoded;
-                    }
+                match w.finish(buf) {
+                    Ok(_) => done.items += encoded,
                     Err(e) => {
                         tracing::warn!(error = %e, "dropping a peer batch that failed to close");
+                        out.truncate(tag_at);
                         done.dropped += encoded;
                     }
                 }
             } else {
-                w.abort(&mut buf);
+                w.abort(buf);
+                out.truncate(tag_at);
             }
             let mut i = 0;
             rest.retain(|_| {
@@ -169,22 +172,20 @@ impl PeerCodec for ServerPeerCodec {
 /// A decoded item from a peer.
 #[derive(Debug)]
 pub enum Inbound {
-    /// Raft messages (with records sliced from the payload copy, no further copy).
+    /// Raft messages (with records sliced from the received payload, no copy).
     Raft(PeerBatch),
     ClientAddr(SocketAddr),
 }
 
-/// Splits one transport payload into items. `payload` is copied once into `Bytes` so
-/// Append records can be kept past the call. An error names the first bad item; the
-/// caller closes the connection.
+/// Splits one transport payload into items; Append records are slices of `payload` (no
+/// copy). An error names the first bad item; the caller closes the connection.
 pub fn decode_payload(
-    payload: &[u8],
+    all: Bytes,
     from: NodeId,
     to: NodeId,
     limits: &WireLimits,
     mut each: impl FnMut(Inbound),
 ) -> Result<(), String> {
-    let all = Bytes::copy_from_slice(payload);
     let mut at = 0usize;
     while at < all.len() {
         let tag = all[at];
@@ -255,17 +256,17 @@ mod tests {
                     count: 2,
                     commit: 1,
                 }),
-                records: Bytes::from_static(b"abcdef"),
+                records: vec![Bytes::from_static(b"abc"), Bytes::from_static(b"def")],
             },
             PeerItem::Raft {
                 group: 7,
                 msg: msg(MsgBody::HeartbeatResp { match_index: 9 }),
-                records: Bytes::new(),
+                records: Vec::new(),
             },
             PeerItem::Raft {
                 group: 7,
                 msg: msg(MsgBody::Heartbeat { commit: 3 }),
-                records: Bytes::new(),
+                records: Vec::new(),
             },
             PeerItem::ClientAddr("127.0.0.1:30911".parse().expect("literal address")),
         ])
@@ -277,7 +278,7 @@ mod tests {
             limits: WireLimits::default(),
         };
         let mut queue = items();
-        let mut payload = Vec::new();
+        let mut payload = BytesMut::new();
         let done = codec.encode_batch(&mut queue, &mut payload, 1 << 20);
         assert!(queue.is_empty());
         assert_eq!(
@@ -288,8 +289,14 @@ mod tests {
             }
         );
         let mut got = Vec::new();
-        decode_payload(&payload, 1, 2, &WireLimits::default(), |i| got.push(i))
-            .expect("valid payload");
+        decode_payload(
+            payload.clone().freeze(),
+            1,
+            2,
+            &WireLimits::default(),
+            |i| got.push(i),
+        )
+        .expect("valid payload");
         assert_eq!(got.len(), 2, "the address, then one Raft batch");
         assert!(matches!(got[0], Inbound::ClientAddr(a) if a.port() == 30911));
         let Inbound::Raft(b) = &got[1] else {
@@ -306,12 +313,36 @@ mod tests {
 
         let address_part = 3 + "127.0.0.1:30911".len();
         for cut in 1..payload.len() {
-            let r = decode_payload(&payload[..cut], 1, 2, &WireLimits::default(), |_| {});
+            let r = decode_payload(
+                payload.clone().freeze().slice(..cut),
+                1,
+                2,
+                &WireLimits::default(),
+                |_| {},
+            );
             assert_eq!(r.is_ok(), cut == address_part, "cut at {cut}");
         }
-        assert!(decode_payload(&[9], 1, 2, &WireLimits::default(), |_| {}).is_err());
+        assert!(
+            decode_payload(
+                Bytes::from_static(&[9]),
+                1,
+                2,
+                &WireLimits::default(),
+                |_| {}
+            )
+            .is_err()
+        );
         // A batch claiming another sender is refused.
-        assert!(decode_payload(&payload, 3, 2, &WireLimits::default(), |_| {}).is_err());
+        assert!(
+            decode_payload(
+                payload.clone().freeze(),
+                3,
+                2,
+                &WireLimits::default(),
+                |_| {}
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -320,7 +351,7 @@ mod tests {
             limits: WireLimits::default(),
         };
         let mut queue = items();
-        let mut payload = Vec::new();
+        let mut payload = BytesMut::new();
         // Room for the address and a frame with the heartbeat only.
         let room = 3 + 15 + 1 + HEADER_LEN + 12 + 4 + 20 + 4 + 4;
         let done = codec.encode_batch(&mut queue, &mut payload, room);

@@ -18,12 +18,9 @@ use dledger::{
     raft::NodeId,
     wire::{Frame, GroupMessage, GroupRow, WireLimits},
 };
-use glommio::{
-    channels::{
-        channel_mesh::{Receivers, Senders},
-        local_channel::LocalSender,
-    },
-    net::TcpListener,
+use glommio::channels::{
+    channel_mesh::{Receivers, Senders},
+    local_channel::LocalSender,
 };
 
 use super::{
@@ -53,6 +50,14 @@ pub struct Shared {
     pub failed: AtomicUsize,
     /// Every shard's and group's metrics, read by the metrics endpoint.
     pub metrics: Arc<super::metrics::NodeMetrics>,
+}
+
+/// The node's listening sockets, bound once by the main thread; each shard accepts on a
+/// duplicate (see [`crate::net::listen`]).
+#[derive(Debug)]
+pub struct Listeners {
+    pub client: std::net::TcpListener,
+    pub peer: Arc<std::net::TcpListener>,
 }
 
 /// Messages between shards: a client request for a group that lives on another shard
@@ -225,7 +230,7 @@ impl PeerFrameHandler for PeerInbox {
         &self,
         from: NodeId,
         _from_shard: u32,
-        payload: &[u8],
+        payload: Bytes,
     ) -> Result<(), FrameRejected> {
         let groups = self.groups.borrow();
         decode_payload(
@@ -267,7 +272,9 @@ fn log_config(cfg: &NodeConfig, group: &dledger::config::GroupConfig) -> LogConf
     lc.file_reserved_hours = u64::from(group.file_reserved_hours);
     lc.disk_ratio_check_expired = cfg.storage.disk_ratio_check_expired;
     lc.disk_ratio_force_clean = cfg.storage.disk_ratio_force_clean;
-    lc.disk_ratio_refuse_writes = cfg.storage.disk_ratio_refuse_writes;
+    // The group refuses appends above the hard ratio before the Raft core counts them
+    // (`Group::sample_disk`); a refusal by the log itself would stop the group.
+    lc.disk_ratio_refuse_writes = 1.0;
     if let Some(&hour) = cfg.storage.delete_when_hours.first() {
         lc.delete_when_hour = hour;
     }
@@ -279,8 +286,9 @@ pub async fn shard_main(
     ctx: ShardContext<ShardMsg>,
     node_cfg: Arc<NodeConfig>,
     shared: Arc<Shared>,
+    listeners: Arc<Listeners>,
 ) -> Result<(), String> {
-    let (groups, stop) = match start(ctx, node_cfg, &shared.metrics).await {
+    let (groups, stop) = match start(ctx, node_cfg, &shared.metrics, &listeners).await {
         Ok(started) => started,
         Err(e) => {
             // The node cannot serve without this shard's groups: stop the others too.
@@ -328,6 +336,7 @@ async fn start(
     mut ctx: ShardContext<ShardMsg>,
     node_cfg: Arc<NodeConfig>,
     metrics: &super::metrics::NodeMetrics,
+    listeners: &Listeners,
 ) -> Result<Started, String> {
     let cfg = Rc::new((*node_cfg).clone());
     let limits = WireLimits::from_config(&cfg);
@@ -346,6 +355,7 @@ async fn start(
     let listen = client::resolve(&cfg.peer_listen)?;
     let mut net_cfg = PeerNetConfig::new(cfg.cluster_name.clone(), cfg.self_id, listen, nodes);
     net_cfg.max_frame_bytes = cfg.limits.max_frame_bytes as usize;
+    net_cfg.listener = Some(listeners.peer.clone());
     let client_addrs: ClientAddrs = Rc::new(RefCell::new(HashMap::new()));
     let inbox = Rc::new(PeerInbox {
         self_id: cfg.self_id,
@@ -419,7 +429,7 @@ async fn start(
     }
 
     // Client service.
-    let listener = TcpListener::bind(client_addr)
+    let listener = crate::net::listen::shard_listener(&listeners.client)
         .map_err(|e| format!("cannot listen for clients on {client_addr}: {e}"))?;
     let state = Rc::new(ShardState {
         node_cfg: cfg.clone(),

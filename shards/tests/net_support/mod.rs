@@ -75,9 +75,9 @@ impl PeerFrameHandler for Recorder {
         &self,
         from: NodeId,
         from_shard: u32,
-        payload: &[u8],
+        payload: bytes::Bytes,
     ) -> Result<(), FrameRejected> {
-        let items = split_length_prefixed(payload)
+        let items = split_length_prefixed(&payload)
             .map(|item| item.map(<[u8]>::to_vec))
             .collect::<Result<Vec<_>, _>>()
             .map_err(FrameRejected)?;
