@@ -4,7 +4,9 @@
 //! `report` and `runtime` are shared by all of them.
 //!
 //! - `disk`: the commitlog store against the raw device ([`disk`]).
+//! - `chaos`: a real cluster under a seeded nemesis, with a history checker ([`chaos`]).
 
+pub mod chaos;
 pub mod disk;
 pub mod error;
 pub mod hist;

@@ -576,6 +576,10 @@ impl Group {
                     let mut out = this.outbox.borrow_mut();
                     node.persisted(index, term, &mut out);
                 }
+                #[cfg(feature = "planted-bugs")]
+                if super::planted::ack_without_quorum() && this.role() == Role::Leader {
+                    this.resolve_committed(index); // planted: ack on the own write alone
+                }
                 this.wake();
             }
         })

@@ -10,6 +10,8 @@
 mod client;
 mod group;
 mod peer;
+#[cfg(feature = "planted-bugs")]
+pub mod planted;
 mod register;
 mod shard;
 
