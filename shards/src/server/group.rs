@@ -481,9 +481,14 @@ impl Group {
     /// Stops the group before its log closes (node stop): nothing more is applied, and
     /// waiting appends are told the node is going away.
     pub fn halt(&self) {
+        // Not LEADER_NOT_READY (retry-safe): the entries are in the log and the next
+        // leader may still commit them, so their outcome is unknown.
         let err = self.error(
-            ResponseCode::LeaderNotReady,
-            format!("group {}: this node is stopping", self.cfg.name),
+            ResponseCode::TermChanged,
+            format!(
+                "group {}: this node is stopping; waiting entries may still commit",
+                self.cfg.name
+            ),
         );
         *self.failure.borrow_mut() = Some(DiskError::Closed);
         for p in self.pending.borrow_mut().drain(..) {
@@ -522,7 +527,14 @@ impl Group {
     async fn apply_write(self: &Rc<Self>, w: LogWrite) -> Result<(), DiskError> {
         match w {
             LogWrite::Truncate { from } => {
-                let commit = self.node.borrow().commit_index();
+                // The core asserted `from` above its commit index when it emitted this;
+                // the same step may since have committed the entries that replace the
+                // cut ones, so today's commit index is no floor for this cut.
+                let commit = self
+                    .node
+                    .borrow()
+                    .commit_index()
+                    .min(from.saturating_sub(1));
                 self.log.truncate_suffix(from, commit).await?;
             }
             LogWrite::Proposed { first, last, term } => {
@@ -646,7 +658,16 @@ impl Group {
             Event::RoleChanged { role, term, leader } => {
                 tracing::info!(group = %self.cfg.name, ?role, term, ?leader, "role changed");
                 if role != Role::Leader {
-                    let err = self.not_leader();
+                    // Not NOT_LEADER (a redirect, retried as never applied): these
+                    // entries are in the log and the new leader may commit them.
+                    let err = self.error(
+                        ResponseCode::TermChanged,
+                        format!(
+                            "group {}: leadership lost while entries waited for their \
+                             quorum; they may still commit",
+                            self.cfg.name
+                        ),
+                    );
                     for p in self.pending.borrow_mut().drain(..) {
                         let _ = p.reply.try_send(Err(err.clone()));
                     }
