@@ -18,6 +18,10 @@ use super::checker::{LogEntry, ReplicaLog};
 const PROBE_TIMEOUT_MS: u64 = 1_000;
 /// Bytes asked for per page when reading a log.
 const PAGE_BYTES: u32 = 1 << 20;
+/// One page's answer timeout: a node just restarted reads its log from disk, cold.
+const PAGE_TIMEOUT_MS: u64 = 10_000;
+/// Tries at reading one node's log before it counts as unreadable.
+const READ_TRIES: u32 = 3;
 /// Pause between convergence polls.
 const POLL_MS: u64 = 200;
 
@@ -29,10 +33,14 @@ fn probe_options() -> ClientOptions {
     }
 }
 
-async fn ask<B: Body>(conn: &Connection, req: &B) -> Result<ClientMessage, String> {
+async fn ask<B: Body>(
+    conn: &Connection,
+    req: &B,
+    timeout_ms: u64,
+) -> Result<ClientMessage, String> {
     let opts = probe_options();
     let frame = conn
-        .call(req, Duration::from_millis(opts.request_timeout_ms))
+        .call(req, Duration::from_millis(timeout_ms))
         .await
         .map_err(|e| e.to_string())?;
     match ClientMessage::decode(&frame, &opts.limits) {
@@ -51,6 +59,7 @@ async fn metadata(addr: &HostPort, group: &str) -> Result<MetadataResponse, Stri
         &MetadataRequest {
             group: group.into(),
         },
+        PROBE_TIMEOUT_MS,
     )
     .await?
     {
@@ -138,9 +147,16 @@ pub fn read_log(name: &str, addr: &HostPort, group: &str) -> ReplicaLog {
     let addr2 = addr.clone();
     let group = group.to_string();
     let read = block_on("chaos-read", move || async move {
-        let mut log = Vec::new();
-        let result = read_pages(&addr2, &group, &mut log).await;
-        (log, result.err())
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let mut log = Vec::new();
+            match read_pages(&addr2, &group, &mut log).await {
+                Ok(()) => return (log, None),
+                Err(e) if tries >= READ_TRIES => return (log, Some(e)),
+                Err(_) => glommio::timer::sleep(Duration::from_millis(POLL_MS)).await,
+            }
+        }
     });
     match read {
         Ok((entries, error)) => ReplicaLog {
@@ -171,7 +187,7 @@ async fn read_pages(addr: &HostPort, group: &str, log: &mut Vec<LogEntry>) -> Re
         let GetResponse {
             commit_index,
             entries,
-        } = match ask(&conn, &req).await? {
+        } = match ask(&conn, &req, PAGE_TIMEOUT_MS).await? {
             ClientMessage::GetResponse(r) => r,
             _ => return Err("a get request answered with another kind".into()),
         };
