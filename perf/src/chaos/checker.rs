@@ -84,7 +84,11 @@ pub struct Verdict {
     pub duplicated: u64,
     pub misordered: u64,
     pub divergent: u64,
+    /// Up to [`EXAMPLES_MAX`] examples of each kind of violation.
     pub examples: Vec<String>,
+    /// When the first acknowledgement that turned out wrong (lost, duplicated or
+    /// misordered) reached its client: µs since the run started.
+    pub first_bad_ack_us: Option<u64>,
 }
 
 impl Verdict {
@@ -92,9 +96,22 @@ impl Verdict {
         self.lost == 0 && self.duplicated == 0 && self.misordered == 0 && self.divergent == 0
     }
 
+    /// Keeps `text` if fewer than [`EXAMPLES_MAX`] examples of its kind (the word before
+    /// the first ':') are kept.
     fn example(&mut self, text: String) {
-        if self.examples.len() < 4 * EXAMPLES_MAX {
+        let kind = |t: &str| t.split(':').next().unwrap_or("").to_string();
+        let mine = kind(&text);
+        if self.examples.iter().filter(|e| kind(e) == mine).count() < EXAMPLES_MAX {
             self.examples.push(text);
+        }
+    }
+
+    fn bad_ack(&mut self, a: &Attempt) {
+        if matches!(a.outcome, Outcome::Acked { .. }) {
+            self.first_bad_ack_us = Some(
+                self.first_bad_ack_us
+                    .map_or(a.completed_us, |t| t.min(a.completed_us)),
+            );
         }
     }
 }
@@ -181,6 +198,7 @@ fn check_group(run: u64, logs: &GroupLogs, attempts: &[&Attempt], v: &mut Verdic
         };
         if at.len() > allowed {
             v.duplicated += 1;
+            v.bad_ack(a);
             v.example(format!(
                 "duplicated: {} ({:?}) is at indexes {at:?}",
                 a.id, a.outcome
@@ -190,6 +208,7 @@ fn check_group(run: u64, logs: &GroupLogs, attempts: &[&Attempt], v: &mut Verdic
             && !at.contains(&index)
         {
             v.lost += 1;
+            v.bad_ack(a);
             v.example(format!(
                 "lost: {} acknowledged at index {index}, found at {at:?}",
                 a.id
@@ -270,7 +289,7 @@ fn count_misordered(attempts: &[&Attempt], v: &mut Verdict) {
     let mut next = 0usize;
     // The highest index acknowledged so far, and whose it was.
     let mut highest: Option<(u64, ValueId)> = None;
-    for &(sent, _, index, id) in &acked {
+    for &(sent, done, index, id) in &acked {
         while next < by_completion.len() && by_completion[next].0 < sent {
             let (_, idx, done_id) = by_completion[next];
             if highest.is_none_or(|(h, _)| idx > h) {
@@ -282,6 +301,7 @@ fn count_misordered(attempts: &[&Attempt], v: &mut Verdict) {
             && index <= h
         {
             v.misordered += 1;
+            v.first_bad_ack_us = Some(v.first_bad_ack_us.map_or(done, |t| t.min(done)));
             v.example(format!(
                 "misordered: {id} sent after {earlier} was acknowledged at index {h}, \
                  yet acknowledged at index {index}"
@@ -382,6 +402,7 @@ mod tests {
         values.remove(1); // c1/s0 gone: later entries move down
         let v = check(RUN, &attempts, &three(&values));
         assert!(v.lost >= 1, "{v:#?}");
+        assert_eq!(v.first_bad_ack_us, Some(12), "c1/s0's ack came at 12 µs");
         assert!(!v.passed());
     }
 

@@ -192,6 +192,12 @@ pub fn run(args: &ChaosArgs) -> PerfResult<bool> {
         "chaos: unknown-outcome={} refused={}",
         report.verdict.unknown, report.verdict.failed
     );
+    if let Some(us) = report.verdict.first_bad_ack_us {
+        println!(
+            "chaos: the first wrong acknowledgement reached its client at t={:.1}s",
+            us as f64 / 1e6
+        );
+    }
     println!("{}", report.summary());
     Ok(report.passed())
 }

@@ -28,16 +28,21 @@ pub enum Network {
 }
 
 impl Network {
-    /// Cuts the directed links `pairs` (proxy) or takes the links of `nodes` down (netns).
-    fn cut(&self, pairs: &[(usize, usize)], nodes: &[usize]) -> Result<(), String> {
+    /// Cuts the directed links `pairs` (proxy) or takes the links of `nodes` down
+    /// (netns); returns how it was done, for the report.
+    fn cut(&self, pairs: &[(usize, usize)], nodes: &[usize]) -> Result<String, String> {
         match self {
             Network::Proxy(p) => {
                 for &(from, to) in pairs {
                     p.set_dropping(from, to, true);
                 }
-                Ok(())
+                Ok(format!("{} proxied links dropping", pairs.len()))
             }
-            Network::Netns(ns) => nodes.iter().try_for_each(|&k| ns.set_link(k, false)),
+            Network::Netns(ns) => {
+                nodes.iter().try_for_each(|&k| ns.set_link(k, false))?;
+                let names: Vec<String> = nodes.iter().map(|k| format!("n{k}")).collect();
+                Ok(format!("link down: {}", names.join(", ")))
+            }
         }
     }
 
@@ -79,7 +84,7 @@ impl Nemesis {
             network,
             addrs,
             group,
-            rng: Pcg64::seed_from_u64(seed ^ 0x6e65_6d65_7369_73),
+            rng: Pcg64::seed_from_u64(seed ^ 0x006e_656d_6573_6973),
             faults: 0,
             crashes: Vec::new(),
         }
@@ -166,8 +171,8 @@ impl Nemesis {
                     .filter(|&j| j != k)
                     .flat_map(|j| [(k, j), (j, k)])
                     .collect();
-                self.network.cut(&pairs, &[k])?;
-                self.announce(t_s, step, format!("isolate n{k}{}", aimed(*t)));
+                let how = self.network.cut(&pairs, &[k])?;
+                self.announce(t_s, step, format!("isolate n{k}{} ({how})", aimed(*t)));
                 self.hold_and_heal(epoch, heal_at)?
             }
             Fault::Split { minority } => {
@@ -177,8 +182,12 @@ impl Nemesis {
                         pairs.extend([(a, b), (b, a)]);
                     }
                 }
-                self.network.cut(&pairs, minority)?;
-                self.announce(t_s, step, format!("split {minority:?} from the rest"));
+                let how = self.network.cut(&pairs, minority)?;
+                self.announce(
+                    t_s,
+                    step,
+                    format!("split {minority:?} from the rest ({how})"),
+                );
                 self.hold_and_heal(epoch, heal_at)?
             }
             Fault::OneWay { node, outbound } => {
@@ -188,12 +197,12 @@ impl Nemesis {
                     .map(|j| if *outbound { (k, j) } else { (j, k) })
                     .collect();
                 // Namespaces cannot drop one direction: there the node is cut off.
-                self.network.cut(&pairs, &[k])?;
+                let how = self.network.cut(&pairs, &[k])?;
                 let dir = if *outbound { "from" } else { "to" };
                 self.announce(
                     t_s,
                     step,
-                    format!("drop everything {dir} n{k}{}", aimed(*node)),
+                    format!("drop everything {dir} n{k}{} ({how})", aimed(*node)),
                 );
                 self.hold_and_heal(epoch, heal_at)?
             }

@@ -39,12 +39,17 @@ pub struct Node {
 }
 
 /// Every node's settings beyond those the harness writes itself: unpinned single-shard
-/// nodes and small preallocated segments, so several share a small machine.
+/// nodes and small preallocated segments, so several share a small machine; and disk
+/// ratios near full, because the disk is shared with whatever else runs and a chaos run
+/// tests faults, not retention (which would also remove entries the checker reads).
 pub const NODE_DEFAULTS: &[(&str, &str)] = &[
     ("pinShards", "false"),
     ("shards", "1"),
     ("mappedFileSizeForEntryData", "8388608"),
     ("mappedFileSizeForEntryIndex", "1048576"),
+    ("diskSpaceRatioToCheckExpired", "0.96"),
+    ("diskSpaceRatioToForceClean", "0.97"),
+    ("diskSpaceRatioToRefuseWrites", "0.98"),
 ];
 
 /// The config of node `self_index` of `peers` (name, peer address as this node dials

@@ -76,7 +76,7 @@ impl FaultProxy {
         let mut listen = Vec::with_capacity(n * n);
         let mut threads = Vec::new();
         for from in 0..n {
-            for to in 0..n {
+            for (to, &target) in targets.iter().enumerate() {
                 let link = Arc::new(Link::default());
                 let listener = TcpListener::bind("127.0.0.1:0")?;
                 listen.push(listener.local_addr()?);
@@ -86,7 +86,6 @@ impl FaultProxy {
                 }
                 listener.set_nonblocking(true)?;
                 let stop = stop.clone();
-                let target = targets[to];
                 threads.push(
                     std::thread::Builder::new()
                         .name(format!("proxy-{from}-{to}"))

@@ -192,7 +192,7 @@ impl ClientTask {
         let mut h = self.history.borrow_mut();
         h.reads += 1;
         if let Some(e) = r.entries.first().filter(|e| e.index == index)
-            && &e.body != body
+            && e.body != body
         {
             h.read_mismatches.push(format!(
                 "read-back: {id} acknowledged at index {index}, which reads {:?}",
