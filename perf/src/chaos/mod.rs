@@ -338,12 +338,17 @@ fn run_in(args: &ChaosArgs, seed: u64, dir: &std::path::Path) -> PerfResult<RunR
     let seconds = epoch.elapsed().as_secs();
 
     // Heal, let the clients finish their calls, converge, read, check.
+    let end_started = Instant::now();
     nemesis.heal_everything().map_err(harness)?;
     stop.store(true, Ordering::SeqCst);
     let history = clients
         .join()
         .map_err(|_| harness("the client thread panicked"))?
         .map_err(harness)?;
+    println!(
+        "chaos: healed; clients done after {:.1}s",
+        end_started.elapsed().as_secs_f64()
+    );
     let mut logs = Vec::with_capacity(groups.len());
     for (g, group) in groups.iter().enumerate() {
         if let Err(state) =
@@ -361,6 +366,18 @@ fn run_in(args: &ChaosArgs, seed: u64, dir: &std::path::Path) -> PerfResult<RunR
             replicas,
         });
     }
+    println!(
+        "chaos: converged and read {} entries from every node after {:.1}s",
+        logs.iter()
+            .map(|g| g
+                .replicas
+                .iter()
+                .map(|r| r.entries.len())
+                .max()
+                .unwrap_or(0))
+            .sum::<usize>(),
+        end_started.elapsed().as_secs_f64()
+    );
     let crashes = nemesis.crashes();
     let faults = nemesis.faults();
     drop(nemesis);
