@@ -10,7 +10,12 @@ cargo fmt --all --check
 echo "== clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy -p dledger --all-targets --locked --features planted-bugs -- -D warnings
+cargo clippy -p dledger-perf --all-targets --locked --features planted-bugs -- -D warnings
 echo "== tests"
 cargo test --workspace --release --locked
 echo "== planted bugs (the simulator must catch each)"
 cargo test -p dledger --release --locked --features planted-bugs --test planted
+echo "== chaos: 60 s against a real 3-node cluster, fixed seed (the last line must be clean)"
+cargo run -p dledger-perf --release --locked -q -- chaos --seconds 60 --seed 7
+echo "== chaos: the checker catches a leader that acknowledges without a quorum"
+cargo test -p dledger-perf --release --locked --features planted-bugs --test chaos_planted

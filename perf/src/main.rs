@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use argh::FromArgs;
-use dledger_perf::{disk, failover};
+use dledger_perf::{chaos, disk, failover};
 
 /// dledger-rs performance and fault harnesses.
 #[derive(FromArgs, Debug)]
@@ -21,8 +21,11 @@ struct Cli {
 #[argh(subcommand)]
 enum Command {
     Disk(disk::DiskArgs),
+    Chaos(chaos::ChaosArgs),
     Failover(failover::FailoverArgs),
-    Server(failover::ServerArgs),
+    // The dledger server built into this harness (`dledger server`): chaos and failover
+    // run their nodes with it, so they are always this build's.
+    Server(dledger_shards::cli::server::ServerArgs),
 }
 
 fn main() -> ExitCode {
@@ -33,8 +36,14 @@ fn main() -> ExitCode {
     }
     let (name, result) = match &cli.command {
         Some(Command::Disk(args)) => ("disk", disk::run(args)),
+        Some(Command::Chaos(args)) => match chaos::run(args) {
+            Ok(true) => return ExitCode::SUCCESS,
+            // The report (its last line says what failed) is already printed.
+            Ok(false) => return ExitCode::FAILURE,
+            Err(e) => ("chaos", Err(e)),
+        },
         Some(Command::Failover(args)) => return failover::run(args),
-        Some(Command::Server(args)) => return failover::run_server(args),
+        Some(Command::Server(args)) => return dledger_shards::cli::server::run(args.clone()),
         None => {
             eprintln!("dledger-perf: no harness selected; try --help");
             return ExitCode::from(2);

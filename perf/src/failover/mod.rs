@@ -70,15 +70,6 @@ pub struct FailoverArgs {
     pub keep_dir: bool,
 }
 
-/// `dledger-perf server -c FILE`: exactly `dledger server` (this build's server; what the
-/// harness starts).
-pub type ServerArgs = dledger_shards::cli::server::ServerArgs;
-
-/// Runs one node until it is stopped.
-pub fn run_server(args: &ServerArgs) -> ExitCode {
-    dledger_shards::cli::server::run(args.clone())
-}
-
 const KILLS_MAX: u32 = 1000;
 const WORKERS_MAX: u32 = 1024;
 const BODY_BYTES_MIN: usize = 16;

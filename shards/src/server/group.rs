@@ -613,11 +613,14 @@ impl Group {
     /// Stops the group before its log closes (node stop): nothing more is applied, and
     /// waiting appends are told the node is going away.
     pub fn halt(&self) {
-        // Waiting entries may already be on followers and commit under the next leader:
-        // their outcome is unknown.
+        // Not LEADER_NOT_READY (retry-safe): the entries are in the log and the next
+        // leader may still commit them, so their outcome is unknown.
         let err = self.error(
             ResponseCode::TermChanged,
-            format!("group {}: this node is stopping", self.cfg.name),
+            format!(
+                "group {}: this node is stopping; waiting entries may still commit",
+                self.cfg.name
+            ),
         );
         *self.failure.borrow_mut() = Some(DiskError::Closed);
         self.answer_all_waiting(&err, &self.not_leader());
@@ -666,7 +669,14 @@ impl Group {
     async fn apply_write(self: &Rc<Self>, w: LogWrite) -> Result<(), DiskError> {
         match w {
             LogWrite::Truncate { from } => {
-                let commit = self.node.borrow().commit_index();
+                // The core asserted `from` above its commit index when it emitted this;
+                // the same step may since have committed the entries that replace the
+                // cut ones, so today's commit index is no floor for this cut.
+                let commit = self
+                    .node
+                    .borrow()
+                    .commit_index()
+                    .min(from.saturating_sub(1));
                 self.log.truncate_suffix(from, commit).await?;
             }
             LogWrite::Proposed { first, last, term } => {
@@ -760,6 +770,10 @@ impl Group {
                         let mut out = self.outbox.borrow_mut();
                         node.persisted(index, term, &mut out);
                     }
+                    #[cfg(feature = "planted-bugs")]
+                    if super::planted::ack_without_quorum() && self.role() == Role::Leader {
+                        self.resolve_committed(index); // planted: ack on the own write alone
+                    }
                     self.wake();
                 }
             }
@@ -825,17 +839,18 @@ impl Group {
             Event::RoleChanged { role, term, leader } => {
                 tracing::info!(group = %self.cfg.name, ?role, term, ?leader, "role changed");
                 if role != Role::Leader {
-                    // Proposed entries may still commit under the next leader: their
-                    // outcome is unknown (NOT_LEADER would tell the client to resend
-                    // them). Appends not yet proposed are safe to send elsewhere.
-                    let unknown = self.error(
+                    // Not NOT_LEADER (a redirect, retried as never applied): these
+                    // entries are in the log and the new leader may commit them.
+                    let err = self.error(
                         ResponseCode::TermChanged,
                         format!(
-                            "group {}: leadership lost before these entries committed",
+                            "group {}: leadership lost while entries waited for their \
+                             quorum; they may still commit",
                             self.cfg.name
                         ),
                     );
-                    self.answer_all_waiting(&unknown, &self.not_leader());
+                    // Appends not yet proposed were never in the log: safe to redirect.
+                    self.answer_all_waiting(&err, &self.not_leader());
                 }
             }
             Event::TransferEnded { to, succeeded } => {

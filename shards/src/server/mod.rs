@@ -11,6 +11,8 @@ mod client;
 mod group;
 mod metrics;
 mod peer;
+#[cfg(feature = "planted-bugs")]
+pub mod planted;
 mod register;
 mod reply;
 mod shard;
