@@ -35,6 +35,7 @@ pub mod dledger03;
 pub mod fixtures;
 pub mod plan;
 pub mod rocketmq;
+pub mod walk;
 
 pub use compare::{Divergence, DivergenceKind, RecordSummary, first_divergence};
 pub use dledger03::{
@@ -52,3 +53,4 @@ pub use rocketmq::{
     LogEndKind, MessageFields, MessageProblem, MessageVersion, TruncatedTail, parse_message,
     rocketmq_body_crc,
 };
+pub use walk::{ChunkScanner, FileChunkEnd, FileStop, WalkError, drive_files};
