@@ -31,6 +31,7 @@
 
 pub(crate) mod be;
 pub mod compare;
+pub mod digest_file;
 pub mod dledger03;
 pub mod fixtures;
 pub mod plan;
@@ -38,6 +39,7 @@ pub mod rocketmq;
 pub mod walk;
 
 pub use compare::{Divergence, DivergenceKind, RecordSummary, first_divergence};
+pub use digest_file::{DIGEST_BYTES_MAX, DIGEST_SEGMENTS_MAX, DigestFileError, IMPORT_DIGEST_FILE};
 pub use dledger03::{
     DLedgerChunkEnd, DLedgerChunkStop, DLedgerEndKind, DLedgerEntry, DLedgerError,
     DLedgerIndexRecord, DLedgerScanConfig, DLedgerScanner, DLedgerTruncatedTail, EntryProblem,

@@ -9,6 +9,7 @@
 
 mod client;
 mod group;
+pub mod import_gate;
 mod peer;
 mod register;
 mod shard;
@@ -26,7 +27,9 @@ use nix::sys::signal::{SigSet, Signal};
 use crate::runtime::{Runtime, RuntimeConfig};
 
 pub use group::{AppendOutcome, Group};
+pub use import_gate::{ImportGate, describe_digest, digest_difference, read_import_digest};
 pub use peer::{PeerItem, ServerPeerCodec};
+pub(crate) use shard::log_config;
 pub use shard::{STOP_TRANSFER_WAIT_MS, ShardMsg, Shared};
 
 /// Exit code for a config that does not load.
