@@ -10,12 +10,14 @@
 //! dledger fast-try start|stop [--conf-dir D] [--root R]      local 3-node cluster
 //! dledger import (--rocketmq-commitlog D | --dledger-store D) --group G -c FILE
 //!                                                           adopt an old log (node stopped)
+//! dledger check -c FILE -c FILE [...] [--group G]           compare replicas segment by segment
 //! ```
 //!
 //! `ADDRS` are the nodes' client addresses (`host:port`, separated by `;` or `,`).
 //! Failures print which address answered what (DLedger's code name) and exit non-zero.
 
 pub mod append;
+pub mod check;
 pub mod cluster_list;
 pub mod fast_try;
 pub mod get;
@@ -51,6 +53,7 @@ pub enum Command {
     FastTry(fast_try::FastTryArgs),
     Namesrv(namesrv::NamesrvArgs),
     Import(import::ImportArgs),
+    Check(check::CheckArgs),
 }
 
 /// Runs the parsed command line; the exit code says whether it worked.
@@ -72,6 +75,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Some(Command::FastTry(a)) => ("fast-try", fast_try::run(a)),
         Some(Command::Namesrv(a)) => ("namesrv", namesrv::run(a)),
         Some(Command::Import(a)) => ("import", import::run(a)),
+        Some(Command::Check(a)) => ("check", check::run(a)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
