@@ -447,13 +447,14 @@ fn locate(
         DivergenceKind::OnlyInB(_) => stop_reason(&replicas[a], sa.as_ref(), seg),
         _ => None,
     };
-    let file = replicas[a].paths.segment(d.segment.0);
     println!(
-        "DIVERGENCE at index {} pos {} file {} offset {}",
+        "DIVERGENCE at index {} pos {}: segment file {} byte offset {} (in {} and {})",
         d.index,
         d.pos,
-        file.display(),
-        d.offset
+        d.segment,
+        d.offset,
+        replicas[a].paths.data_dir.display(),
+        replicas[b].paths.data_dir.display()
     );
     println!("  {text}");
     match behind {
@@ -467,11 +468,8 @@ fn locate(
         None => {}
     }
     Ok(Some(format!(
-        "first divergent index {} at pos {} ({} byte offset {})",
-        d.index,
-        d.pos,
-        file.display(),
-        d.offset
+        "first divergent index {} at pos {} (segment file {} byte offset {})",
+        d.index, d.pos, d.segment, d.offset
     )))
 }
 
