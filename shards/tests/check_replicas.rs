@@ -9,45 +9,13 @@ mod import_common;
 
 use common::cluster::TestCluster;
 use dledger::store::SegmentName;
-use dledger::upgrade::fixtures::{CommitLogImage, RmqMessage};
-use import_common::{dledger, group_dir, read_log, text, write_files};
+use dledger::upgrade::fixtures::CommitLogImage;
+use import_common::{GROUP, dledger, group_dir, import_on, read_log, sample_commitlog, text};
 
-const GROUP: &str = "RaftNode00";
-const FILE_BYTES: u64 = 64 << 10;
+const MESSAGES: u32 = 60;
 
 fn commitlog(changed: Option<u32>) -> CommitLogImage {
-    let mut img = CommitLogImage::new(FILE_BYTES, 0);
-    for i in 0..60u32 {
-        let mut body: Vec<u8> = (0..(400 + (i * 53) % 900))
-            .map(|j| (i + 3 * j) as u8)
-            .collect();
-        if changed == Some(i) {
-            body[0] ^= 1;
-        }
-        img.append(&RmqMessage::simple("TopicTest", &body));
-    }
-    img
-}
-
-fn import_on(cluster: &TestCluster, node: usize, img: &CommitLogImage) {
-    let src = cluster.dir.join(format!("commitlog-{node}"));
-    write_files(&src, &img.files);
-    let out = dledger(&[
-        "import",
-        "--rocketmq-commitlog",
-        src.to_str().unwrap(),
-        "--group",
-        GROUP,
-        "-c",
-        cluster.nodes[node].config_path.to_str().unwrap(),
-        "--file-bytes",
-        &FILE_BYTES.to_string(),
-    ]);
-    assert!(
-        out.status.success(),
-        "import on node {node}: {}",
-        text(&out)
-    );
+    sample_commitlog(MESSAGES, changed)
 }
 
 fn check(cluster: &TestCluster) -> std::process::Output {

@@ -10,48 +10,13 @@ mod import_common;
 use std::time::{Duration, Instant};
 
 use common::cluster::TestCluster;
-use dledger::upgrade::fixtures::{CommitLogImage, RmqMessage};
-use import_common::{dledger, text, write_files};
+use dledger::upgrade::fixtures::CommitLogImage;
+use import_common::{GROUP, dledger, import_on, sample_commitlog, text};
 
-const GROUP: &str = "RaftNode00";
-const FILE_BYTES: u64 = 64 << 10;
 const MESSAGES: u32 = 120;
 
-/// A CommitLog of about three files; message `changed` gets a different body (with
-/// its own valid CRC) when given.
 fn commitlog(changed: Option<u32>) -> CommitLogImage {
-    let mut img = CommitLogImage::new(FILE_BYTES, 0);
-    for i in 0..MESSAGES {
-        let mut body: Vec<u8> = (0..(500 + (i * 131) % 1500))
-            .map(|j| (i ^ j) as u8)
-            .collect();
-        if changed == Some(i) {
-            body[3] ^= 0x5a;
-        }
-        img.append(&RmqMessage::simple("TopicTest", &body));
-    }
-    img
-}
-
-fn import_on(cluster: &TestCluster, node: usize, img: &CommitLogImage) {
-    let src = cluster.dir.join(format!("commitlog-{node}"));
-    write_files(&src, &img.files);
-    let out = dledger(&[
-        "import",
-        "--rocketmq-commitlog",
-        src.to_str().unwrap(),
-        "--group",
-        GROUP,
-        "-c",
-        cluster.nodes[node].config_path.to_str().unwrap(),
-        "--file-bytes",
-        &FILE_BYTES.to_string(),
-    ]);
-    assert!(
-        out.status.success(),
-        "import on node {node}: {}",
-        text(&out)
-    );
+    sample_commitlog(MESSAGES, changed)
 }
 
 /// Waits until `check` holds for node `i`'s metadata.

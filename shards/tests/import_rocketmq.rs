@@ -8,41 +8,27 @@ mod import_common;
 
 use common::cluster::TestCluster;
 use dledger::upgrade::IMPORT_DIGEST_FILE;
-use dledger::upgrade::fixtures::{CommitLogImage, RmqMessage};
-use import_common::{dledger, group_dir, read_log, text, write_files};
+use dledger::upgrade::fixtures::CommitLogImage;
+use import_common::{
+    COMMITLOG_FILE_BYTES, GROUP, group_dir, import_commitlog, read_log, sample_commitlog, text,
+};
 
-const FILE_BYTES: u64 = 64 << 10;
-const GROUP: &str = "RaftNode00";
+const FILE_BYTES: u64 = COMMITLOG_FILE_BYTES;
 
 /// About 3 files of messages of varied sizes (so each older file ends in a filler).
 fn commitlog() -> CommitLogImage {
-    let mut img = CommitLogImage::new(FILE_BYTES, 0);
-    for i in 0..160u32 {
-        let body: Vec<u8> = (0..(300 + (i * 97) % 1900))
-            .map(|j| (i + j) as u8)
-            .collect();
-        let mut m = RmqMessage::simple("TopicTest", &body);
-        m.queue_offset = i64::from(i);
-        img.append(&m);
-    }
+    let img = sample_commitlog(160, None);
     assert!(img.files.len() >= 3, "the fixture spans files");
     img
 }
 
-fn import(src: &std::path::Path, config: &std::path::Path, extra: &[&str]) -> std::process::Output {
-    let mut args = vec![
-        "import",
-        "--rocketmq-commitlog",
-        src.to_str().unwrap(),
-        "--group",
-        GROUP,
-        "-c",
-        config.to_str().unwrap(),
-        "--file-bytes",
-        "65536",
-    ];
-    args.extend_from_slice(extra);
-    dledger(&args)
+fn import(
+    src: &std::path::Path,
+    files: &[(u64, Vec<u8>)],
+    config: &std::path::Path,
+    extra: &[&str],
+) -> std::process::Output {
+    import_commitlog(src, files, config, extra)
 }
 
 #[test]
@@ -57,15 +43,14 @@ fn a_commitlog_with_fillers_and_a_cut_last_message_imports_up_to_the_last_whole_
         .1
         .truncate((last_at - newest.0) as usize + last.len() / 2);
     let src = cluster.dir.join("commitlog");
-    write_files(&src, &files);
     let config = &cluster.nodes[0].config_path;
 
     // A dry run reports and writes nothing.
-    let dry = import(&src, config, &["--dry-run"]);
+    let dry = import(&src, &files, config, &["--dry-run"]);
     assert!(dry.status.success(), "{}", text(&dry));
     assert!(!group_dir(config, GROUP).join(IMPORT_DIGEST_FILE).exists());
 
-    let out = import(&src, config, &[]);
+    let out = import(&src, &files, config, &[]);
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let whole = img.messages.len() - 1;
@@ -96,7 +81,7 @@ fn a_commitlog_with_fillers_and_a_cut_last_message_imports_up_to_the_last_whole_
     assert!(group_dir(config, GROUP).join(IMPORT_DIGEST_FILE).exists());
 
     // A second import into the now non-empty log is refused, and says so.
-    let again = import(&src, config, &[]);
+    let again = import(&src, &files, config, &[]);
     assert!(!again.status.success());
     assert!(
         String::from_utf8_lossy(&again.stderr).contains("already holds an imported prefix"),
@@ -120,10 +105,8 @@ fn a_corrupted_body_crc_is_refused_naming_file_and_offset_and_nothing_is_written
     let old = msg[msg.len() - 40];
     img.overwrite(body_at, &[old ^ 0xff]);
     let src = cluster.dir.join("commitlog-bad");
-    write_files(&src, &img.files);
     let config = &cluster.nodes[0].config_path;
-
-    let out = import(&src, config, &[]);
+    let out = import(&src, &img.files, config, &[]);
     assert!(!out.status.success(), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     let file = at - at % FILE_BYTES;

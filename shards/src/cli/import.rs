@@ -510,29 +510,9 @@ impl Passing<'_> {
     }
 
     fn finish(self) -> Result<Pass, String> {
-        let (items, end, tail) = match &self.scan {
-            Scan::RocketMq { walker, .. } => {
-                let (end, tail) = match walker.stop {
-                    FileStop::LogEnd(k) => (format!("{k:?}"), None),
-                    FileStop::TruncatedTail(t) => {
-                        ("a truncated message".into(), Some(t.to_string()))
-                    }
-                    FileStop::NeedMoreInput | FileStop::FileDone => {
-                        ("the files ran out".into(), None)
-                    }
-                };
-                (walker.items, end, tail)
-            }
-            Scan::DLedger { walker, .. } => {
-                let (end, tail) = match walker.stop {
-                    FileStop::LogEnd(k) => (format!("{k:?}"), None),
-                    FileStop::TruncatedTail(t) => ("a truncated entry".into(), Some(t.to_string())),
-                    FileStop::NeedMoreInput | FileStop::FileDone => {
-                        ("the files ran out".into(), None)
-                    }
-                };
-                (walker.items, end, tail)
-            }
+        let (items, (end, tail)) = match &self.scan {
+            Scan::RocketMq { walker, .. } => (walker.items, describe_end(&walker.stop, "message")),
+            Scan::DLedger { walker, .. } => (walker.items, describe_end(&walker.stop, "entry")),
         };
         debug_assert_eq!(items, self.plan.digest().entries);
         Ok(Pass {
@@ -542,6 +522,18 @@ impl Passing<'_> {
             end_pos: self.plan.cursor().pos,
             digest: Some(self.plan.digest().clone()),
         })
+    }
+}
+
+/// How a source ended, in words, and the truncated last record if there is one.
+fn describe_end<End: std::fmt::Debug, Tail: std::fmt::Display>(
+    stop: &FileStop<End, Tail>,
+    record: &str,
+) -> (String, Option<String>) {
+    match stop {
+        FileStop::LogEnd(k) => (format!("{k:?}"), None),
+        FileStop::TruncatedTail(t) => (format!("a truncated {record}"), Some(t.to_string())),
+        FileStop::NeedMoreInput | FileStop::FileDone => ("the files ran out".into(), None),
     }
 }
 

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use dledger::config::{NodeConfig, parse_file_contents};
+use dledger::upgrade::fixtures::{CommitLogImage, RmqMessage};
 use dledger_shards::disk::{GroupLog, LogConfig};
 use glommio::{LocalExecutorBuilder, Placement};
 
@@ -81,4 +82,64 @@ pub fn read_log(config: &Path, group: &str) -> Vec<ReadEntry> {
         .expect("spawn an executor")
         .join()
         .expect("executor thread")
+}
+
+/// The group the example configs run.
+pub const GROUP: &str = "RaftNode00";
+/// CommitLog file size of the test fixtures (so a few dozen messages span files).
+pub const COMMITLOG_FILE_BYTES: u64 = 64 << 10;
+
+/// A CommitLog of `messages` messages of 300 to 2,200 bytes, built byte by byte from
+/// the format (each older file ends in a blank filler). Message `changed`, if given,
+/// gets a different body, with its own valid CRC.
+pub fn sample_commitlog(messages: u32, changed: Option<u32>) -> CommitLogImage {
+    let mut img = CommitLogImage::new(COMMITLOG_FILE_BYTES, 0);
+    for i in 0..messages {
+        let mut body: Vec<u8> = (0..(300 + (i * 97) % 1900))
+            .map(|j| (i ^ (3 * j)) as u8)
+            .collect();
+        if changed == Some(i) {
+            body[3] ^= 0x5a;
+        }
+        let mut m = RmqMessage::simple("TopicTest", &body);
+        m.queue_offset = i64::from(i);
+        img.append(&m);
+    }
+    img
+}
+
+/// Writes `files` into `src` and runs `dledger import --rocketmq-commitlog src` for
+/// [`GROUP`] on the node of `config`.
+pub fn import_commitlog(
+    src: &Path,
+    files: &[(u64, Vec<u8>)],
+    config: &Path,
+    extra: &[&str],
+) -> Output {
+    write_files(src, files);
+    let file_bytes = COMMITLOG_FILE_BYTES.to_string();
+    let mut args = vec![
+        "import",
+        "--rocketmq-commitlog",
+        src.to_str().expect("a UTF-8 path"),
+        "--group",
+        GROUP,
+        "-c",
+        config.to_str().expect("a UTF-8 path"),
+        "--file-bytes",
+        &file_bytes,
+    ];
+    args.extend_from_slice(extra);
+    dledger(&args)
+}
+
+/// Imports `img` on node `node` of `cluster` (its own copy of the files); must work.
+pub fn import_on(cluster: &crate::common::cluster::TestCluster, node: usize, img: &CommitLogImage) {
+    let src = cluster.dir.join(format!("commitlog-{node}"));
+    let out = import_commitlog(&src, &img.files, &cluster.nodes[node].config_path, &[]);
+    assert!(
+        out.status.success(),
+        "import on node {node}: {}",
+        text(&out)
+    );
 }
