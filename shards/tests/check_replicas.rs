@@ -29,7 +29,7 @@ fn check(cluster: &TestCluster) -> std::process::Output {
 
 #[test]
 fn a_flipped_byte_in_one_replica_is_reported_at_its_index() {
-    let cluster = TestCluster::three_nodes();
+    let cluster = import_common::three_nodes();
     let img = commitlog(None);
     for node in 0..3 {
         import_on(&cluster, node, &img);
@@ -81,7 +81,7 @@ fn a_flipped_byte_in_one_replica_is_reported_at_its_index() {
 
 #[test]
 fn a_replica_with_a_different_record_is_reported_with_both_sides() {
-    let cluster = TestCluster::three_nodes();
+    let cluster = import_common::three_nodes();
     import_on(&cluster, 0, &commitlog(None));
     import_on(&cluster, 1, &commitlog(Some(20)));
     import_on(&cluster, 2, &commitlog(None));

@@ -63,7 +63,7 @@ fn identical_imports_form_a_group_and_a_differing_one_is_refused() {
     let n = u64::from(MESSAGES);
 
     // Identical copies on all three nodes.
-    let mut same = TestCluster::three_nodes();
+    let mut same = import_common::three_nodes();
     let img = commitlog(None);
     for node in 0..3 {
         import_on(&same, node, &img);
@@ -104,7 +104,7 @@ fn identical_imports_form_a_group_and_a_differing_one_is_refused() {
     drop(same);
 
     // Node 2 imports a copy whose message 70 differs.
-    let mut split = TestCluster::three_nodes();
+    let mut split = import_common::three_nodes();
     let other = commitlog(Some(70));
     import_on(&split, 0, &img);
     import_on(&split, 1, &img);

@@ -6,7 +6,6 @@
 mod common;
 mod import_common;
 
-use common::cluster::TestCluster;
 use dledger::upgrade::IMPORT_DIGEST_FILE;
 use dledger::upgrade::fixtures::DLedgerImage;
 use import_common::{dledger, group_dir, read_log, text, write_files};
@@ -54,7 +53,7 @@ fn import(src: &std::path::Path, config: &std::path::Path) -> std::process::Outp
 
 #[test]
 fn a_dledger_store_keeps_terms_and_positions_with_indexes_shifted_by_one() {
-    let cluster = TestCluster::three_nodes();
+    let cluster = import_common::three_nodes();
     let img = store();
     let src = cluster.dir.join("dledger-store");
     write_store(&src, &img);
@@ -73,7 +72,7 @@ fn a_dledger_store_keeps_terms_and_positions_with_indexes_shifted_by_one() {
 
 #[test]
 fn an_index_record_that_disagrees_with_its_entry_is_refused() {
-    let cluster = TestCluster::three_nodes();
+    let cluster = import_common::three_nodes();
     let mut img = store();
     // Entry 70's index record: change its term (record i at address i × 32, term at +24).
     let addr = 70 * 32 + 24;
@@ -100,7 +99,7 @@ fn an_index_record_that_disagrees_with_its_entry_is_refused() {
 
 #[test]
 fn a_store_with_another_data_file_size_is_refused_with_the_key_to_set() {
-    let cluster = TestCluster::three_nodes();
+    let cluster = import_common::three_nodes();
     let mut img = DLedgerImage::new(2 * DATA_FILE_BYTES, INDEX_FILE_BYTES);
     img.append(1, 1, b"hello");
     let src = cluster.dir.join("dledger-store-big");

@@ -6,7 +6,6 @@
 mod common;
 mod import_common;
 
-use common::cluster::TestCluster;
 use dledger::upgrade::IMPORT_DIGEST_FILE;
 use dledger::upgrade::fixtures::CommitLogImage;
 use import_common::{
@@ -33,7 +32,7 @@ fn import(
 
 #[test]
 fn a_commitlog_with_fillers_and_a_cut_last_message_imports_up_to_the_last_whole_one() {
-    let cluster = TestCluster::three_nodes();
+    let cluster = import_common::three_nodes();
     let img = commitlog();
     let (last_at, last) = img.messages.last().cloned().unwrap();
     // Cut the newest file inside its last message: the broker stopped mid-write.
@@ -92,7 +91,7 @@ fn a_commitlog_with_fillers_and_a_cut_last_message_imports_up_to_the_last_whole_
 
 #[test]
 fn a_corrupted_body_crc_is_refused_naming_file_and_offset_and_nothing_is_written() {
-    let cluster = TestCluster::three_nodes();
+    let cluster = import_common::three_nodes();
     let mut img = commitlog();
     // Damage one body byte of a message in the second file (its stored CRC stays).
     let (at, msg) = img

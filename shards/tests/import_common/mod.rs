@@ -143,3 +143,21 @@ pub fn import_on(cluster: &crate::common::cluster::TestCluster, node: usize, img
         text(&out)
     );
 }
+
+/// The three example brokers (`conf/dledger`), not started, with the write limit on
+/// disk usage raised so the tests do not depend on how full the machine's disk is.
+pub fn three_nodes() -> crate::common::cluster::TestCluster {
+    let d = crate::common::cluster::conf_dir().join("dledger");
+    crate::common::cluster::TestCluster::from_confs(
+        &[
+            d.join("broker-n0.conf"),
+            d.join("broker-n1.conf"),
+            d.join("broker-n2.conf"),
+        ],
+        None,
+        &[
+            ("diskSpaceRatioToForceClean", "0.98"),
+            ("diskSpaceRatioToRefuseWrites", "0.99"),
+        ],
+    )
+}
