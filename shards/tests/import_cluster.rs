@@ -101,6 +101,14 @@ fn identical_imports_form_a_group_and_a_differing_one_is_refused() {
         "{}",
         text(&got)
     );
+    // The running replicas agree, checked through the client protocol.
+    let live = dledger(&["check", "--peers", &same.peers_arg(), "--group", GROUP]);
+    assert!(live.status.success(), "{}", text(&live));
+    assert!(
+        String::from_utf8_lossy(&live.stdout).contains("replicas agree on"),
+        "{}",
+        text(&live)
+    );
     drop(same);
 
     // Node 2 imports a copy whose message 70 differs.

@@ -4,6 +4,7 @@
 //! ```text
 //! dledger check -c n0.conf -c n1.conf [-c n2.conf] [--group G]    offline, nodes stopped or not
 //! dledger check --dir A --dir B [--segment-bytes N]               group directories directly
+//! dledger check --peers ADDRS --group G [--segment-bytes N]        a running cluster (see `live`)
 //! ```
 //!
 //! Offline: each config names one node's storage; the group's directory there is one
@@ -34,6 +35,8 @@ use dledger::upgrade::{Divergence, DivergenceKind, RecordSummary, first_divergen
 
 use crate::disk::GroupPaths;
 
+mod live;
+
 /// Bytes read per window while scanning a segment (raised to the record limit).
 const WINDOW_BYTES: usize = 4 << 20;
 
@@ -50,9 +53,14 @@ pub struct CheckArgs {
     /// a group directory (holding data/) to compare, instead of configs; repeatable
     #[argh(option)]
     pub dir: Vec<PathBuf>,
-    /// segment size for --dir (default: the size of the first segment file)
+    /// segment size for --dir (default: the size of the first segment file) or to name
+    /// segment files with --peers
     #[argh(option)]
     pub segment_bytes: Option<u64>,
+    /// client addresses of a running group's nodes (host:port, ';' or ','): compare
+    /// their committed entries through the client protocol
+    #[argh(option)]
+    pub peers: Option<String>,
     /// record size limit for --dir (default 4194304)
     #[argh(option, default = "dledger::store::DEFAULT_MAX_RECORD_BYTES")]
     pub max_record_bytes: u32,
@@ -69,6 +77,13 @@ struct Replica {
 }
 
 pub fn run(args: CheckArgs) -> Result<(), String> {
+    if let Some(peers) = &args.peers {
+        if !args.config.is_empty() || !args.dir.is_empty() {
+            return Err("--peers checks a running cluster: give no -c or --dir with it".into());
+        }
+        let group = args.group.as_deref().ok_or("--peers needs --group")?;
+        return live::run(peers, group, args.segment_bytes);
+    }
     let sets = replica_sets(&args)?;
     let mut diverged = Vec::new();
     for (group, replicas) in &sets {
