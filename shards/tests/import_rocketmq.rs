@@ -87,6 +87,15 @@ fn a_commitlog_with_fillers_and_a_cut_last_message_imports_up_to_the_last_whole_
         "{}",
         text(&again)
     );
+    // Without the digest, the records themselves make the log non-empty.
+    std::fs::remove_file(group_dir(config, GROUP).join(IMPORT_DIGEST_FILE)).unwrap();
+    let again = import(&src, &files, config, &[]);
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("is not empty"),
+        "{}",
+        text(&again)
+    );
 }
 
 #[test]

@@ -567,22 +567,22 @@ fn refuse_non_empty(log: &LogConfig) -> Result<(), String> {
         ));
     }
     let paths = GroupPaths::new(dir.clone());
-    let (segments, _) = match std::fs::metadata(&paths.data_dir) {
-        Ok(_) => list_files(&paths.data_dir)?,
-        Err(_) => (Vec::new(), Vec::new()),
+    let segments = match std::fs::metadata(&paths.data_dir) {
+        Ok(_) => list_files(&paths.data_dir)?.0,
+        Err(_) => Vec::new(),
     };
-    if let Some(s) = segments.first() {
-        // Segments exist: the log must still be empty (its first record slot zero).
-        let mut head = [0u8; dledger::store::record::HEADER_BYTES];
-        let file = std::fs::File::open(&s.path)
-            .map_err(|e| format!("cannot open {}: {e}", s.path.display()))?;
+    // A log that never held a record has only zero-filled (preallocated) segments.
+    for s in &segments {
         use std::os::unix::fs::FileExt;
-        let n = file.read_at(&mut head, 0).unwrap_or(0);
-        if segments.len() > 1 || head[..n].iter().any(|&b| b != 0) {
+        let mut head = [0u8; dledger::store::record::HEADER_BYTES];
+        let n = std::fs::File::open(&s.path)
+            .and_then(|f| f.read_at(&mut head, 0))
+            .map_err(|e| format!("cannot read {}: {e}", s.path.display()))?;
+        if head[..n].iter().any(|&b| b != 0) {
             return Err(format!(
-                "the log of group {} on node {} at {} is not empty: import only into an empty \
-                 log (if an earlier import was interrupted, remove that directory and import \
-                 again)",
+                "the log of group {} on node {} at {} is not empty: import only into an \
+                 empty log (if an earlier import was interrupted, remove that directory and \
+                 import again)",
                 log.group,
                 log.self_id,
                 dir.display()
