@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use dledger::store::SegmentName;
+use dledger::upgrade::WalkError;
 use dledger::upgrade::fixtures::{CommitLogImage, RmqMessage, drive_commitlog};
 use dledger::upgrade::rocketmq::{
     BORNHOST_V6_FLAG, MESSAGE_MAGIC_CODE_V2, STOREHOSTADDRESS_V6_FLAG, min_message_bytes,
@@ -308,35 +309,35 @@ fn files_must_follow_each_other() {
     let gap = [fs[0], fs[2]];
     assert!(matches!(
         drive_commitlog(config(), &gap, 4096),
-        Err(CommitLogError::FileGap {
+        Err(CommitLogError::Files(WalkError::FileGap {
             expected: SegmentName(4096),
             found: SegmentName(8192),
             ..
-        })
+        }))
     ));
     let mut s = CommitLogScanner::new(config()).unwrap();
     assert!(matches!(
         s.begin_file(100, true),
-        Err(CommitLogError::MisalignedFile { .. })
+        Err(CommitLogError::Files(WalkError::MisalignedFile { .. }))
     ));
     assert!(matches!(
         s.scan(&[], true, |_, _| ()),
-        Err(CommitLogError::NoOpenFile)
+        Err(CommitLogError::Files(WalkError::NoOpenFile { .. }))
     ));
     s.begin_file(0, true).unwrap();
     assert!(matches!(
         s.begin_file(4096, true),
-        Err(CommitLogError::FileStillOpen { .. })
+        Err(CommitLogError::Files(WalkError::FileStillOpen { .. }))
     ));
     assert!(matches!(
         s.scan(&vec![0; 5000], true, |_, _| ()),
-        Err(CommitLogError::InputBeyondFile { .. })
+        Err(CommitLogError::Files(WalkError::InputBeyondFile { .. }))
     ));
     let end = s.scan(&[0; 64], false, |_, _| ()).unwrap();
     assert_eq!(end.stop, ChunkStop::LogEnd(LogEndKind::Zeros));
     assert!(matches!(
         s.begin_file(4096, true),
-        Err(CommitLogError::AfterNewest { .. })
+        Err(CommitLogError::Files(WalkError::AfterNewest { .. }))
     ));
 }
 

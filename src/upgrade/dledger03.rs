@@ -55,6 +55,7 @@ use thiserror::Error;
 
 use super::be::{i32_at, i64_at};
 use super::rocketmq::{MessageFields, MessageProblem, parse_message};
+use super::walk::{ChunkScanner, FileChunkEnd, FileStop, FileWalk, WalkError};
 use crate::store::{RecordKind, SegmentName};
 
 /// DLedger's entry header size (its `DLedgerEntry.BODY_OFFSET`).
@@ -173,21 +174,10 @@ pub enum DLedgerEndKind {
 }
 
 /// Why a [`DLedgerScanner::scan`] call returned.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum DLedgerChunkStop {
-    NeedMoreInput,
-    FileDone,
-    LogEnd(DLedgerEndKind),
-    TruncatedTail(DLedgerTruncatedTail),
-}
+pub type DLedgerChunkStop = FileStop<DLedgerEndKind, DLedgerTruncatedTail>;
 
-/// Where a chunk's scan ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct DLedgerChunkEnd {
-    pub next_offset: u64,
-    pub entries: u64,
-    pub stop: DLedgerChunkStop,
-}
+/// Where a chunk's scan ended (`items`: entries accepted in this call).
+pub type DLedgerChunkEnd = FileChunkEnd<DLedgerEndKind, DLedgerTruncatedTail>;
 
 /// Why a DLedger store cannot be imported.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
@@ -198,55 +188,20 @@ pub enum DLedgerError {
         offset: u64,
         problem: EntryProblem,
     },
-    #[error("DLedger data file {found} is not at a multiple of the file size {file_bytes}")]
-    MisalignedFile { found: SegmentName, file_bytes: u64 },
-    #[error(
-        "DLedger data file {found} follows {previous}, but {expected} must come next (a file is missing)"
-    )]
-    FileGap {
-        previous: SegmentName,
-        expected: SegmentName,
-        found: SegmentName,
-    },
-    #[error("DLedger data file {found} opened while {open} is not finished")]
-    FileStillOpen {
-        open: SegmentName,
-        found: SegmentName,
-    },
-    #[error("DLedger data file {found} comes after the newest file {newest}")]
-    AfterNewest {
-        newest: SegmentName,
-        found: SegmentName,
-    },
-    #[error("no DLedger data file is open (call begin_file first)")]
-    NoOpenFile,
-    #[error(
-        "{bytes} bytes at offset {offset} of DLedger data file {file} run past its {file_bytes} bytes"
-    )]
-    InputBeyondFile {
-        file: SegmentName,
-        offset: u64,
-        bytes: u64,
-        file_bytes: u64,
-    },
+    #[error(transparent)]
+    Files(#[from] WalkError),
     #[error("data file size {file_bytes} cannot hold an entry header and a tail marker")]
     BadFileBytes { file_bytes: u64 },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct OpenFile {
-    start: u64,
-    offset: u64,
-    is_newest: bool,
-}
+/// What the scanner calls its files in errors.
+const FILE_KIND: &str = "DLedger data file";
 
 /// Walks a DLedger store's data files in order, chunk by chunk.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DLedgerScanner {
     config: DLedgerScanConfig,
-    open: Option<OpenFile>,
-    previous: Option<u64>,
-    finished: Option<u64>,
+    walk: FileWalk,
     /// (index, term) of the last entry accepted.
     last: Option<(u64, u64)>,
     entries: u64,
@@ -261,9 +216,7 @@ impl DLedgerScanner {
         }
         Ok(DLedgerScanner {
             config,
-            open: None,
-            previous: None,
-            finished: None,
+            walk: FileWalk::new(FILE_KIND, config.data_file_bytes),
             last: None,
             entries: 0,
         })
@@ -279,51 +232,17 @@ impl DLedgerScanner {
     }
 
     pub fn file_offset(&self) -> Option<u64> {
-        self.open.map(|f| f.offset)
+        self.walk.file_offset()
     }
 
     pub fn is_finished(&self) -> bool {
-        self.finished.is_some()
+        self.walk.is_finished()
     }
 
     /// Opens the data file starting at `file_start`; files come in name order without
     /// gaps, `is_newest` marks the last one.
     pub fn begin_file(&mut self, file_start: u64, is_newest: bool) -> Result<(), DLedgerError> {
-        let found = SegmentName(file_start);
-        if let Some(newest) = self.finished {
-            return Err(DLedgerError::AfterNewest {
-                newest: SegmentName(newest),
-                found,
-            });
-        }
-        if let Some(open) = self.open {
-            return Err(DLedgerError::FileStillOpen {
-                open: SegmentName(open.start),
-                found,
-            });
-        }
-        if file_start % self.config.data_file_bytes != 0 {
-            return Err(DLedgerError::MisalignedFile {
-                found,
-                file_bytes: self.config.data_file_bytes,
-            });
-        }
-        if let Some(prev) = self.previous {
-            let expected = prev.saturating_add(self.config.data_file_bytes);
-            if file_start != expected {
-                return Err(DLedgerError::FileGap {
-                    previous: SegmentName(prev),
-                    expected: SegmentName(expected),
-                    found,
-                });
-            }
-        }
-        self.open = Some(OpenFile {
-            start: file_start,
-            offset: 0,
-            is_newest,
-        });
-        Ok(())
+        Ok(self.walk.begin_file(file_start, is_newest)?)
     }
 
     /// Walks the whole entries in `bytes` (starting at [`Self::file_offset`] of the
@@ -334,17 +253,9 @@ impl DLedgerScanner {
         input_is_file_end: bool,
         mut on_entry: impl FnMut(&DLedgerEntry, &[u8]),
     ) -> Result<DLedgerChunkEnd, DLedgerError> {
-        let mut file = self.open.ok_or(DLedgerError::NoOpenFile)?;
+        let file = self.walk.chunk_file(bytes.len())?;
         let file_bytes = self.config.data_file_bytes;
-        let name = SegmentName(file.start);
-        if bytes.len() as u64 > file_bytes - file.offset {
-            return Err(DLedgerError::InputBeyondFile {
-                file: name,
-                offset: file.offset,
-                bytes: bytes.len() as u64,
-                file_bytes,
-            });
-        }
+        let name = file.name();
         let err = |offset: u64, problem| DLedgerError::Entry {
             file: name,
             offset,
@@ -359,9 +270,9 @@ impl DLedgerScanner {
             let pos = file.start + offset;
             let have_all = input_is_file_end || rest.len() as u64 == remaining;
             let file_full = if file.is_newest {
-                DLedgerChunkStop::LogEnd(DLedgerEndKind::Filler)
+                FileStop::LogEnd(DLedgerEndKind::Filler)
             } else {
-                DLedgerChunkStop::FileDone
+                FileStop::FileDone
             };
             if remaining < FILLER_BYTES {
                 // Too short for a tail marker: the writer moved on without writing here.
@@ -369,7 +280,7 @@ impl DLedgerScanner {
             }
             let probe = rest.len().min(DLEDGER_HEADER_BYTES);
             if probe < DLEDGER_HEADER_BYTES && !have_all {
-                break DLedgerChunkStop::NeedMoreInput;
+                break FileStop::NeedMoreInput;
             }
             if rest[..probe].iter().all(|&b| b == 0) {
                 if !file.is_newest {
@@ -382,14 +293,14 @@ impl DLedgerScanner {
                         },
                     ));
                 }
-                break DLedgerChunkStop::LogEnd(if rest.is_empty() {
+                break FileStop::LogEnd(if rest.is_empty() {
                     DLedgerEndKind::EndOfFile
                 } else {
                     DLedgerEndKind::Zeros
                 });
             }
             let truncated = |needed: u64| {
-                DLedgerChunkStop::TruncatedTail(DLedgerTruncatedTail {
+                FileStop::TruncatedTail(DLedgerTruncatedTail {
                     file: name,
                     offset,
                     pos,
@@ -507,7 +418,7 @@ impl DLedgerScanner {
             }
             if (rest.len() as u64) < size_bytes {
                 if !have_all {
-                    break DLedgerChunkStop::NeedMoreInput;
+                    break FileStop::NeedMoreInput;
                 }
                 break cut_short(size_bytes)?;
             }
@@ -527,24 +438,33 @@ impl DLedgerScanner {
             entries += 1;
             at += size as usize;
         };
-        file.offset += at as u64;
         self.entries += entries;
-        match stop {
-            DLedgerChunkStop::NeedMoreInput => self.open = Some(file),
-            DLedgerChunkStop::FileDone => {
-                self.open = None;
-                self.previous = Some(file.start);
-            }
-            DLedgerChunkStop::LogEnd(_) | DLedgerChunkStop::TruncatedTail(_) => {
-                self.open = None;
-                self.finished = Some(file.start);
-            }
-        }
-        Ok(DLedgerChunkEnd {
-            next_offset: file.offset,
-            entries,
-            stop,
-        })
+        Ok(self.walk.end_chunk(file, at, entries, stop))
+    }
+}
+
+impl ChunkScanner for DLedgerScanner {
+    type Item = DLedgerEntry;
+    type End = DLedgerEndKind;
+    type Tail = DLedgerTruncatedTail;
+    type Error = DLedgerError;
+
+    fn begin_file(&mut self, file_start: u64, is_newest: bool) -> Result<(), DLedgerError> {
+        DLedgerScanner::begin_file(self, file_start, is_newest)
+    }
+    fn file_offset(&self) -> Option<u64> {
+        DLedgerScanner::file_offset(self)
+    }
+    fn is_finished(&self) -> bool {
+        DLedgerScanner::is_finished(self)
+    }
+    fn scan_chunk(
+        &mut self,
+        bytes: &[u8],
+        input_is_file_end: bool,
+        on_item: &mut dyn FnMut(&DLedgerEntry, &[u8]),
+    ) -> Result<DLedgerChunkEnd, DLedgerError> {
+        self.scan(bytes, input_is_file_end, on_item)
     }
 }
 

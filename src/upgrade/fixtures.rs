@@ -4,11 +4,12 @@
 //! Used by the crate's tests and by the import command's tests; not for production.
 
 use super::dledger03::{
-    DLedgerChunkStop, DLedgerEndKind, DLedgerEntry, DLedgerError, DLedgerScanConfig, DLedgerScanner,
+    DLedgerChunkStop, DLedgerEntry, DLedgerError, DLedgerScanConfig, DLedgerScanner,
 };
 use super::rocketmq::{
-    ChunkStop, CommitLogError, CommitLogScanConfig, CommitLogScanner, LogEndKind,
+    ChunkStop, CommitLogError, CommitLogMessage, CommitLogScanConfig, CommitLogScanner,
 };
+use super::walk::drive_files;
 use crate::store::SegmentName;
 
 const V1_MAGIC: i32 = -626_843_481;
@@ -314,32 +315,13 @@ pub fn drive_commitlog(
     files: &[(u64, &[u8])],
     chunk_bytes: usize,
 ) -> Result<Driven<(u64, Vec<u8>), ChunkStop>, CommitLogError> {
-    let mut scanner = CommitLogScanner::new(config)?;
     let mut entries = Vec::new();
-    let mut stop = ChunkStop::LogEnd(LogEndKind::EndOfFile);
-    for (i, (start, bytes)) in files.iter().enumerate() {
-        scanner.begin_file(*start, i + 1 == files.len())?;
-        let mut chunk = chunk_bytes.max(1);
-        loop {
-            let from = scanner.file_offset().unwrap_or(0) as usize;
-            let to = from.saturating_add(chunk).min(bytes.len());
-            let end = scanner.scan(&bytes[from.min(to)..to], to == bytes.len(), |m, b| {
-                entries.push((m.physical_offset, b.to_vec()))
-            })?;
-            stop = end.stop;
-            match end.stop {
-                ChunkStop::NeedMoreInput => {
-                    if end.messages == 0 && end.next_offset as usize == from {
-                        chunk = chunk.saturating_mul(2);
-                    }
-                }
-                _ => break,
-            }
-        }
-        if scanner.is_finished() {
-            break;
-        }
-    }
+    let stop = drive_files(
+        &mut CommitLogScanner::new(config)?,
+        files,
+        chunk_bytes,
+        &mut |m: &CommitLogMessage, b: &[u8]| entries.push((m.physical_offset, b.to_vec())),
+    )?;
     Ok(Driven { entries, stop })
 }
 
@@ -349,33 +331,16 @@ pub fn drive_dledger(
     files: &[(u64, &[u8])],
     chunk_bytes: usize,
 ) -> Result<Driven<(DLedgerEntry, Vec<u8>), DLedgerChunkStop>, DLedgerError> {
-    let mut scanner = DLedgerScanner::new(config)?;
     let mut entries = Vec::new();
-    let mut stop = DLedgerChunkStop::LogEnd(DLedgerEndKind::EndOfFile);
-    for (i, (start, bytes)) in files.iter().enumerate() {
-        scanner.begin_file(*start, i + 1 == files.len())?;
-        let mut chunk = chunk_bytes.max(1);
-        loop {
-            let from = scanner.file_offset().unwrap_or(0) as usize;
-            let to = from.saturating_add(chunk).min(bytes.len());
-            let end = scanner.scan(&bytes[from.min(to)..to], to == bytes.len(), |e, b| {
-                let mut e = e.clone();
-                e.body = 0..b.len();
-                entries.push((e, b.to_vec()));
-            })?;
-            stop = end.stop;
-            match end.stop {
-                DLedgerChunkStop::NeedMoreInput => {
-                    if end.entries == 0 && end.next_offset as usize == from {
-                        chunk = chunk.saturating_mul(2);
-                    }
-                }
-                _ => break,
-            }
-        }
-        if scanner.is_finished() {
-            break;
-        }
-    }
+    let stop = drive_files(
+        &mut DLedgerScanner::new(config)?,
+        files,
+        chunk_bytes,
+        &mut |e: &DLedgerEntry, b: &[u8]| {
+            let mut e = e.clone();
+            e.body = 0..b.len();
+            entries.push((e, b.to_vec()));
+        },
+    )?;
     Ok(Driven { entries, stop })
 }

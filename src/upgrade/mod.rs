@@ -31,12 +31,15 @@
 
 pub(crate) mod be;
 pub mod compare;
+pub mod digest_file;
 pub mod dledger03;
 pub mod fixtures;
 pub mod plan;
 pub mod rocketmq;
+pub mod walk;
 
 pub use compare::{Divergence, DivergenceKind, RecordSummary, first_divergence};
+pub use digest_file::{DIGEST_BYTES_MAX, DIGEST_SEGMENTS_MAX, DigestFileError, IMPORT_DIGEST_FILE};
 pub use dledger03::{
     DLedgerChunkEnd, DLedgerChunkStop, DLedgerEndKind, DLedgerEntry, DLedgerError,
     DLedgerIndexRecord, DLedgerScanConfig, DLedgerScanner, DLedgerTruncatedTail, EntryProblem,
@@ -52,3 +55,4 @@ pub use rocketmq::{
     LogEndKind, MessageFields, MessageProblem, MessageVersion, TruncatedTail, parse_message,
     rocketmq_body_crc,
 };
+pub use walk::{ChunkScanner, FileChunkEnd, FileStop, WalkError, drive_files};

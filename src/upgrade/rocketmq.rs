@@ -71,6 +71,7 @@ use std::ops::Range;
 use thiserror::Error;
 
 use super::be::{i32_at, u16_at, u32_at, u64_at};
+use super::walk::{ChunkScanner, FileChunkEnd, FileStop, FileWalk, WalkError};
 use crate::store::SegmentName;
 
 /// MAGICCODE of a v1 message (1-byte topic length): `0xDAA320A7`.
@@ -366,28 +367,10 @@ pub enum LogEndKind {
 }
 
 /// Why a [`CommitLogScanner::scan`] call returned.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ChunkStop {
-    /// The chunk ended inside a message or a filler: call again with bytes from
-    /// [`ChunkEnd::next_offset`].
-    NeedMoreInput,
-    /// The file ended with its filler: open the next file.
-    FileDone,
-    /// The log ended cleanly in the newest file. Nothing more may be fed.
-    LogEnd(LogEndKind),
-    /// The newest file ends inside a message. Nothing more may be fed.
-    TruncatedTail(TruncatedTail),
-}
+pub type ChunkStop = FileStop<LogEndKind, TruncatedTail>;
 
-/// Where a chunk's scan ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ChunkEnd {
-    /// Offset in the file where the next chunk must start (after the last whole message).
-    pub next_offset: u64,
-    /// Messages accepted in this call.
-    pub messages: u64,
-    pub stop: ChunkStop,
-}
+/// Where a chunk's scan ended (`items`: messages accepted in this call).
+pub type ChunkEnd = FileChunkEnd<LogEndKind, TruncatedTail>;
 
 /// Why a CommitLog cannot be imported.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
@@ -398,57 +381,20 @@ pub enum CommitLogError {
         offset: u64,
         problem: MessageProblem,
     },
-    #[error("CommitLog file {found} is not at a multiple of the file size {file_bytes}")]
-    MisalignedFile { found: SegmentName, file_bytes: u64 },
-    #[error(
-        "CommitLog file {found} follows {previous}, but {expected} must come next (a file is missing)"
-    )]
-    FileGap {
-        previous: SegmentName,
-        expected: SegmentName,
-        found: SegmentName,
-    },
-    #[error("CommitLog file {found} opened while {open} is not finished")]
-    FileStillOpen {
-        open: SegmentName,
-        found: SegmentName,
-    },
-    #[error("CommitLog file {found} comes after the newest file {newest}")]
-    AfterNewest {
-        newest: SegmentName,
-        found: SegmentName,
-    },
-    #[error("no CommitLog file is open (call begin_file first)")]
-    NoOpenFile,
-    #[error(
-        "{bytes} bytes at offset {offset} of CommitLog file {file} run past its {file_bytes} bytes"
-    )]
-    InputBeyondFile {
-        file: SegmentName,
-        offset: u64,
-        bytes: u64,
-        file_bytes: u64,
-    },
+    #[error(transparent)]
+    Files(#[from] WalkError),
     #[error("file size {file_bytes} cannot hold a message and an end-of-file filler")]
     BadFileBytes { file_bytes: u64 },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct OpenFile {
-    start: u64,
-    offset: u64,
-    is_newest: bool,
-}
+/// What the scanner calls its files in errors.
+const FILE_KIND: &str = "CommitLog file";
 
 /// Walks a CommitLog's files in order, chunk by chunk (see the module documentation).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CommitLogScanner {
     config: CommitLogScanConfig,
-    open: Option<OpenFile>,
-    /// The file that finished last (with its filler), so the next one must follow it.
-    previous: Option<u64>,
-    /// Set once the newest file is done: no more input is accepted.
-    finished: Option<u64>,
+    walk: FileWalk,
     messages: u64,
 }
 
@@ -462,9 +408,7 @@ impl CommitLogScanner {
         }
         Ok(CommitLogScanner {
             config,
-            open: None,
-            previous: None,
-            finished: None,
+            walk: FileWalk::new(FILE_KIND, config.file_bytes),
             messages: 0,
         })
     }
@@ -476,53 +420,19 @@ impl CommitLogScanner {
 
     /// Where the next chunk of the open file must start.
     pub fn file_offset(&self) -> Option<u64> {
-        self.open.map(|f| f.offset)
+        self.walk.file_offset()
     }
 
     /// Whether the log has ended (clean end or truncated tail in the newest file).
     pub fn is_finished(&self) -> bool {
-        self.finished.is_some()
+        self.walk.is_finished()
     }
 
     /// Opens the file starting at `file_start` (its name parsed). Files must come in
     /// name order without gaps; `is_newest` marks the last file of the CommitLog, the
     /// only one that may end without a filler.
     pub fn begin_file(&mut self, file_start: u64, is_newest: bool) -> Result<(), CommitLogError> {
-        let found = SegmentName(file_start);
-        if let Some(newest) = self.finished {
-            return Err(CommitLogError::AfterNewest {
-                newest: SegmentName(newest),
-                found,
-            });
-        }
-        if let Some(open) = self.open {
-            return Err(CommitLogError::FileStillOpen {
-                open: SegmentName(open.start),
-                found,
-            });
-        }
-        if file_start % self.config.file_bytes != 0 {
-            return Err(CommitLogError::MisalignedFile {
-                found,
-                file_bytes: self.config.file_bytes,
-            });
-        }
-        if let Some(prev) = self.previous {
-            let expected = prev.saturating_add(self.config.file_bytes);
-            if file_start != expected {
-                return Err(CommitLogError::FileGap {
-                    previous: SegmentName(prev),
-                    expected: SegmentName(expected),
-                    found,
-                });
-            }
-        }
-        self.open = Some(OpenFile {
-            start: file_start,
-            offset: 0,
-            is_newest,
-        });
-        Ok(())
+        Ok(self.walk.begin_file(file_start, is_newest)?)
     }
 
     /// Walks the whole messages in `bytes`, which start at [`Self::file_offset`] of the
@@ -534,17 +444,9 @@ impl CommitLogScanner {
         input_is_file_end: bool,
         mut on_message: impl FnMut(&CommitLogMessage, &[u8]),
     ) -> Result<ChunkEnd, CommitLogError> {
-        let mut file = self.open.ok_or(CommitLogError::NoOpenFile)?;
+        let file = self.walk.chunk_file(bytes.len())?;
         let file_bytes = self.config.file_bytes;
-        let name = SegmentName(file.start);
-        if bytes.len() as u64 > file_bytes - file.offset {
-            return Err(CommitLogError::InputBeyondFile {
-                file: name,
-                offset: file.offset,
-                bytes: bytes.len() as u64,
-                file_bytes,
-            });
-        }
+        let name = file.name();
         let err = |offset: u64, problem| CommitLogError::Message {
             file: name,
             offset,
@@ -558,7 +460,7 @@ impl CommitLogScanner {
             let remaining = file_bytes - offset;
             let physical_offset = file.start + offset;
             let truncated = |needed: u64| {
-                ChunkStop::TruncatedTail(TruncatedTail {
+                FileStop::TruncatedTail(TruncatedTail {
                     file: name,
                     offset,
                     physical_offset,
@@ -570,16 +472,16 @@ impl CommitLogScanner {
             let have_all = input_is_file_end || rest.len() as u64 == remaining;
             if rest.len() < MESSAGE_PREFIX_BYTES {
                 if !have_all {
-                    break ChunkStop::NeedMoreInput;
+                    break FileStop::NeedMoreInput;
                 }
                 if !file.is_newest {
                     return Err(err(offset, MessageProblem::OlderFileEndsEarly));
                 }
                 if rest.is_empty() {
-                    break ChunkStop::LogEnd(LogEndKind::EndOfFile);
+                    break FileStop::LogEnd(LogEndKind::EndOfFile);
                 }
                 if rest.iter().all(|&b| b == 0) {
-                    break ChunkStop::LogEnd(LogEndKind::Zeros);
+                    break FileStop::LogEnd(LogEndKind::Zeros);
                 }
                 // TOTALSIZE may have survived even if the magic did not.
                 let needed = i32_at(rest, 0)
@@ -594,7 +496,7 @@ impl CommitLogScanner {
                 if !file.is_newest {
                     return Err(err(offset, MessageProblem::ZerosInOlderFile));
                 }
-                break ChunkStop::LogEnd(LogEndKind::Zeros);
+                break FileStop::LogEnd(LogEndKind::Zeros);
             }
             if magic == BLANK_MAGIC_CODE {
                 if u64::try_from(total).ok() != Some(remaining) {
@@ -607,9 +509,9 @@ impl CommitLogScanner {
                     ));
                 }
                 break if file.is_newest {
-                    ChunkStop::LogEnd(LogEndKind::Filler)
+                    FileStop::LogEnd(LogEndKind::Filler)
                 } else {
-                    ChunkStop::FileDone
+                    FileStop::FileDone
                 };
             }
             let Some(version) = MessageVersion::from_magic(magic) else {
@@ -642,7 +544,7 @@ impl CommitLogScanner {
             }
             if (rest.len() as u64) < total {
                 if !have_all {
-                    break ChunkStop::NeedMoreInput;
+                    break FileStop::NeedMoreInput;
                 }
                 if !file.is_newest {
                     return Err(err(offset, MessageProblem::OlderFileEndsEarly));
@@ -663,24 +565,33 @@ impl CommitLogScanner {
             messages += 1;
             at += total as usize;
         };
-        file.offset += at as u64;
         self.messages += messages;
-        match stop {
-            ChunkStop::NeedMoreInput => self.open = Some(file),
-            ChunkStop::FileDone => {
-                self.open = None;
-                self.previous = Some(file.start);
-            }
-            ChunkStop::LogEnd(_) | ChunkStop::TruncatedTail(_) => {
-                self.open = None;
-                self.finished = Some(file.start);
-            }
-        }
-        Ok(ChunkEnd {
-            next_offset: file.offset,
-            messages,
-            stop,
-        })
+        Ok(self.walk.end_chunk(file, at, messages, stop))
+    }
+}
+
+impl ChunkScanner for CommitLogScanner {
+    type Item = CommitLogMessage;
+    type End = LogEndKind;
+    type Tail = TruncatedTail;
+    type Error = CommitLogError;
+
+    fn begin_file(&mut self, file_start: u64, is_newest: bool) -> Result<(), CommitLogError> {
+        CommitLogScanner::begin_file(self, file_start, is_newest)
+    }
+    fn file_offset(&self) -> Option<u64> {
+        CommitLogScanner::file_offset(self)
+    }
+    fn is_finished(&self) -> bool {
+        CommitLogScanner::is_finished(self)
+    }
+    fn scan_chunk(
+        &mut self,
+        bytes: &[u8],
+        input_is_file_end: bool,
+        on_item: &mut dyn FnMut(&CommitLogMessage, &[u8]),
+    ) -> Result<ChunkEnd, CommitLogError> {
+        self.scan(bytes, input_is_file_end, on_item)
     }
 }
 

@@ -8,15 +8,20 @@
 //! dledger cluster-list (--peers ADDRS | -n NAMESRV) [--json] every node's groups, BID
 //! dledger namesrv [--port 9876]                             name server nodes register with
 //! dledger fast-try start|stop [--conf-dir D] [--root R]      local 3-node cluster
+//! dledger import (--rocketmq-commitlog D | --dledger-store D) --group G -c FILE
+//!                                                           adopt an old log (node stopped)
+//! dledger check -c FILE -c FILE [...] [--group G]           compare replicas segment by segment
 //! ```
 //!
 //! `ADDRS` are the nodes' client addresses (`host:port`, separated by `;` or `,`).
 //! Failures print which address answered what (DLedger's code name) and exit non-zero.
 
 pub mod append;
+pub mod check;
 pub mod cluster_list;
 pub mod fast_try;
 pub mod get;
+pub mod import;
 pub mod metadata;
 pub mod namesrv;
 pub mod server;
@@ -47,6 +52,8 @@ pub enum Command {
     ClusterList(cluster_list::ClusterListArgs),
     FastTry(fast_try::FastTryArgs),
     Namesrv(namesrv::NamesrvArgs),
+    Import(import::ImportArgs),
+    Check(check::CheckArgs),
 }
 
 /// Runs the parsed command line; the exit code says whether it worked.
@@ -67,6 +74,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Some(Command::ClusterList(a)) => ("cluster-list", cluster_list::run(a)),
         Some(Command::FastTry(a)) => ("fast-try", fast_try::run(a)),
         Some(Command::Namesrv(a)) => ("namesrv", namesrv::run(a)),
+        Some(Command::Import(a)) => ("import", import::run(a)),
+        Some(Command::Check(a)) => ("check", check::run(a)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

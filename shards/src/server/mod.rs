@@ -9,6 +9,7 @@
 
 mod client;
 mod group;
+pub mod import_gate;
 mod metrics;
 mod peer;
 #[cfg(feature = "planted-bugs")]
@@ -30,9 +31,11 @@ use nix::sys::signal::{SigSet, Signal};
 use crate::runtime::{Runtime, RuntimeConfig};
 
 pub use group::{AppendOutcome, Group};
+pub use import_gate::{ImportGate, describe_digest, digest_difference, read_import_digest};
 pub use peer::{
     Inbound as PeerInbound, PeerItem, ServerPeerCodec, decode_payload as decode_peer_payload,
 };
+pub(crate) use shard::log_config;
 pub use shard::{Listeners, STOP_TRANSFER_WAIT_MS, ShardMsg, Shared};
 
 /// Exit code for a config that does not load.

@@ -12,6 +12,8 @@
 //!               records back to back) in the message section.
 //! tag 2 (ClientAddr): u16 len | len bytes UTF-8 "host:port" — where this node serves
 //!               clients, so peers can name it in NOT_LEADER and metadata answers.
+//! tag 3 (ImportDigest): u32 group | u32 len | len bytes — the digest of the prefix this
+//!               node imported into the group (len 0: none); see `import_gate`.
 //! ```
 
 use std::{collections::VecDeque, net::SocketAddr};
@@ -27,6 +29,7 @@ use crate::net::{BatchEncoded, PeerCodec};
 
 const TAG_RAFT: u8 = 1;
 const TAG_CLIENT_ADDR: u8 = 2;
+const TAG_IMPORT_DIGEST: u8 = 3;
 /// Longest client address text accepted from a peer.
 pub const CLIENT_ADDR_BYTES_MAX: usize = 300;
 
@@ -41,6 +44,11 @@ pub enum PeerItem {
         records: Vec<Bytes>,
     },
     ClientAddr(SocketAddr),
+    /// This node's import digest of a group (encoded; `None`: nothing imported).
+    ImportDigest {
+        group: GroupId,
+        digest: Option<Bytes>,
+    },
 }
 
 /// Encodes [`PeerItem`]s with the wire codecs.
@@ -80,6 +88,17 @@ impl PeerCodec for ServerPeerCodec {
                     out.extend_from_slice(text.as_bytes());
                     done.items += 1;
                 }
+                PeerItem::ImportDigest { group, digest } => {
+                    let len = digest.as_ref().map_or(0, |d| d.len());
+                    let need = 1 + super::import_gate::ANNOUNCEMENT_HEADER_BYTES + len;
+                    if out.len() - start_len + need > max_payload_bytes {
+                        rest.push_back(PeerItem::ImportDigest { group, digest });
+                        continue;
+                    }
+                    bytes::BufMut::put_u8(out, TAG_IMPORT_DIGEST);
+                    super::import_gate::encode_announcement(group, digest.as_deref(), out);
+                    done.items += 1;
+                }
                 raft => rest.push_back(raft),
             }
         }
@@ -87,7 +106,7 @@ impl PeerCodec for ServerPeerCodec {
         let room = max_payload_bytes.saturating_sub(out.len() - start_len + 1);
         let first_raft = rest.iter().find_map(|i| match i {
             PeerItem::Raft { msg, .. } => Some((msg.from, msg.to)),
-            PeerItem::ClientAddr(_) => None,
+            PeerItem::ClientAddr(_) | PeerItem::ImportDigest { .. } => None,
         });
         if let Some((from, to)) = first_raft
             && room > HEADER_LEN
@@ -175,6 +194,10 @@ pub enum Inbound {
     /// Raft messages (with records sliced from the received payload, no copy).
     Raft(PeerBatch),
     ClientAddr(SocketAddr),
+    ImportDigest {
+        group: GroupId,
+        digest: Option<dledger::upgrade::PrefixDigest>,
+    },
 }
 
 /// Splits one transport payload into items; Append records are slices of `payload` (no
@@ -225,6 +248,10 @@ pub fn decode_payload(
                     .map_err(|_| format!("client address {text:?} is not host:port"))?;
                 at += len;
                 each(Inbound::ClientAddr(addr));
+            }
+            TAG_IMPORT_DIGEST => {
+                let (group, digest) = super::import_gate::decode_announcement(&all, &mut at)?;
+                each(Inbound::ImportDigest { group, digest });
             }
             other => return Err(format!("unknown peer item tag {other} at byte {}", at - 1)),
         }

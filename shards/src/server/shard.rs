@@ -26,6 +26,7 @@ use glommio::channels::{
 use super::{
     client,
     group::{ClientAddrs, Group},
+    import_gate::ImportGate,
     peer::{Inbound, PeerItem, ServerPeerCodec, decode_payload},
 };
 use crate::{
@@ -198,6 +199,8 @@ struct PeerInbox {
     client_addrs: ClientAddrs,
     /// Set once the shard is up: where messages for other shards' groups go.
     state: RefCell<Option<Rc<ShardState>>>,
+    /// Drops a peer's messages for a group whose imported prefix differs from ours.
+    import_gate: ImportGate,
 }
 
 impl PeerInbox {
@@ -241,6 +244,9 @@ impl PeerFrameHandler for PeerInbox {
             |item| match item {
                 Inbound::Raft(batch) => {
                     for gm in batch.items {
+                        if !self.import_gate.admits(gm.group, from) {
+                            continue;
+                        }
                         match groups.get(&gm.group) {
                             Some(g) => g.deliver(gm),
                             None => self.route_elsewhere(gm, from),
@@ -250,13 +256,16 @@ impl PeerFrameHandler for PeerInbox {
                 Inbound::ClientAddr(addr) => {
                     self.client_addrs.borrow_mut().insert(from, addr);
                 }
+                Inbound::ImportDigest { group, digest } => {
+                    self.import_gate.observe(from, group, digest);
+                }
             },
         )
         .map_err(FrameRejected)
     }
 }
 
-fn log_config(cfg: &NodeConfig, group: &dledger::config::GroupConfig) -> LogConfig {
+pub(crate) fn log_config(cfg: &NodeConfig, group: &dledger::config::GroupConfig) -> LogConfig {
     let mut lc = LogConfig::new(&cfg.storage.dledger_base_dir, &cfg.self_name, &group.name);
     lc.segment_bytes = cfg.storage.data_segment_bytes;
     lc.max_record_bytes = cfg
@@ -363,12 +372,20 @@ async fn start(
         groups: RefCell::new(HashMap::new()),
         client_addrs: client_addrs.clone(),
         state: RefCell::new(None),
+        import_gate: ImportGate::load(&cfg)?,
     });
     let codec = Rc::new(ServerPeerCodec { limits });
     let net = Rc::new(
         PeerNet::start(&mut ctx, Rc::new(net_cfg), codec, inbox.clone())
             .map_err(|e| format!("peer transport: {e}"))?,
     );
+
+    // Our import digests go out before any Raft message (and again every second).
+    let announcements: Vec<_> = mine
+        .iter()
+        .map(|g| (g.id, inbox.import_gate.announcement(g.id).map(Bytes::from)))
+        .collect();
+    announce_digests(&net, &announcements);
 
     // Groups.
     let mut groups = HashMap::new();
@@ -419,6 +436,7 @@ async fn start(
                     for s in net.senders() {
                         let _ = s.try_send(PeerItem::ClientAddr(client_addr));
                     }
+                    announce_digests(&net, &announcements);
                     glommio::timer::sleep(Duration::from_millis(CLIENT_ADDR_ANNOUNCE_MS)).await;
                 }
             },
@@ -465,6 +483,19 @@ async fn start(
     .detach();
     tracing::info!(shard = ctx.shard_id, %client_addr, peer_addr = %listen, groups = groups.len(), "shard serving");
     Ok((groups, ctx.stop.clone()))
+}
+
+/// Tells every peer this shard's groups' import digests (a full queue drops one: it
+/// goes again with the next round).
+fn announce_digests(net: &PeerNet<PeerItem>, announcements: &[(GroupId, Option<Bytes>)]) {
+    for s in net.senders() {
+        for (group, digest) in announcements {
+            let _ = s.try_send(PeerItem::ImportDigest {
+                group: *group,
+                digest: digest.clone(),
+            });
+        }
+    }
 }
 
 /// Election timeouts are drawn from a per-node, per-group seed so nodes differ.
