@@ -4,7 +4,9 @@
 //! `report` and `runtime` are shared by all of them.
 //!
 //! - `disk`: the commitlog store against the raw device ([`disk`]).
+//! - `bench`: a cluster's append latency and throughput against the floors ([`bench`]).
 
+pub mod bench;
 pub mod disk;
 pub mod error;
 pub mod hist;

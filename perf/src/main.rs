@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use argh::FromArgs;
-use dledger_perf::disk;
+use dledger_perf::{bench, disk};
 
 /// dledger-rs performance and fault harnesses.
 #[derive(FromArgs, Debug)]
@@ -17,10 +17,13 @@ struct Cli {
     command: Option<Command>,
 }
 
+// Parsed once at start-up: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(FromArgs, Debug)]
 #[argh(subcommand)]
 enum Command {
     Disk(disk::DiskArgs),
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -31,6 +34,7 @@ fn main() -> ExitCode {
     }
     let (name, result) = match &cli.command {
         Some(Command::Disk(args)) => ("disk", disk::run(args)),
+        Some(Command::Bench(args)) => ("bench", bench::run(args)),
         None => {
             eprintln!("dledger-perf: no harness selected; try --help");
             return ExitCode::from(2);
