@@ -31,6 +31,8 @@ pub const LOCAL_NODES: usize = 3;
 const VIEW_TIMEOUT_MS: u64 = 2_000;
 /// Poll period while waiting for leaders.
 const POLL_INTERVAL_MS: u64 = 100;
+/// Period of the "waiting for leaders" line.
+const WAIT_REPORT_INTERVAL_MS: u64 = 5_000;
 /// SIGTERM grace before SIGKILL when stopping a node.
 const STOP_GRACE_MS: u64 = 5_000;
 /// Bytes of a failed node's log shown in errors.
@@ -249,7 +251,9 @@ impl LocalCluster {
     /// agreed leader are accepted (with a warning), others fail.
     pub fn wait_ready(&mut self, timeout: Duration) -> PerfResult<()> {
         let groups = self.spec.group_names();
-        let deadline = Instant::now() + timeout;
+        let started = Instant::now();
+        let deadline = started + timeout;
+        let mut next_report = started + Duration::from_millis(WAIT_REPORT_INTERVAL_MS);
         loop {
             self.check_running()?;
             let views: Vec<_> = self
@@ -265,6 +269,16 @@ impl LocalCluster {
             let state = leaders(&views, &groups);
             if state.preferred == groups.len() {
                 return Ok(());
+            }
+            if Instant::now() >= next_report {
+                next_report += Duration::from_millis(WAIT_REPORT_INTERVAL_MS);
+                eprintln!(
+                    "bench: {:.0} s: {} of {} groups have a leader, {} their preferred one",
+                    started.elapsed().as_secs_f64(),
+                    state.agreed,
+                    groups.len(),
+                    state.preferred
+                );
             }
             if Instant::now() >= deadline {
                 if state.agreed == groups.len() {
@@ -531,6 +545,16 @@ impl RemoteCluster {
 
 /// The `dledger` binary to run as the server; see the module docs.
 pub fn server_binary(explicit: Option<&Path>) -> PerfResult<PathBuf> {
+    // Found (and built) once per process: the matrix and idle runs start several clusters.
+    static FOUND: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    if let Some(p) = FOUND.get() {
+        return Ok(p.clone());
+    }
+    let p = find_server_binary(explicit)?;
+    Ok(FOUND.get_or_init(|| p).clone())
+}
+
+fn find_server_binary(explicit: Option<&Path>) -> PerfResult<PathBuf> {
     if let Some(p) = explicit {
         return existing(p, "--server-bin");
     }

@@ -60,7 +60,7 @@ const SHARDS_MAX: usize = 256;
 /// Time allowed for a local cluster's groups to get their leaders: a base plus a
 /// share per group (elections and hand-overs to the preferred leaders).
 const READY_BASE_MS: u64 = 30_000;
-const READY_PER_GROUP_MS: u64 = 30;
+const READY_PER_GROUP_MS: u64 = 150;
 
 static RUN_SEQ: AtomicU32 = AtomicU32::new(0);
 
