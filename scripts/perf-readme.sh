@@ -27,11 +27,18 @@ mkdir -p docs/perf
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
-# One harness run: its stdout (table + last line) is kept for the README.
+# One harness run: its stdout (table + last line) is kept for the README; a failed run
+# is kept too, as the end of its error output, so the README says what failed.
 run() {
   local name=$1; shift
   echo "== bench $*" >&2
-  "$perf" bench "$@" --quiet --server-bin target/release/dledger > "$out/$name.txt"
+  local rc=0
+  "$perf" bench "$@" --quiet --server-bin target/release/dledger \
+    > "$out/$name.txt" 2> "$out/$name.err" || rc=$?
+  if [ "$rc" -ne 0 ]; then
+    { echo "FAILED (exit $rc); the end of its output:"; tail -n 25 "$out/$name.err"; } \
+      | cut -c1-300 >> "$out/$name.txt"
+  fi
   tail -n 1 "$out/$name.txt" >&2
 }
 

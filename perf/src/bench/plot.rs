@@ -58,6 +58,7 @@ pub fn percentile_chart(path: &Path, title: &str, curves: &[Curve]) -> PerfResul
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 20))
         .margin(16)
+        .margin_right(48)
         .x_label_area_size(44)
         .y_label_area_size(70)
         .build_cartesian_2d(0f64..x_max, (y_min..y_max).log_scale())
