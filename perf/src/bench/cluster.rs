@@ -273,11 +273,12 @@ impl LocalCluster {
             if Instant::now() >= next_report {
                 next_report += Duration::from_millis(WAIT_REPORT_INTERVAL_MS);
                 eprintln!(
-                    "bench: {:.0} s: {} of {} groups have a leader, {} their preferred one",
+                    "bench: {:.0} s: {} of {} groups have a leader, {} their preferred one; {}",
                     started.elapsed().as_secs_f64(),
                     state.agreed,
                     groups.len(),
-                    state.preferred
+                    state.preferred,
+                    state.problem
                 );
             }
             if Instant::now() >= deadline {
@@ -434,9 +435,18 @@ fn leaders(views: &[Result<ClusterViewResponse, String>], groups: &[String]) -> 
     // group → (leaders named, leaders claiming) over the nodes.
     let mut named: BTreeMap<&str, Vec<Option<u32>>> = BTreeMap::new();
     let mut claimed: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+    let mut incomplete = Vec::new();
     for v in views {
         match v {
             Ok(v) => {
+                if v.rows.len() < groups.len() {
+                    incomplete.push(format!(
+                        "n{} hosts {} of {} groups so far",
+                        v.node_id,
+                        v.rows.len(),
+                        groups.len()
+                    ));
+                }
                 for row in &v.rows {
                     named.entry(&row.group).or_default().push(row.leader);
                     if row.role == Role::Leader {
@@ -470,6 +480,9 @@ fn leaders(views: &[Result<ClusterViewResponse, String>], groups: &[String]) -> 
                     format!("group {name}: leaders named {names:?}, claimed by {claims:?}")
             }
         }
+    }
+    if !incomplete.is_empty() {
+        state.problem = format!("{} (still opening groups, or stuck)", incomplete.join(", "));
     }
     state
 }

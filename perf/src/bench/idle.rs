@@ -71,6 +71,20 @@ pub fn run(plan: &Plan, groups: usize) -> PerfResult<()> {
     }
     let units = ProcUnits::read()?;
     let one = measure(plan, 1, &units)?;
+    // Printed at once: it stays on record if the large cluster then fails to start.
+    let mut fixed = Table::new(&["node", "1-group CPU % of one core", "1-group RSS MiB"]);
+    for i in 0..one.rss_bytes.len() {
+        fixed.push_row(vec![
+            format!("n{i}"),
+            format!("{:.2}", one.cpu_percent[i]),
+            format!("{:.1}", one.rss_bytes[i] as f64 / (1 << 20) as f64),
+        ]);
+    }
+    println!(
+        "bench --idle-groups: reference cluster with 1 group, {:.1} s measured",
+        plan.seconds
+    );
+    print!("{}", fixed.render());
     let many = measure(plan, groups, &units)?;
     let mut t = Table::new(&[
         "node",
@@ -78,8 +92,6 @@ pub fn run(plan: &Plan, groups: usize) -> PerfResult<()> {
         "RSS MiB",
         "RSS KiB / group",
         "marginal KiB / group",
-        "1-group CPU %",
-        "1-group RSS MiB",
     ]);
     let mut marginal = Vec::new();
     for i in 0..many.rss_bytes.len() {
@@ -96,8 +108,6 @@ pub fn run(plan: &Plan, groups: usize) -> PerfResult<()> {
                 many.rss_bytes[i] as f64 / BYTES_PER_KIB / groups as f64
             ),
             format!("{m:.1}"),
-            format!("{:.2}", one.cpu_percent[i]),
-            format!("{:.1}", one.rss_bytes[i] as f64 / (1 << 20) as f64),
         ]);
     }
     println!(
