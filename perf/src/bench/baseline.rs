@@ -13,7 +13,7 @@ use dledger_shards::disk::prime_glommio_iopoll_probe;
 
 use crate::disk::raw::{RawBaseline, RawBench};
 use crate::error::{PerfError, PerfResult};
-use crate::hist::{LatencyHistogram, LatencySummary};
+use crate::hist::LatencyHistogram;
 use crate::runtime::{ExecutorConfig, run_on_executor};
 
 /// glommio registered-buffer arena for the raw probe (shrunk to RLIMIT_MEMLOCK).
@@ -30,7 +30,8 @@ pub struct Baselines {
     pub raw: RawBaseline,
     /// Full distribution of the write+fdatasync probe (for the plot and the JSON).
     pub raw_fsync_hist: LatencyHistogram,
-    pub tcp_rtt: LatencySummary,
+    /// Loopback round trips (at least one sample).
+    pub tcp_rtt_hist: LatencyHistogram,
     pub tcp_rtt_message_bytes: usize,
 }
 
@@ -38,11 +39,11 @@ pub struct Baselines {
 pub fn measure(dir: &Path, seconds: f64, message_bytes: usize) -> PerfResult<Baselines> {
     let (raw, raw_fsync_hist) = raw_fsync(dir, seconds)?;
     let message_bytes = message_bytes.clamp(1, RTT_MESSAGE_BYTES_MAX);
-    let tcp_rtt = tcp_round_trip(Duration::from_secs_f64(seconds), message_bytes)?;
+    let tcp_rtt_hist = tcp_round_trip(Duration::from_secs_f64(seconds), message_bytes)?;
     Ok(Baselines {
         raw,
         raw_fsync_hist,
-        tcp_rtt,
+        tcp_rtt_hist,
         tcp_rtt_message_bytes: message_bytes,
     })
 }
@@ -85,7 +86,7 @@ fn raw_fsync(dir: &Path, seconds: f64) -> PerfResult<(RawBaseline, LatencyHistog
 }
 
 /// Round trips of `message_bytes` over loopback for `length`, one at a time.
-fn tcp_round_trip(length: Duration, message_bytes: usize) -> PerfResult<LatencySummary> {
+fn tcp_round_trip(length: Duration, message_bytes: usize) -> PerfResult<LatencyHistogram> {
     let err = |what: &str, e: std::io::Error| PerfError::Load(format!("loopback {what}: {e}"));
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| err("bind", e))?;
     let addr = listener.local_addr().map_err(|e| err("bind", e))?;
@@ -129,9 +130,12 @@ fn tcp_round_trip(length: Duration, message_bytes: usize) -> PerfResult<LatencyS
         .map_err(|_| PerfError::Load("loopback echo thread panicked".into()))?;
     outcome.map_err(|e| err("round trip", e))?;
     echoed.map_err(|e| err("echo", e))?;
-    hist.summary().ok_or_else(|| PerfError::NoSamples {
-        phase: "loopback TCP round trip".into(),
-    })
+    if hist.count() == 0 {
+        return Err(PerfError::NoSamples {
+            phase: "loopback TCP round trip".into(),
+        });
+    }
+    Ok(hist)
 }
 
 #[cfg(test)]
@@ -140,7 +144,8 @@ mod tests {
 
     #[test]
     fn loopback_round_trips_are_measured() {
-        let s = tcp_round_trip(Duration::from_millis(100), 1024).expect("loopback works");
+        let h = tcp_round_trip(Duration::from_millis(100), 1024).expect("loopback works");
+        let s = h.summary().expect("samples were checked");
         assert!(s.count > 10);
         assert!(s.p50_us <= s.p99_us && s.p99_us <= s.max_us);
     }

@@ -46,6 +46,10 @@ const SEGMENT_MIN_BYTES: u64 = 1 << 20;
 const SEGMENT_MAX_BYTES: u64 = 64 << 20;
 /// Smallest `maxBodyBytes` the bench sets (the server's own floor is lower).
 const BODY_BYTES_LIMIT_MIN: u64 = 64 << 10;
+/// Disk-usage ratios of the generated configs (see `config_text`).
+const DISK_RATIO_CHECK_EXPIRED: f64 = 0.97;
+const DISK_RATIO_FORCE_CLEAN: f64 = 0.98;
+const DISK_RATIO_REFUSE_WRITES: f64 = 0.99;
 /// Room for a record's header in a segment.
 const RECORD_HEADER_ALLOWANCE_BYTES: u64 = 4096;
 
@@ -145,6 +149,11 @@ impl LocalSpec {
                 round_up(seg / 16, 4096).max(64 << 10)
             ),
             format!("maxBodyBytes={}", self.body_limit_bytes()),
+            // The bench's data is scratch on what is often a shared disk: refuse writes
+            // only when it is really full, not at the production limit of 90%.
+            format!("diskSpaceRatioToCheckExpired={DISK_RATIO_CHECK_EXPIRED}"),
+            format!("diskSpaceRatioToForceClean={DISK_RATIO_FORCE_CLEAN}"),
+            format!("diskSpaceRatioToRefuseWrites={DISK_RATIO_REFUSE_WRITES}"),
         ];
         for (g, name) in self.group_names().iter().enumerate() {
             lines.push(format!(

@@ -40,9 +40,17 @@ pub fn run(plan: &Plan) -> PerfResult<()> {
     if !plan.keep_dir {
         let _ = std::fs::remove_dir_all(&dir);
     }
-    let (cells, baselines) = outcome?;
+    let (outcomes, baselines) = outcome?;
+    let failed: Vec<&String> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
+    let cells: Vec<Cell> = outcomes
+        .iter()
+        .filter_map(|o| o.as_ref().ok().cloned())
+        .collect();
     let raw = Percentiles::of(&baselines.raw_fsync_hist).ok_or_else(|| PerfError::NoSamples {
         phase: "raw 4 KiB write+fdatasync".into(),
+    })?;
+    let tcp = Percentiles::of(&baselines.tcp_rtt_hist).ok_or_else(|| PerfError::NoSamples {
+        phase: "loopback TCP round trip".into(),
     })?;
     let mut t = Table::new(&[
         "groups",
@@ -78,10 +86,17 @@ pub fn run(plan: &Plan) -> PerfResult<()> {
         plan.warmup,
         raw.p50_us,
         raw.p99_us,
-        baselines.tcp_rtt.p50_us,
-        baselines.tcp_rtt.p99_us
+        tcp.p50_us,
+        tcp.p99_us
     );
     print!("{}", t.render());
+    let mut seen = std::collections::BTreeSet::new();
+    for why in &failed {
+        // The cells of one failed group count share their reason: one line each.
+        if seen.insert(why.as_str()) {
+            println!("failed: {why}");
+        }
+    }
     if let Some(p) = &plan.plot {
         let lines: Vec<MatrixLine> = MATRIX_CONCURRENCY
             .iter()
@@ -106,7 +121,7 @@ pub fn run(plan: &Plan) -> PerfResult<()> {
             },
             "baselines": {
                 "raw_fsync_us": {"p50": raw.p50_us, "p99": raw.p99_us, "p999": raw.p999_us},
-                "tcp_rtt_us": {"p50": baselines.tcp_rtt.p50_us, "p99": baselines.tcp_rtt.p99_us},
+                "tcp_rtt_us": {"p50": tcp.p50_us, "p99": tcp.p99_us},
             },
             "cells": cells.iter().map(|c| json!({
                 "groups": c.groups, "concurrency": c.concurrency,
@@ -140,42 +155,81 @@ pub fn run(plan: &Plan) -> PerfResult<()> {
                 cells.iter().map(|c| c.latency.p99_us).min().unwrap_or(0)
             )
             .int("raw_fsync_p99_us", raw.p99_us)
+            .int("failed_cells", failed.len() as u64)
             .finish()
     );
-    Ok(())
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(PerfError::Cluster(format!(
+            "{} of {} cells failed",
+            failed.len(),
+            outcomes.len()
+        )))
+    }
 }
 
-fn cells(plan: &Plan, dir: &std::path::Path) -> PerfResult<(Vec<Cell>, baseline::Baselines)> {
+/// Every cell; a group count whose cluster fails (to start, or mid-run) gives failed
+/// cells for its remaining concurrencies and the matrix goes on with the next one.
+fn cells(
+    plan: &Plan,
+    dir: &std::path::Path,
+) -> PerfResult<(Vec<Result<Cell, String>>, baseline::Baselines)> {
     eprintln!("bench: baselines in {}", dir.display());
     let baselines = baseline::measure(dir, plan.baseline_seconds, plan.body_bytes)?;
     let mut out = Vec::new();
     for groups in MATRIX_GROUPS {
-        let mut c = start_local(plan, groups, &dir.join(format!("cluster-g{groups}")))?;
-        for concurrency in MATRIX_CONCURRENCY {
-            eprintln!("bench: cell groups={groups} concurrency={concurrency}");
-            let mode = Mode::Closed { concurrency };
-            let spec = load_spec(plan, c.client_addrs(), c.spec.group_names(), mode, c.pids());
-            let r = load::run(spec)?;
-            c.check_running()?;
-            let latency = Percentiles::of(&r.hist).ok_or_else(|| PerfError::NoSamples {
-                phase: format!(
-                    "cell groups={groups} concurrency={concurrency}: {}",
-                    r.first_error.as_deref().unwrap_or("no call completed")
-                ),
-            })?;
-            out.push(Cell {
-                groups,
-                concurrency,
-                latency,
-                appends_per_s: r.appends_per_s(),
-                server_cpu_s_per_million: r
-                    .server_cpu
-                    .and_then(|cpu| ratio(cpu.as_secs_f64() * 1e6, r.appends as f64)),
-                loadgen_cpu_percent: 100.0 * r.loadgen_cpu.as_secs_f64() / r.measured.as_secs_f64(),
-                errors: r.errors.values().sum(),
-            });
+        let mut done = 0;
+        let outcome = group_cells(plan, dir, groups, &mut |cell| {
+            out.push(Ok(cell));
+            done += 1;
+        });
+        if let Err(e) = outcome {
+            let why = first_line(&e.to_string());
+            eprintln!("bench: groups={groups} failed: {e}");
+            for _ in done..MATRIX_CONCURRENCY.len() {
+                out.push(Err(format!("groups={groups}: {why}")));
+            }
         }
-        c.stop()?;
     }
     Ok((out, baselines))
+}
+
+fn first_line(text: &str) -> String {
+    text.lines().next().unwrap_or("").to_owned()
+}
+
+/// The cells of one group count, handed to `push` as they complete.
+fn group_cells(
+    plan: &Plan,
+    dir: &std::path::Path,
+    groups: usize,
+    push: &mut dyn FnMut(Cell),
+) -> PerfResult<()> {
+    let mut c = start_local(plan, groups, &dir.join(format!("cluster-g{groups}")))?;
+    for concurrency in MATRIX_CONCURRENCY {
+        eprintln!("bench: cell groups={groups} concurrency={concurrency}");
+        let mode = Mode::Closed { concurrency };
+        let spec = load_spec(plan, c.client_addrs(), c.spec.group_names(), mode, c.pids());
+        let r = load::run(spec)?;
+        c.check_running()?;
+        let latency = Percentiles::of(&r.hist).ok_or_else(|| PerfError::NoSamples {
+            phase: format!(
+                "cell groups={groups} concurrency={concurrency}: {}",
+                r.first_error.as_deref().unwrap_or("no call completed")
+            ),
+        })?;
+        push(Cell {
+            groups,
+            concurrency,
+            latency,
+            appends_per_s: r.appends_per_s(),
+            server_cpu_s_per_million: r
+                .server_cpu
+                .and_then(|cpu| ratio(cpu.as_secs_f64() * 1e6, r.appends as f64)),
+            loadgen_cpu_percent: 100.0 * r.loadgen_cpu.as_secs_f64() / r.measured.as_secs_f64(),
+            errors: r.errors.values().sum(),
+        });
+    }
+    c.stop()
 }

@@ -94,6 +94,7 @@ pub struct RunReport {
     pub load: LoadResult,
     pub baselines: Baselines,
     pub raw_fsync: Percentiles,
+    pub tcp_rtt: Percentiles,
 }
 
 impl RunReport {
@@ -113,6 +114,10 @@ impl RunReport {
             Percentiles::of(&baselines.raw_fsync_hist).ok_or_else(|| PerfError::NoSamples {
                 phase: "raw 4 KiB write+fdatasync".into(),
             })?;
+        let tcp_rtt =
+            Percentiles::of(&baselines.tcp_rtt_hist).ok_or_else(|| PerfError::NoSamples {
+                phase: "loopback TCP round trip".into(),
+            })?;
         Ok(RunReport {
             config,
             git_commit,
@@ -120,6 +125,7 @@ impl RunReport {
             load,
             baselines,
             raw_fsync,
+            tcp_rtt,
         })
     }
 
@@ -157,39 +163,21 @@ impl RunReport {
     /// The human-readable tables.
     pub fn render(&self) -> String {
         let mut lat = Table::new(&["latency (µs)", "count", "p50", "p90", "p99", "p99.9", "max"]);
-        let tcp = &self.baselines.tcp_rtt;
-        let rows = [
-            ("append (per call)", Some(self.latency)),
-            ("raw 4 KiB write+fdatasync", Some(self.raw_fsync)),
-            (
-                "loopback TCP round trip",
-                Some(Percentiles {
-                    count: tcp.count,
-                    p50_us: tcp.p50_us,
-                    p90_us: 0,
-                    p99_us: tcp.p99_us,
-                    p999_us: tcp.p999_us,
-                    max_us: tcp.max_us,
-                    mean_us: tcp.mean_us,
-                }),
-            ),
-        ];
-        for (name, p) in rows.iter().filter_map(|(n, p)| p.map(|p| (n, p))) {
-            let p90 = if *name == "loopback TCP round trip" {
-                "-".to_owned()
-            } else {
-                p.p90_us.to_string()
-            };
-            lat.push_row(vec![
-                (*name).to_owned(),
+        let tcp = &self.tcp_rtt;
+        let percentile_row = |name: &str, p: &Percentiles| {
+            vec![
+                name.to_owned(),
                 p.count.to_string(),
                 p.p50_us.to_string(),
-                p90,
+                p.p90_us.to_string(),
                 p.p99_us.to_string(),
                 p.p999_us.to_string(),
                 p.max_us.to_string(),
-            ]);
-        }
+            ]
+        };
+        lat.push_row(percentile_row("append (per call)", &self.latency));
+        lat.push_row(percentile_row("raw 4 KiB write+fdatasync", &self.raw_fsync));
+        lat.push_row(percentile_row("loopback TCP round trip", tcp));
         let mut fig = Table::new(&["figure", "value"]);
         let l = &self.load;
         let mut row = |name: &str, value: String| fig.push_row(vec![name.to_owned(), value]);
@@ -321,16 +309,13 @@ impl RunReport {
                 },
                 "raw_seq_write_mb_per_s": b.raw.seq_write_mb_per_s(),
                 "direct_io_alignment_bytes": b.raw.alignment_bytes,
-                "tcp_rtt_us": {
-                    "count": b.tcp_rtt.count, "p50": b.tcp_rtt.p50_us, "p99": b.tcp_rtt.p99_us,
-                    "p999": b.tcp_rtt.p999_us, "max": b.tcp_rtt.max_us,
-                },
+                "tcp_rtt_us": self.tcp_rtt.json(),
                 "tcp_rtt_message_bytes": b.tcp_rtt_message_bytes,
             },
             "ratios": {
                 "p99_over_raw_fsync_p99": self.p99_ratio(),
                 "p50_over_raw_fsync_p50": ratio(self.latency.p50_us as f64, self.raw_fsync.p50_us as f64),
-                "p99_over_tcp_rtt_p99": ratio(self.latency.p99_us as f64, b.tcp_rtt.p99_us as f64),
+                "p99_over_tcp_rtt_p99": ratio(self.latency.p99_us as f64, self.tcp_rtt.p99_us as f64),
             },
             "percentiles_us": curve(&l.hist),
             "raw_fsync_percentiles_us": curve(&b.raw_fsync_hist),

@@ -23,6 +23,21 @@ fn draw_err(path: &Path, e: impl std::fmt::Display) -> PerfError {
     PerfError::io("drawing", path, std::io::Error::other(e.to_string()))
 }
 
+/// The boxed legend of a chart's labelled series.
+fn legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+    path: &Path,
+) -> PerfResult<()> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| draw_err(path, e))
+}
+
 /// Quantile → "nines" (`-log10(1 - q)`): 0.9 → 1, 0.99 → 2, … (q = 1 has no position).
 fn nines(q: f64) -> Option<f64> {
     (q < 1.0).then(|| -(1.0 - q).log10())
@@ -82,13 +97,7 @@ pub fn percentile_chart(path: &Path, title: &str, curves: &[Curve]) -> PerfResul
                 PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
             });
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| draw_err(path, e))?;
+    legend(&mut chart, SeriesLabelPosition::UpperLeft, path)?;
     root.present().map_err(|e| draw_err(path, e))
 }
 
@@ -177,19 +186,8 @@ pub fn matrix_chart(path: &Path, title: &str, lines: &[MatrixLine]) -> PerfResul
             .label(l.name.clone())
             .legend(legend);
     }
-    left.configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| draw_err(path, e))?;
-    right
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| draw_err(path, e))?;
+    legend(&mut left, SeriesLabelPosition::UpperRight, path)?;
+    legend(&mut right, SeriesLabelPosition::UpperLeft, path)?;
     root.present().map_err(|e| draw_err(path, e))
 }
 
