@@ -52,6 +52,15 @@ pub enum PerfError {
     /// The commitlog store could not be used.
     #[error("store: {0}")]
     Store(String),
+    /// `/proc` or `sysconf` could not be read (bench).
+    #[error("{0}")]
+    Proc(String),
+    /// The cluster under test could not be started, reached or understood (bench).
+    #[error("cluster: {0}")]
+    Cluster(String),
+    /// The load could not be applied (bench).
+    #[error("load: {0}")]
+    Load(String),
 }
 
 impl PerfError {

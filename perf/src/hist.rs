@@ -49,6 +49,16 @@ impl LatencyHistogram {
         self.hist.len()
     }
 
+    /// The value at quantile `q` (0..=1), in microseconds; 0 when empty.
+    pub fn value_at_quantile(&self, q: f64) -> u64 {
+        self.hist.value_at_quantile(q)
+    }
+
+    /// The underlying HdrHistogram (for percentile listings).
+    pub fn hdr(&self) -> &Histogram<u64> {
+        &self.hist
+    }
+
     /// The percentiles the reports use; `None` when there is no sample.
     pub fn summary(&self) -> Option<LatencySummary> {
         if self.hist.is_empty() {

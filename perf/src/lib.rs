@@ -6,7 +6,9 @@
 //! - `disk`: the commitlog store against the raw device ([`disk`]).
 //! - `failover`: leader stops under load, failover time and lost appends ([`failover`]).
 //! - `chaos`: a real cluster under a seeded nemesis, with a history checker ([`chaos`]).
+//! - `bench`: a cluster's append latency and throughput against the floors ([`bench`]).
 
+pub mod bench;
 pub mod chaos;
 pub mod disk;
 pub mod error;

@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use argh::FromArgs;
-use dledger_perf::{chaos, disk, failover};
+use dledger_perf::{bench, chaos, disk, failover};
 
 /// dledger-rs performance and fault harnesses.
 #[derive(FromArgs, Debug)]
@@ -17,6 +17,8 @@ struct Cli {
     command: Option<Command>,
 }
 
+// Parsed once at start-up: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(FromArgs, Debug)]
 #[argh(subcommand)]
 enum Command {
@@ -26,6 +28,7 @@ enum Command {
     // The dledger server built into this harness (`dledger server`): chaos and failover
     // run their nodes with it, so they are always this build's.
     Server(dledger_shards::cli::server::ServerArgs),
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
         },
         Some(Command::Failover(args)) => return failover::run(args),
         Some(Command::Server(args)) => return dledger_shards::cli::server::run(args.clone()),
+        Some(Command::Bench(args)) => ("bench", bench::run(args)),
         None => {
             eprintln!("dledger-perf: no harness selected; try --help");
             return ExitCode::from(2);

@@ -251,6 +251,12 @@ impl RawBench {
         Ok(())
     }
 
+    /// The 4 KiB write+fdatasync latencies recorded so far (`bench` plots their
+    /// distribution beside the cluster's).
+    pub fn write_fdatasync_histogram(&self) -> &LatencyHistogram {
+        &self.fdatasync_probe.hist
+    }
+
     /// Closes the files, removes them and returns the figures.
     pub async fn finish(self) -> PerfResult<RawBaseline> {
         let summary = |probe: &LatencyProbe| {
