@@ -39,7 +39,7 @@ fuzz_target!(|data: &[u8]| {
         payload.extend_from_slice(&out);
         payload
     };
-    let result = decode_peer_payload(&payload, from, to, &limits, |item| {
+    let result = decode_peer_payload(bytes::Bytes::from(payload), from, to, &limits, |item| {
         if let PeerInbound::Raft(batch) = item {
             assert_eq!((batch.from, batch.to), (from, to));
             for i in &batch.items {

@@ -9,7 +9,7 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use dledger::raft::{Message, MsgBody, RejectHint};
 use dledger::wire::WireLimits;
 use dledger_shards::net::frame::{
@@ -161,7 +161,7 @@ proptest! {
     #[test]
     fn length_prefixed_items_round_trip(items in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..50), 0..20)) {
         let mut queue: VecDeque<Vec<u8>> = items.iter().cloned().collect();
-        let mut payload = Vec::new();
+        let mut payload = BytesMut::new();
         let done = LengthPrefixedCodec.encode_batch(&mut queue, &mut payload, 1 << 20);
         prop_assert_eq!(done.items as usize, items.len());
         let back: Vec<Vec<u8>> = split_length_prefixed(&payload).map(|i| i.unwrap().to_vec()).collect();
@@ -180,23 +180,25 @@ proptest! {
             .map(|(group, term, body, records)| PeerItem::Raft {
                 group: *group,
                 msg: Message { from: 1, to: 2, term: *term, body: *body },
-                records: if matches!(body, MsgBody::Append { .. }) {
-                    Bytes::copy_from_slice(records)
+                records: if matches!(body, MsgBody::Append { .. }) && !records.is_empty() {
+                    vec![Bytes::copy_from_slice(records)]
                 } else {
-                    Bytes::new()
+                    Vec::new()
                 },
             })
             .collect();
         queue.push_back(PeerItem::ClientAddr(addr));
-        let mut payload = Vec::new();
+        let mut payload = BytesMut::new();
         let done = codec.encode_batch(&mut queue, &mut payload, 1 << 20);
+        let payload = payload.freeze();
         prop_assert!(queue.is_empty());
         prop_assert_eq!(done.items as usize, items.len() + 1);
         let mut got = Vec::new();
         let mut addrs = Vec::new();
-        decode_peer_payload(&payload, 1, 2, &limits, |i| match i {
+        decode_peer_payload(payload.clone(), 1, 2, &limits, |i| match i {
             PeerInbound::Raft(b) => got.extend(b.items),
             PeerInbound::ClientAddr(a) => addrs.push(a),
+            PeerInbound::ImportDigest { .. } => {}
         })
         .unwrap();
         prop_assert_eq!(addrs, vec![addr]);
@@ -214,7 +216,7 @@ proptest! {
         have.sort();
         prop_assert_eq!(have, want);
         // The same payload from a connection whose handshake named another node is refused.
-        let as_other = decode_peer_payload(&payload, 3, 2, &limits, drop);
+        let as_other = decode_peer_payload(payload, 3, 2, &limits, drop);
         prop_assert!(items.is_empty() || as_other.is_err());
     }
 
@@ -223,7 +225,7 @@ proptest! {
     #[test]
     fn arbitrary_server_peer_payload_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
         let limits = WireLimits::default();
-        let r = decode_peer_payload(&bytes, 1, 2, &limits, |i| {
+        let r = decode_peer_payload(Bytes::from(bytes), 1, 2, &limits, |i| {
             if let PeerInbound::Raft(b) = i {
                 assert_eq!((b.from, b.to), (1, 2));
             }
