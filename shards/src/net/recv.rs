@@ -165,10 +165,11 @@ mod tests {
     }
 
     #[test]
-    fn a_frame_larger_than_the_region_gets_a_region_of_its_size() {
-        let data = vec![7u8; 50_000];
+    fn a_frame_larger_than_the_region_grows_with_what_arrives() {
+        let data: Vec<u8> = (0..50_000u32).map(|i| (i % 241) as u8).collect();
         let mut reader = Chunks(std::collections::VecDeque::from([data.clone()]));
         let mut buf = RecvBuffer::new(8192);
+        let mut reads = 0;
         futures_lite::future::block_on(async {
             while buf.filled().len() < data.len() {
                 let n = buf
@@ -176,13 +177,32 @@ mod tests {
                     .await
                     .expect("scripted read");
                 assert!(n > 0, "the frame arrives whole");
+                reads += 1;
+                // Room never runs more than a region (plus slack) ahead of what arrived.
+                assert!(buf.room.len() <= (2 * buf.filled().len()).max(8192) + ROOM_MIN_BYTES);
             }
         });
         assert_eq!(&buf.filled()[..], &data[..]);
-        assert_eq!(
-            buf.moved_bytes(),
-            0,
-            "nothing was received before the frame"
+        assert!(
+            reads > 1,
+            "the room grew in steps, not to the announced size at once"
         );
+        // Doubling moves fewer bytes than twice the frame.
+        assert!(buf.moved_bytes() < 2 * data.len() as u64);
+    }
+
+    #[test]
+    fn an_announced_frame_that_never_comes_costs_one_region() {
+        // A header says 16 MiB follow; only 100 bytes come.
+        let mut reader = Chunks(std::collections::VecDeque::from([vec![1u8; 100]]));
+        let mut buf = RecvBuffer::new(8192);
+        futures_lite::future::block_on(async {
+            let n = buf
+                .read_from(&mut reader, 16 << 20)
+                .await
+                .expect("scripted read");
+            assert_eq!(n, 100);
+        });
+        assert!(buf.filled().len() + buf.room.len() <= 8192 + ROOM_MIN_BYTES);
     }
 }

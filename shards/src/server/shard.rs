@@ -422,6 +422,14 @@ async fn start(
         )
         .map_err(|e| format!("cannot spawn a group ticker: {e}"))?
         .detach();
+        // Append rate (cluster-list #InTPS, metrics), disk usage and retention: once a
+        // second, off the replication queue.
+        glommio::spawn_local_into(
+            group.clone().run_maintenance(ctx.stop.clone()),
+            ctx.queues.background,
+        )
+        .map_err(|e| format!("cannot spawn a group's maintenance: {e}"))?
+        .detach();
         groups.insert(gc.name.clone(), group);
     }
 
