@@ -75,3 +75,5 @@ pub use error::DiskError;
 pub use fault::FaultInjector;
 pub use files::{GroupPaths, prime_glommio_iopoll_probe};
 pub use log::{Appended, GroupLog, LogStats, PurgeReport};
+#[cfg(test)]
+mod open_many_tests;

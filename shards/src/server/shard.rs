@@ -252,6 +252,7 @@ impl PeerFrameHandler for PeerInbox {
 fn log_config(cfg: &NodeConfig, group: &dledger::config::GroupConfig) -> LogConfig {
     let mut lc = LogConfig::new(&cfg.storage.dledger_base_dir, &cfg.self_name, &group.name);
     lc.segment_bytes = cfg.storage.data_segment_bytes;
+    lc.index_segment_bytes = cfg.storage.index_segment_bytes;
     lc.max_record_bytes = cfg
         .limits
         .max_body_bytes
