@@ -63,6 +63,7 @@ mod fault;
 mod files;
 mod index;
 mod log;
+mod open_many;
 mod scan;
 mod signal;
 pub mod space;
@@ -75,5 +76,6 @@ pub use error::DiskError;
 pub use fault::FaultInjector;
 pub use files::{GroupPaths, prime_glommio_iopoll_probe};
 pub use log::{Appended, GroupLog, LogStats, PurgeReport};
+pub use open_many::{OPEN_CONCURRENCY_DEFAULT, open_logs};
 #[cfg(test)]
 mod open_many_tests;

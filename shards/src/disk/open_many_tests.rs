@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use glommio::{LocalExecutorBuilder, Placement};
 
-use super::{GroupLog, LogConfig};
+use super::{LogConfig, OPEN_CONCURRENCY_DEFAULT, open_logs};
 
 fn scratch_dir(tag: &str) -> PathBuf {
     let base = std::env::var_os("DLEDGER_TEST_SCRATCH")
@@ -34,9 +34,9 @@ fn group_config(root: &std::path::Path, group: usize) -> LogConfig {
     cfg
 }
 
-/// Opens `groups` logs in sequence under `root`; returns the opened logs' count and
+/// Opens `groups` logs under `root`, `concurrency` at a time; returns the opened logs' count and
 /// the time taken.
-fn open_groups(root: PathBuf, groups: usize) -> (usize, Duration) {
+fn open_groups(root: PathBuf, groups: usize, concurrency: usize) -> (usize, Duration) {
     let plan = crate::memlock::ensure_memlock(1, 2 << 20).expect("memlock");
     LocalExecutorBuilder::new(Placement::Unbound)
         .io_memory(plan.io_memory_bytes)
@@ -51,27 +51,30 @@ fn open_groups(root: PathBuf, groups: usize) -> (usize, Duration) {
             let started = Instant::now();
             let mut logs = Vec::with_capacity(groups);
             let mut voters = Vec::new();
-            for g in 0..groups {
-                let log = GroupLog::open(group_config(&root, g))
-                    .await
-                    .unwrap_or_else(|e| panic!("group {g}: {e}"));
-                let voter = log.clone();
-                voters.push(
-                    glommio::spawn_local_into(
-                        async move {
-                            for term in 1..=3 {
-                                let hs = dledger::raft::HardState {
-                                    term,
-                                    voted_for: Some(0),
-                                };
-                                voter.persist_hard_state(hs).await.expect("hard state");
-                            }
-                        },
-                        raft_queue,
-                    )
-                    .expect("spawn voter"),
-                );
-                logs.push(log);
+            // Two halves: the first half's votes are written while the second half opens.
+            let half = groups / 2;
+            for range in [0..half, half..groups] {
+                let configs = range.clone().map(|g| group_config(&root, g)).collect();
+                for (g, opened) in range.zip(open_logs(configs, concurrency).await) {
+                    let log = opened.unwrap_or_else(|e| panic!("group {g}: {e}"));
+                    let voter = log.clone();
+                    voters.push(
+                        glommio::spawn_local_into(
+                            async move {
+                                for term in 1..=3 {
+                                    let hs = dledger::raft::HardState {
+                                        term,
+                                        voted_for: Some(0),
+                                    };
+                                    voter.persist_hard_state(hs).await.expect("hard state");
+                                }
+                            },
+                            raft_queue,
+                        )
+                        .expect("spawn voter"),
+                    );
+                    logs.push(log);
+                }
             }
             for v in voters {
                 v.await;
@@ -94,12 +97,16 @@ fn many_groups_open_without_hanging() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100);
+    let concurrency: usize = std::env::var("DLEDGER_TEST_OPEN_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(OPEN_CONCURRENCY_DEFAULT);
     let root = scratch_dir("open-many");
     std::fs::create_dir_all(&root).expect("create scratch dir");
     let (tx, rx) = std::sync::mpsc::channel();
     let worker_root = root.clone();
     std::thread::spawn(move || {
-        let _ = tx.send(open_groups(worker_root, groups));
+        let _ = tx.send(open_groups(worker_root, groups, concurrency));
     });
     let result = rx.recv_timeout(Duration::from_secs(60));
     let (opened, took) = result.unwrap_or_else(|_| {
@@ -111,7 +118,7 @@ fn many_groups_open_without_hanging() {
     let _ = std::fs::remove_dir_all(&root);
     assert_eq!(opened, groups);
     eprintln!(
-        "opened {groups} groups in {took:?} ({:.1} groups/s)",
+        "opened {groups} groups {concurrency} at a time in {took:?} ({:.1} groups/s)",
         groups as f64 / took.as_secs_f64()
     );
 }
