@@ -22,7 +22,11 @@ fn scratch_dir(tag: &str) -> PathBuf {
 
 fn group_config(root: &std::path::Path, group: usize) -> LogConfig {
     let mut cfg = LogConfig::new(root, "n0", &format!("RaftNode{group:04}"));
-    cfg.segment_bytes = 1 << 20;
+    // Larger segments (closer to a server's) for measurements: a slower, heavier run.
+    cfg.segment_bytes = std::env::var("DLEDGER_TEST_OPEN_SEGMENT_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1 << 20);
     cfg.index_segment_bytes = 64 << 10;
     cfg.max_record_bytes = 16 << 10;
     cfg.write_buffer_bytes = 64 << 10;
