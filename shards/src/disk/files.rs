@@ -90,7 +90,33 @@ fn disk_full(path: &Path, e: &dyn std::fmt::Display) -> DiskError {
 
 /// Writes `bytes` to `path` so that a crash leaves either the old or the new content:
 /// write a temporary file, `fdatasync` it, rename it over `path`, fsync the directory.
+///
+/// Bounded by [`METADATA_WRITE_DEADLINE_MS`]: a write whose completion never shows up
+/// (seen at start-up with many groups: a node parked in io_uring with a 0-byte temp
+/// file) becomes a DISK_ERROR naming the file instead of a silent, endless wait. The
+/// deadline's timer also wakes the reactor, so a merely missed wake-up completes.
 pub(crate) async fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), DiskError> {
+    let deadline = std::time::Duration::from_millis(METADATA_WRITE_DEADLINE_MS);
+    match glommio::timer::timeout(deadline, async {
+        Ok(write_atomically_unbounded(path, bytes).await)
+    })
+    .await
+    {
+        Ok(result) => result,
+        Err(e) => Err(DiskError::io(
+            "write (atomically)",
+            path,
+            format!("not finished after {METADATA_WRITE_DEADLINE_MS} ms: {e}"),
+        )),
+    }
+}
+
+/// Longest a metadata file (`hardstate`, `checkpoint`) write, sync and rename may take.
+/// Far above a healthy device's worst case (a few syncs), short enough that a stuck
+/// start-up names its cause within a minute.
+pub(crate) const METADATA_WRITE_DEADLINE_MS: u64 = 30_000;
+
+async fn write_atomically_unbounded(path: &Path, bytes: &[u8]) -> Result<(), DiskError> {
     let tmp = path.with_extension("tmp");
     let file = open_dma(&tmp, true, false).await?;
     let len = file.align_up(bytes.len() as u64) as usize;

@@ -54,6 +54,12 @@
 //! - **glommio io_poll probe.** See [`prime_glommio_iopoll_probe`]: without it, the
 //!   first direct-I/O file opened on a thread decides (wrongly, when it is empty) that
 //!   the device supports polled I/O, and every read then fails with EOPNOTSUPP.
+//! - **Metadata writes are bounded.** `hardstate`/`checkpoint` writes fail with
+//!   DISK_ERROR after 30 s instead of waiting for ever (a node was seen parked in
+//!   io_uring at start-up with a 0-byte `hardstate.tmp`).
+//! - **Start-up** opens groups' logs a few at a time ([`open_logs`]); the first
+//!   segment's zero-fill makes a large-segment open device-bound, so the gain is
+//!   mostly for small segments.
 
 mod cache;
 
@@ -63,6 +69,7 @@ mod fault;
 mod files;
 mod index;
 mod log;
+mod open_many;
 mod scan;
 mod signal;
 pub mod space;
@@ -75,3 +82,6 @@ pub use error::DiskError;
 pub use fault::FaultInjector;
 pub use files::{GroupPaths, prime_glommio_iopoll_probe};
 pub use log::{Appended, GroupLog, LogStats, PurgeReport};
+pub use open_many::{OPEN_CONCURRENCY_DEFAULT, open_logs};
+#[cfg(test)]
+mod open_many_tests;

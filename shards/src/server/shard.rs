@@ -30,7 +30,7 @@ use super::{
     peer::{Inbound, PeerItem, ServerPeerCodec, decode_payload},
 };
 use crate::{
-    disk::{FlushMode, GroupLog, LogConfig},
+    disk::{FlushMode, LogConfig, OPEN_CONCURRENCY_DEFAULT, open_logs},
     net::{FrameRejected, PeerFrameHandler, PeerNet, PeerNetConfig},
     runtime::{ShardContext, ShardStop},
 };
@@ -268,6 +268,7 @@ impl PeerFrameHandler for PeerInbox {
 pub(crate) fn log_config(cfg: &NodeConfig, group: &dledger::config::GroupConfig) -> LogConfig {
     let mut lc = LogConfig::new(&cfg.storage.dledger_base_dir, &cfg.self_name, &group.name);
     lc.segment_bytes = cfg.storage.data_segment_bytes;
+    lc.index_segment_bytes = cfg.storage.index_segment_bytes;
     lc.max_record_bytes = cfg
         .limits
         .max_body_bytes
@@ -388,11 +389,12 @@ async fn start(
     announce_digests(&net, &announcements);
 
     // Groups.
+    // Logs first, a bounded number at a time (an open is mostly device waits).
+    let configs = mine.iter().map(|gc| log_config(&cfg, gc)).collect();
+    let logs = open_logs(configs, OPEN_CONCURRENCY_DEFAULT).await;
     let mut groups = HashMap::new();
-    for (i, gc) in mine.into_iter().enumerate() {
-        let log = GroupLog::open(log_config(&cfg, &gc))
-            .await
-            .map_err(|e| format!("group {}: cannot open its log: {e}", gc.name))?;
+    for (i, (gc, opened)) in mine.into_iter().zip(logs).enumerate() {
+        let log = opened.map_err(|e| format!("group {}: cannot open its log: {e}", gc.name))?;
         let seed = seed_for(cfg.self_id, i);
         let group = Group::new(
             gc.clone(),
