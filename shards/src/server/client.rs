@@ -328,16 +328,12 @@ fn group_of(shard: &ShardState, name: &str) -> Result<Rc<Group>, ErrorResponse> 
 }
 
 async fn append(shard: &Rc<ShardState>, r: AppendRequest) -> Result<ClientMessage, ErrorResponse> {
-    let received = std::time::Instant::now();
     let group = group_of(shard, &r.group)?;
     let rx = group.propose(r.bodies);
     match rx.recv().await {
-        Some(Ok(entries)) => {
-            group.metrics.append_acked(entries.len(), received);
-            Ok(ClientMessage::AppendResponse(
-                dledger::wire::AppendResponse { entries },
-            ))
-        }
+        Some(Ok(entries)) => Ok(ClientMessage::AppendResponse(
+            dledger::wire::AppendResponse { entries },
+        )),
         Some(Err(e)) => Err(e),
         None => Err(plain_error(
             ResponseCode::InternalError,

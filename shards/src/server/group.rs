@@ -59,6 +59,8 @@ struct PendingAppend {
     last: Index,
     term: Term,
     deadline: Instant,
+    /// When the driver proposed it (the append-latency metric's start).
+    proposed_at: Instant,
     reply: Reply,
 }
 
@@ -400,6 +402,7 @@ impl Group {
             last,
             term,
             deadline,
+            proposed_at: Instant::now(),
             reply: inc.reply,
         });
         last + 1
@@ -886,6 +889,7 @@ impl Group {
             }
             let same_term = self.node.borrow().term_at(p.last) == Some(p.term);
             if same_term && found.len() as u64 == p.last - p.first + 1 {
+                self.metrics.append_acked(found.len(), p.proposed_at);
                 p.reply.appended(p.first, &found);
             } else {
                 p.reply.failed(self.error(
