@@ -1548,13 +1548,10 @@ async fn run_writer(inner: Rc<Inner>) {
         }
         let result = write_round(&inner).await;
         inner.st.borrow_mut().writing = false;
-        if let Err(e) = result {
-            inner.fail_with(e);
+        // The syncer has new bytes to cover.
+        if !round_done(&inner, result) {
             return;
         }
-        // The syncer has new bytes to cover.
-        inner.work.notify();
-        inner.progress.notify();
     }
 }
 
@@ -1589,14 +1586,23 @@ async fn run_syncer(inner: Rc<Inner>) {
         }
         let result = sync_round(&inner).await;
         inner.st.borrow_mut().syncing = false;
-        if let Err(e) = result {
-            inner.fail_with(e);
+        // The writer may be waiting for unsynced bytes to drop.
+        if !round_done(&inner, result) {
             return;
         }
-        // The writer may be waiting for unsynced bytes to drop.
-        inner.work.notify();
-        inner.progress.notify();
     }
+}
+
+/// Ends a writer or syncer round: a failure stops the log (no retry of a failed write or
+/// fsync); otherwise the other task and the waiters are told. Returns whether to go on.
+fn round_done(inner: &Inner, result: Result<(), DiskError>) -> bool {
+    if let Err(e) = result {
+        inner.fail_with(e);
+        return false;
+    }
+    inner.work.notify();
+    inner.progress.notify();
+    true
 }
 
 /// Takes the staged chunks (bounded by what `unsynced_bytes_max` leaves), writes them
