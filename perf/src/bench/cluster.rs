@@ -9,7 +9,6 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -195,7 +194,7 @@ impl LocalCluster {
         // Hold every port until all are chosen so that no two coincide.
         let mut held = Vec::new();
         let mut port = || -> PerfResult<u16> {
-            let l = TcpListener::bind("127.0.0.1:0")
+            let l = dledger_shards::net::listen::bind_port_outside_ephemeral()
                 .map_err(|e| PerfError::Cluster(format!("no free loopback port: {e}")))?;
             let p = l
                 .local_addr()

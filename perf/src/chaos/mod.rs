@@ -36,7 +36,7 @@ pub mod schedule;
 pub mod value;
 pub mod workload;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -244,9 +244,11 @@ fn launch(args: &ChaosArgs) -> PerfResult<Launch> {
     })
 }
 
-/// A free loopback port (released at once: the node binds it moments later).
+/// A free loopback port outside the ephemeral range (released at once: the node binds it
+/// moments later; see `bind_port_outside_ephemeral` for why not `bind(0)`).
 fn free_port() -> PerfResult<u16> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| harness(format!("no free port: {e}")))?;
+    let l = dledger_shards::net::listen::bind_port_outside_ephemeral()
+        .map_err(|e| harness(format!("no free port: {e}")))?;
     Ok(l.local_addr()
         .map_err(|e| harness(format!("no free port: {e}")))?
         .port())

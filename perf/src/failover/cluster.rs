@@ -6,7 +6,6 @@
 
 use std::fs;
 use std::io::{Read, Seek, SeekFrom};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -86,7 +85,8 @@ impl LocalCluster {
         // Hold every listener until all configs are written so no two ports collide.
         let mut held = Vec::new();
         let mut free_port = || -> Result<u16, String> {
-            let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("a free port: {e}"))?;
+            let l = dledger_shards::net::listen::bind_port_outside_ephemeral()
+                .map_err(|e| format!("a free port: {e}"))?;
             let p = l
                 .local_addr()
                 .map_err(|e| format!("a free port: {e}"))?

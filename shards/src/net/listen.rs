@@ -47,13 +47,14 @@ fn ephemeral_port_range() -> (u16, u16) {
     }
 }
 
-/// Tries before [`free_port_outside_ephemeral`] gives up.
+/// Tries before [`bind_port_outside_ephemeral`] gives up.
 const FREE_PORT_TRIES_MAX: usize = 256;
 /// Lowest port handed out: above the well-known and most registered service ports.
 const FREE_PORT_LOWEST: u16 = 10_000;
 
-/// A loopback TCP port that is free now and lies outside the kernel's ephemeral range,
-/// for harnesses and tests that start servers on ports they choose.
+/// A loopback listener on a port outside the kernel's ephemeral range, for harnesses and
+/// tests that start servers on ports they choose: hold it while choosing more ports (so
+/// no two coincide), read the port with `local_addr`, drop it before the server binds.
 ///
 /// Why not `bind(0)`: that returns an *ephemeral* port. A harness that frees it and later
 /// (re)starts a server on it races every outgoing connection on the machine — the kernel
@@ -62,7 +63,7 @@ const FREE_PORT_LOWEST: u16 = 10_000;
 /// below the ephemeral range are never assigned implicitly, so only another explicit
 /// `bind` can take them. Candidates are random (many tests pick in parallel) and each is
 /// probed by binding it.
-pub fn free_port_outside_ephemeral() -> std::io::Result<u16> {
+pub fn bind_port_outside_ephemeral() -> std::io::Result<StdListener> {
     use std::hash::{BuildHasher, Hasher};
     let (ephemeral_lo, ephemeral_hi) = ephemeral_port_range();
     // The larger free stretch: below the ephemeral range, or above it.
@@ -87,8 +88,8 @@ pub fn free_port_outside_ephemeral() -> std::io::Result<u16> {
             .build_hasher()
             .finish();
         let port = lo + u16::try_from(draw % width).expect("draw % width <= hi - lo fits u16");
-        if StdListener::bind(("127.0.0.1", port)).is_ok() {
-            return Ok(port);
+        if let Ok(listener) = StdListener::bind(("127.0.0.1", port)) {
+            return Ok(listener);
         }
     }
     Err(std::io::Error::other(format!(
@@ -104,7 +105,9 @@ mod tests {
     fn free_ports_avoid_the_ephemeral_range_and_are_bindable() {
         let (lo, hi) = ephemeral_port_range();
         for _ in 0..20 {
-            let port = free_port_outside_ephemeral().expect("a free port");
+            let held = bind_port_outside_ephemeral().expect("a free port");
+            let port = held.local_addr().expect("bound").port();
+            drop(held);
             assert!(
                 !(lo..=hi).contains(&port),
                 "{port} is ephemeral ({lo}-{hi})"

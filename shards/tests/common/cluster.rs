@@ -439,7 +439,7 @@ impl PortMap {
         if let Some(p) = self.map.get(&port) {
             return *p;
         }
-        let l = TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let l = dledger_shards::net::listen::bind_port_outside_ephemeral().expect("a free port");
         let p = l.local_addr().expect("bound").port();
         self.held.push(l);
         self.map.insert(port, p);
