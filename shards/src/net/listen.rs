@@ -10,21 +10,57 @@
 use std::{
     net::{SocketAddr, TcpListener as StdListener},
     os::fd::{FromRawFd, IntoRawFd, OwnedFd},
+    time::{Duration, Instant},
 };
 
+/// How long [`bind_exclusive`] waits for a port that is in use to be released.
+///
+/// Why wait at all: a predecessor on the same config that was stopped or killed moments
+/// ago can still hold its listening socket after its process is gone — glommio keeps an
+/// accept in flight on an io_uring, and the kernel tears a ring (and the files its
+/// requests reference) down in deferred work after the process exits. A restart that
+/// binds at once then sees EADDRINUSE (seen in chaos runs: SIGTERM, exit, restart 11 ms
+/// later). A second *running* server still fails, only this much later.
+pub const BIND_IN_USE_WAIT_MS: u64 = 3_000;
+/// Pause between two binds while waiting for a port.
+const BIND_RETRY_MS: u64 = 50;
+
 /// Binds `addr` exclusively; `what` names the port's purpose in the error (e.g.
-/// "clients"). The error says plainly when another process holds the port.
+/// "clients"). A port in use is retried for [`BIND_IN_USE_WAIT_MS`]; then the error says
+/// plainly that another process holds it.
 pub fn bind_exclusive(addr: SocketAddr, what: &str) -> Result<StdListener, String> {
-    StdListener::bind(addr).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::AddrInUse {
-            format!(
-                "cannot listen for {what} on {addr}: the address is already in use \
-                 (is another dledger server running with this configuration?)"
-            )
-        } else {
-            format!("cannot listen for {what} on {addr}: {e}")
+    let until = Instant::now() + Duration::from_millis(BIND_IN_USE_WAIT_MS);
+    let mut waiting_said = false;
+    loop {
+        match StdListener::bind(addr) {
+            Ok(listener) => return Ok(listener),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                if Instant::now() >= until {
+                    return Err(format!(
+                        "cannot listen for {what} on {addr}: the address is already in use \
+                         (is another dledger server running with this configuration?)"
+                    ));
+                }
+                if !waiting_said {
+                    tracing::info!(%addr, what, wait_ms = BIND_IN_USE_WAIT_MS,
+                        "port in use; waiting for it to be released");
+                    waiting_said = true;
+                }
+                std::thread::sleep(Duration::from_millis(BIND_RETRY_MS));
+            }
+            Err(e) => return Err(format!("cannot listen for {what} on {addr}: {e}")),
         }
-    })
+    }
+}
+
+/// Stops `listener` listening now, whoever else still holds a reference to its socket
+/// (the shards' duplicates, an io_uring accept not yet torn down): `shutdown` on a
+/// listening socket takes it out of LISTEN, so the port can be bound again at once by a
+/// successor. Called when the server has stopped, before the process exits.
+pub fn release(listener: &StdListener) {
+    use std::os::fd::AsRawFd;
+    // ENOTCONN and the like only mean it was no longer listening: nothing to release.
+    let _ = nix::sys::socket::shutdown(listener.as_raw_fd(), nix::sys::socket::Shutdown::Both);
 }
 
 /// A glommio listener for the current shard on a duplicate of `listener`'s socket.
@@ -123,8 +159,30 @@ mod tests {
         let first =
             bind_exclusive("127.0.0.1:0".parse().expect("addr"), "clients").expect("a free port");
         let addr = first.local_addr().expect("bound");
+        let asked = Instant::now();
         let err = bind_exclusive(addr, "clients").expect_err("the port is taken");
         assert!(err.contains("already in use"), "{err}");
         assert!(err.contains(&addr.to_string()), "{err}");
+        assert!(
+            asked.elapsed() >= Duration::from_millis(BIND_IN_USE_WAIT_MS),
+            "gave up early"
+        );
+    }
+
+    #[test]
+    fn a_released_port_can_be_bound_while_the_socket_is_still_open() {
+        let first =
+            bind_exclusive("127.0.0.1:0".parse().expect("addr"), "clients").expect("a free port");
+        let addr = first.local_addr().expect("bound");
+        // A duplicate stands for a reference the process cannot drop itself (a ring's).
+        let still_open = first.try_clone().expect("dup");
+        release(&first);
+        let asked = Instant::now();
+        let second = bind_exclusive(addr, "clients").expect("a released port binds");
+        assert!(
+            asked.elapsed() < Duration::from_millis(BIND_IN_USE_WAIT_MS),
+            "it waited"
+        );
+        drop((still_open, first, second));
     }
 }

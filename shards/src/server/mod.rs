@@ -157,6 +157,7 @@ fn serve(cfg: NodeConfig) -> Result<(), String> {
     let shared = Arc::new(Shared::default());
     let node_cfg = Arc::new(cfg);
     metrics::spawn_http(&node_cfg, shared.metrics.clone())?;
+    let listeners_to_release = listeners.clone();
     let runtime = {
         let shared = shared.clone();
         Runtime::<Result<(), String>>::start(&runtime_cfg, move |ctx| {
@@ -201,6 +202,10 @@ fn serve(cfg: NodeConfig) -> Result<(), String> {
             .map_err(|e| format!("cannot start the stopper thread: {e}"))?
     };
     let results = runtime.join().map_err(|e| e.to_string())?;
+    // The rings' deferred teardown may keep the sockets listening after exit; a successor
+    // started right away must find the ports free.
+    crate::net::listen::release(&listeners_to_release.client);
+    crate::net::listen::release(&listeners_to_release.peer);
     let failed: Vec<String> = results.into_iter().filter_map(Result::err).collect();
     if !failed.is_empty() {
         return Err(failed.join("; "));
