@@ -1,7 +1,8 @@
 //! `dledger-perf`: harnesses that measure and attack a real dledger cluster.
 //!
 //! One module per subcommand of the `dledger-perf` binary; `hist`, `table`,
-//! `report` and `runtime` are shared by all of them.
+//! `report` and `runtime` are shared by all of them, and `cluster` (real server
+//! processes: configs, ports, start/signal/stop, leaders) by bench, chaos and failover.
 //!
 //! - `disk`: the commitlog store against the raw device ([`disk`]).
 //! - `failover`: leader stops under load, failover time and lost appends ([`failover`]).
@@ -10,6 +11,7 @@
 
 pub mod bench;
 pub mod chaos;
+pub mod cluster;
 pub mod disk;
 pub mod error;
 pub mod failover;

@@ -3,14 +3,13 @@
 
 mod common;
 
-use std::process::Command;
-use std::rc::Rc;
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use bytes::Bytes;
 use common::cluster::TestCluster;
-use common::log::{read_committed, test_options, wait_until};
-use dledger_shards::client::{Client, block_on};
+use common::log::{append_tasks, assert_acked_in, read_committed, test_client, wait_until};
+use dledger_shards::client::block_on;
 
 const GROUP: &str = "RaftNode00";
 
@@ -23,31 +22,16 @@ fn three_nodes_elect_append_pipelined_and_read_back() {
     const TASKS: u64 = 16;
     const PER_TASK: u64 = 25;
     let (acked, last) = block_on("basic", || async move {
-        let client = Rc::new(
-            Client::connect(peers, GROUP, test_options())
-                .await
-                .expect("connect"),
-        );
-        let tasks: Vec<_> = (0..TASKS)
+        let client = test_client(peers, GROUP).await;
+        let bodies = (0..TASKS)
             .map(|t| {
-                let client = client.clone();
-                glommio::spawn_local(async move {
-                    let mut acked = Vec::new();
-                    for s in 0..PER_TASK {
-                        let body = Bytes::from(format!("t{t}-s{s}"));
-                        let e = client
-                            .append(std::slice::from_ref(&body))
-                            .await
-                            .expect("append");
-                        acked.push((e[0].index, body));
-                    }
-                    acked
-                })
+                (0..PER_TASK)
+                    .map(|s| Bytes::from(format!("t{t}-s{s}")))
+                    .collect()
             })
             .collect();
         let mut acked = Vec::new();
-        for t in tasks {
-            let mine = t.await;
+        for mine in append_tasks(&client, bodies).await {
             // One task's appends are sequential: their indexes increase.
             assert!(mine.windows(2).all(|w| w[0].0 < w[1].0), "{mine:?}");
             acked.extend(mine);
@@ -59,13 +43,7 @@ fn three_nodes_elect_append_pipelined_and_read_back() {
         assert!(e.windows(2).all(|w| w[1].pos > w[0].pos), "{e:?}");
         acked.extend(e.iter().map(|x| x.index).zip(batch));
         let log = read_committed(&client).await.expect("read back");
-        for (index, body) in &acked {
-            let got = log
-                .iter()
-                .find(|g| g.index == *index)
-                .expect("acked index present");
-            assert_eq!(&got.body, body, "index {index}");
-        }
+        assert_acked_in(&log, &acked);
         let last = acked.iter().map(|a| a.0).max().expect("some");
         (acked.len(), last)
     })
@@ -85,19 +63,18 @@ fn cli_append_get_and_metadata_against_a_cluster() {
     let mut c = TestCluster::three_nodes();
     c.start_all();
     c.wait_for_leader(GROUP, Duration::from_secs(20));
-    let dledger = env!("CARGO_BIN_EXE_dledger");
     let peers = c.peers_arg();
-    let out = Command::new(dledger)
-        .args(["append", "--peers", &peers, "--group", GROUP])
-        .args(["-d", "hello-cli", "-c", "2000"])
-        .output()
-        .expect("run append");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = cli_ok(&[
+        "append",
+        "--peers",
+        &peers,
+        "--group",
+        GROUP,
+        "-d",
+        "hello-cli",
+        "-c",
+        "2000",
+    ]);
     let last: u64 = stdout
         .lines()
         .find_map(|l| l.strip_prefix("last index: "))
@@ -109,75 +86,70 @@ fn cli_append_get_and_metadata_against_a_cluster() {
     eprintln!("{stdout}");
     assert!(stdout.contains("p99"), "{stdout}");
 
-    let out = Command::new(dledger)
-        .args([
+    let get = |index: u64| {
+        cli(&[
             "get",
             "--peers",
             &peers,
             "--group",
             GROUP,
             "-i",
-            &last.to_string(),
+            &index.to_string(),
         ])
-        .output()
-        .expect("run get");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    };
+    let stdout = ok_stdout(get(last));
     assert!(stdout.starts_with(&format!("index={last} ")), "{stdout}");
     assert!(stdout.trim_end().ends_with("body=hello-cli"), "{stdout}");
 
-    let out = Command::new(dledger)
-        .args(["metadata", "--peers", &peers, "--group", GROUP])
-        .output()
-        .expect("run metadata");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = cli_ok(&["metadata", "--peers", &peers, "--group", GROUP]);
     for key in ["leader", "term", "commit", "ledger", "peers"] {
         assert!(stdout.contains(key), "{key} missing in:\n{stdout}");
     }
     assert_eq!(stdout.matches(" peer 127.0.0.1:").count(), 3, "{stdout}");
 
     // Past the end: a clear error and a non-zero exit.
-    let out = Command::new(dledger)
-        .args([
-            "get",
-            "--peers",
-            &peers,
-            "--group",
-            GROUP,
-            "-i",
-            &(last + 1000).to_string(),
-        ])
-        .output()
-        .expect("run get");
+    let out = get(last + 1000);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no committed entry"));
 
     // An unknown group: the code name and the address in the message.
-    let out = Command::new(dledger)
-        .args([
-            "metadata",
-            "--peers",
-            &peers,
-            "--group",
-            "NoSuchGroup",
-            "--timeout-ms",
-            "3000",
-        ])
-        .output()
-        .expect("run metadata");
+    let out = cli(&[
+        "metadata",
+        "--peers",
+        &peers,
+        "--group",
+        "NoSuchGroup",
+        "--timeout-ms",
+        "3000",
+    ]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("UNKNOWN_GROUP") && err.contains("127.0.0.1:"),
         "{err}"
     );
+}
+
+/// Runs this build's `dledger` CLI with `args`.
+fn cli(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dledger"))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running dledger {args:?}: {e}"))
+}
+
+/// The standard output of a run that must succeed.
+fn ok_stdout(out: Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// Runs the CLI with `args`, which must succeed; its standard output.
+fn cli_ok(args: &[&str]) -> String {
+    ok_stdout(cli(args))
 }

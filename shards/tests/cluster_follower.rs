@@ -3,49 +3,32 @@
 
 mod common;
 
-use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use common::cluster::TestCluster;
-use common::log::{read_committed, replica_log, test_options, wait_until};
+use common::log::{
+    append_tasks, assert_acked_in, read_group, replica_log, test_client, wait_until,
+};
 use dledger::config::HostPort;
-use dledger_shards::client::{Client, block_on};
+use dledger_shards::client::block_on;
 
 const GROUP: &str = "RaftNode00";
 
 /// Appends `n` bodies `<tag>-<i>` from 8 tasks; returns (index, body) of each.
 fn append_many(peers: Vec<HostPort>, tag: &'static str, n: u64) -> Vec<(u64, Bytes)> {
+    const TASKS: u64 = 8;
     block_on("load", || async move {
-        let client = Rc::new(
-            Client::connect(peers, GROUP, test_options())
-                .await
-                .expect("connect"),
-        );
-        let tasks: Vec<_> = (0..8u64)
+        let client = test_client(peers, GROUP).await;
+        let bodies = (0..TASKS)
             .map(|t| {
-                let client = client.clone();
-                glommio::spawn_local(async move {
-                    let mut out = Vec::new();
-                    let mut i = t;
-                    while i < n {
-                        let body = Bytes::from(format!("{tag}-{i}"));
-                        let e = client
-                            .append(std::slice::from_ref(&body))
-                            .await
-                            .expect("append");
-                        out.push((e[0].index, body));
-                        i += 8;
-                    }
-                    out
-                })
+                (t..n)
+                    .step_by(TASKS as usize)
+                    .map(|i| Bytes::from(format!("{tag}-{i}")))
+                    .collect()
             })
             .collect();
-        let mut all = Vec::new();
-        for t in tasks {
-            all.extend(t.await);
-        }
-        all
+        append_tasks(&client, bodies).await.concat()
     })
     .expect("executor")
 }
@@ -75,20 +58,8 @@ fn killed_follower_catches_up_and_serves_the_quorum_again() {
     // Now the caught-up follower is needed: without it there is no majority.
     c.kill(other);
     acked.extend(append_many(peers.clone(), "after", 100));
-    let log = block_on("read", || async move {
-        let client = Client::connect(peers, GROUP, test_options())
-            .await
-            .expect("connect");
-        read_committed(&client).await.expect("read back")
-    })
-    .expect("executor");
-    for (index, body) in &acked {
-        let got = log
-            .iter()
-            .find(|g| g.index == *index)
-            .unwrap_or_else(|| panic!("acked index {index} missing"));
-        assert_eq!(&got.body, body);
-    }
+    let log = read_group(peers, GROUP);
+    assert_acked_in(&log, &acked);
     // The restarted follower's own copy equals the leader's, entry by entry (index, term,
     // position, body), up to what it has committed.
     let addr = c.nodes[lagger].client_addr.clone();

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::cluster::TestCluster;
-use common::log::{read_committed, test_options};
+use common::log::{read_group, test_options};
 use dledger::config::HostPort;
 use dledger_shards::client::{Client, ClientOptions, block_on};
 
@@ -125,13 +125,7 @@ fn leader_kill_under_load_loses_no_acknowledged_append_and_duplicates_none() {
     );
     assert!(failover < FAILOVER_BOUND, "{failover:?}");
 
-    let log = block_on("read", || async move {
-        let client = Client::connect(peers, GROUP, test_options())
-            .await
-            .expect("connect");
-        read_committed(&client).await.expect("read back")
-    })
-    .expect("executor");
+    let log = read_group(peers, GROUP);
     let mut where_in_log: HashMap<&[u8], Vec<u64>> = HashMap::new();
     for e in &log {
         if !e.body.is_empty() {

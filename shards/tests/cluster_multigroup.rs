@@ -3,13 +3,12 @@
 
 mod common;
 
-use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use common::cluster::TestCluster;
-use common::log::{read_committed, test_options, wait_until};
-use dledger_shards::client::{Client, block_on};
+use common::log::{assert_acked_in, read_committed, test_client, wait_until};
+use dledger_shards::client::block_on;
 
 #[test]
 fn eight_groups_on_three_nodes_keep_separate_logs() {
@@ -26,11 +25,7 @@ fn eight_groups_on_three_nodes_keep_separate_logs() {
         for g in groups.clone() {
             let peers = peers.clone();
             tasks.push(glommio::spawn_local(async move {
-                let client = Rc::new(
-                    Client::connect(peers, g.clone(), test_options())
-                        .await
-                        .expect("connect"),
-                );
+                let client = test_client(peers, &g).await;
                 let mut acked = Vec::new();
                 for i in 0..40 {
                     let body = Bytes::from(format!("{g}-{i}"));
@@ -41,13 +36,7 @@ fn eight_groups_on_three_nodes_keep_separate_logs() {
                     acked.push((e[0].index, body));
                 }
                 let log = read_committed(&client).await.expect("read");
-                for (index, body) in &acked {
-                    let got = log
-                        .iter()
-                        .find(|e| e.index == *index)
-                        .expect("acked present");
-                    assert_eq!(&got.body, body);
-                }
+                assert_acked_in(&log, &acked);
                 // Nothing from another group.
                 let prefix = format!("{g}-");
                 assert!(

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::cluster::TestCluster;
-use common::log::{read_committed, test_options};
+use common::log::{assert_acked_in, read_group, test_options};
 use dledger_shards::client::{Client, ClientOptions, block_on};
 
 const GROUP: &str = "RaftNode00";
@@ -50,18 +50,5 @@ fn two_node_group_needs_both_and_recovers_after_restart() {
     c.restart(follower);
     c.wait_for_leader(GROUP, Duration::from_secs(20));
     acked.extend(append("both-again".into(), 20_000).expect("appends after restart"));
-    let log = block_on("read", || async move {
-        let client = Client::connect(peers, GROUP, test_options())
-            .await
-            .expect("connect");
-        read_committed(&client).await.expect("read back")
-    })
-    .expect("executor");
-    for (index, body) in &acked {
-        let got = log
-            .iter()
-            .find(|e| e.index == *index)
-            .expect("acked present");
-        assert_eq!(&got.body, body);
-    }
+    assert_acked_in(&read_group(peers, GROUP), &acked);
 }

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::load::{self, Mode};
 use super::output::{self, Percentiles};
 use super::plot::{self, MatrixLine};
-use super::{Plan, TargetPlan, baseline, fresh_dir, load_spec, start_local};
+use super::{Plan, TargetPlan, baseline, load_spec, run_dir, start_local};
 use crate::error::{PerfError, PerfResult};
 use crate::report::{SummaryLine, ratio};
 use crate::table::{Table, cell_f64};
@@ -34,13 +34,9 @@ pub fn run(plan: &Plan) -> PerfResult<()> {
             reason: "runs on the local cluster only (it starts one per group count)".into(),
         });
     }
-    let dir = fresh_dir(&plan.base_dir, "matrix");
-    std::fs::create_dir_all(&dir).map_err(|e| PerfError::io("creating", &dir, e))?;
-    let outcome = cells(plan, &dir);
-    if !plan.keep_dir {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-    let (outcomes, baselines) = outcome?;
+    let dir = run_dir(plan, "matrix")?;
+    let (outcomes, baselines) = cells(plan, dir.path())?;
+    drop(dir);
     let failed: Vec<&String> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
     let cells: Vec<Cell> = outcomes
         .iter()

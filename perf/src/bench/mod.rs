@@ -38,6 +38,7 @@ use std::time::Duration;
 use argh::FromArgs;
 use dledger::config::HostPort;
 
+use crate::cluster::RunDir;
 use crate::error::{PerfError, PerfResult};
 use cluster::{Flush, LocalCluster, LocalSpec, RemoteCluster};
 use load::{LoadResult, LoadSpec, Mode};
@@ -302,12 +303,20 @@ pub fn fresh_dir(base: &Path, what: &str) -> PathBuf {
     ))
 }
 
+/// A fresh run directory under the plan's base directory, removed when dropped (also
+/// after a failure) unless `--keep-dir`.
+pub fn run_dir(plan: &Plan, what: &str) -> PerfResult<RunDir> {
+    let mut dir = RunDir::fresh(fresh_dir(&plan.base_dir, what))?;
+    dir.keep(plan.keep_dir);
+    Ok(dir)
+}
+
 /// A started local cluster whose groups all have leaders.
 pub fn start_local(plan: &Plan, groups: usize, dir: &Path) -> PerfResult<LocalCluster> {
     let TargetPlan::Local { flush, shards } = plan.target else {
         return Err(bad("--peers/-n", "this run needs the local cluster"));
     };
-    let bin = cluster::server_binary(plan.server_bin.as_deref())?;
+    let bin = crate::cluster::binary::server_binary(plan.server_bin.as_deref())?;
     let spec = LocalSpec {
         groups,
         flush,
@@ -383,14 +392,9 @@ pub fn run_config(
 
 /// One measured run: baselines, load, report.
 fn single(plan: &Plan) -> PerfResult<()> {
-    let dir = fresh_dir(&plan.base_dir, "run");
-    std::fs::create_dir_all(&dir).map_err(|e| PerfError::io("creating", &dir, e))?;
-    let outcome = single_in(plan, &dir);
-    if !plan.keep_dir {
-        // Also after a failure: nothing of the run stays behind.
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-    let report = outcome?;
+    let dir = run_dir(plan, "run")?;
+    let report = single_in(plan, dir.path())?;
+    drop(dir);
     print!("{}", report.render());
     if let Some(p) = &plan.json {
         let text = serde_json::to_string_pretty(&report.json())

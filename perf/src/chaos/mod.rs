@@ -36,20 +36,19 @@ pub mod schedule;
 pub mod value;
 pub mod workload;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use argh::FromArgs;
-use dledger::config::HostPort;
 
+use crate::cluster::{Cluster, Launch, LoopbackPorts, RunDir};
 use crate::error::{PerfError, PerfResult};
 use crate::report::SummaryLine;
 use checker::{GroupLogs, Verdict};
 use nemesis::{Nemesis, Network};
-use nodes::{Launch, Node, node_config};
+use nodes::node_settings;
 use workload::{Progress, WorkloadConfig};
 
 /// Longest run accepted (a typo should not tie the machine up for days).
@@ -63,6 +62,9 @@ const FIRST_LEADER_WAIT_MS: u64 = 30_000;
 const CONVERGE_WAIT_MS: u64 = 60_000;
 /// Seconds between progress lines.
 const PROGRESS_EVERY_S: u64 = 10;
+/// The nodes' `RUST_LOG` unless this process has one: their logs are what a failed run
+/// is diagnosed from.
+const NODE_LOG_FILTER: &str = "info";
 
 /// Run a cluster under a seeded nemesis and check the clients' history (see the module
 /// docs of dledger_perf::chaos).
@@ -203,19 +205,13 @@ pub fn run(args: &ChaosArgs) -> PerfResult<bool> {
 }
 
 fn run_seeded(args: &ChaosArgs, seed: u64) -> PerfResult<RunReport> {
-    let dir = std::env::temp_dir().join(format!("dledger-chaos-{}-{seed}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).map_err(|source| PerfError::Io {
-        op: "creating the run directory",
-        path: dir.clone(),
-        source,
-    })?;
-    let result = run_in(args, seed, &dir);
-    let keep = args.keep_dir || !matches!(&result, Ok(r) if r.passed());
-    if keep {
-        println!("chaos: run directory kept: {}", dir.display());
-    } else {
-        let _ = std::fs::remove_dir_all(&dir);
+    let mut dir = RunDir::fresh(
+        std::env::temp_dir().join(format!("dledger-chaos-{}-{seed}", std::process::id())),
+    )?;
+    let result = run_in(args, seed, dir.path());
+    dir.keep(args.keep_dir || !matches!(&result, Ok(r) if r.passed()));
+    if dir.is_kept() {
+        println!("chaos: run directory kept: {}", dir.path().display());
     }
     result
 }
@@ -224,34 +220,15 @@ fn harness(msg: impl Into<String>) -> PerfError {
     PerfError::Executor(msg.into())
 }
 
-/// The command that runs one node (before `server -c FILE`).
+/// The command that runs one node: `--server-bin` or this executable's own server, with
+/// the planted bug if one is asked for.
 fn launch(args: &ChaosArgs) -> PerfResult<Launch> {
-    let program = match &args.server_bin {
-        Some(p) => p.clone(),
-        None => {
-            std::env::current_exe().map_err(|e| harness(format!("finding this executable: {e}")))?
-        }
-    };
-    let mut extra = Vec::new();
+    let mut launch = Launch::chosen(args.server_bin.as_deref(), NODE_LOG_FILTER)?;
     if let Some(bug) = args.planted() {
-        extra.push("--planted-bug".to_string());
-        extra.push(bug.to_string());
+        launch.extra.push("--planted-bug".to_string());
+        launch.extra.push(bug.to_string());
     }
-    Ok(Launch {
-        program,
-        prefix: Vec::new(),
-        extra,
-    })
-}
-
-/// A free loopback port outside the ephemeral range (released at once: the node binds it
-/// moments later; see `bind_port_outside_ephemeral` for why not `bind(0)`).
-fn free_port() -> PerfResult<u16> {
-    let l = dledger_shards::net::listen::bind_port_outside_ephemeral()
-        .map_err(|e| harness(format!("no free port: {e}")))?;
-    Ok(l.local_addr()
-        .map_err(|e| harness(format!("no free port: {e}")))?
-        .port())
+    Ok(launch)
 }
 
 fn run_in(args: &ChaosArgs, seed: u64, dir: &std::path::Path) -> PerfResult<RunReport> {
@@ -259,45 +236,37 @@ fn run_in(args: &ChaosArgs, seed: u64, dir: &std::path::Path) -> PerfResult<RunR
     let groups: Vec<String> = (0..args.groups).map(|g| format!("Chaos{g:02}")).collect();
     let base = launch(args)?;
     // The network and where each node is reached.
-    let (network, nodes) = if args.netns {
+    let (network, cluster) = if args.netns {
         netns::build(n, dir, &groups, &base)?
     } else {
-        let mut client_ports = Vec::with_capacity(n);
-        let mut peer_addrs = Vec::with_capacity(n);
-        for _ in 0..n {
-            client_ports.push(free_port()?);
-            peer_addrs.push(SocketAddr::from(([127, 0, 0, 1], free_port()?)));
-        }
-        let proxy = proxy::FaultProxy::start(&peer_addrs)
+        let ports = LoopbackPorts::reserve(n)?;
+        let proxy = proxy::FaultProxy::start(&ports.peer_addrs())
             .map_err(|e| harness(format!("starting the fault proxy: {e}")))?;
-        let mut nodes = Vec::with_capacity(n);
-        for i in 0..n {
-            let peers: Vec<(String, SocketAddr)> = (0..n)
+        // Every peer but itself is dialled through the proxy of that link.
+        let cluster = Cluster::on_loopback(dir, ports, &base, "dledger-perf chaos", |i, ports| {
+            let peers: Vec<(String, String)> = (0..n)
                 .map(|j| {
                     let addr = if i == j {
-                        peer_addrs[i]
+                        ports.peer_addr(i)
                     } else {
                         proxy.addr(i, j)
                     };
-                    (format!("n{j}"), addr)
+                    (format!("n{j}"), addr.to_string())
                 })
                 .collect();
-            let name = format!("n{i}");
-            let text = node_config(i, &peers, client_ports[i], &groups, &dir.join(&name));
-            let client = SocketAddr::from(([127, 0, 0, 1], client_ports[i]));
-            nodes.push(Node::new(dir, &name, &text, client, base.clone()).map_err(harness)?);
-        }
-        (Network::Proxy(proxy), nodes)
+            node_settings(
+                i,
+                &peers,
+                ports.client[i],
+                &groups,
+                &dir.join(format!("n{i}")),
+            )
+        })?;
+        (Network::Proxy(proxy), cluster)
     };
-    let addrs: Vec<HostPort> = nodes
-        .iter()
-        .map(|node| HostPort {
-            host: node.client_addr.ip().to_string(),
-            port: node.client_addr.port(),
-        })
-        .collect();
-    let mut nemesis = Nemesis::new(nodes, network, addrs.clone(), groups[0].clone(), seed);
-    nemesis.start_all().map_err(harness)?;
+    let addrs = cluster.client_addrs();
+    let mut nemesis = Nemesis::new(cluster, network, addrs.clone(), groups[0].clone(), seed);
+    nemesis.start_all()?;
     for g in &groups {
         readback::wait_converged(&addrs, g, Duration::from_millis(FIRST_LEADER_WAIT_MS))
             .map_err(|state| harness(format!("group {g} has no leader at start: {state}")))?;
@@ -334,14 +303,14 @@ fn run_in(args: &ChaosArgs, seed: u64, dir: &std::path::Path) -> PerfResult<RunR
                 );
             }
         });
-        nemesis.inject(epoch, step).map_err(harness)?;
+        nemesis.inject(epoch, step)?;
     }
     nemesis.wait_until(epoch, args.seconds * 1000, |_| {});
     let seconds = epoch.elapsed().as_secs();
 
     // Heal, let the clients finish their calls, converge, read, check.
     let end_started = Instant::now();
-    nemesis.heal_everything().map_err(harness)?;
+    nemesis.heal_everything()?;
     stop.store(true, Ordering::SeqCst);
     let history = clients
         .join()

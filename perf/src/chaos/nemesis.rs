@@ -7,16 +7,21 @@ use dledger::config::HostPort;
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 
+use crate::cluster::Cluster;
+use crate::error::{PerfError, PerfResult};
+
 use super::netns::Netns;
-use super::nodes::{Node, STOP_GRACE_MS};
+use super::nodes::STOP_GRACE_MS;
 use super::proxy::FaultProxy;
 use super::readback::leader_of;
 use super::schedule::{Fault, Step, Target};
 
 /// How often waiting loops look at the clock and the processes.
 const WAIT_SLICE_MS: u64 = 50;
-/// Lines of a crashed node's log kept in the report.
+/// Lines of a crashed node's log kept in the report (from at most its last
+/// `CRASH_LOG_BYTES`).
 const CRASH_LOG_LINES: usize = 15;
+const CRASH_LOG_BYTES: u64 = 8192;
 
 /// How partitions are made.
 #[derive(Debug)]
@@ -30,7 +35,7 @@ pub enum Network {
 impl Network {
     /// Cuts the directed links `pairs` (proxy) or takes the links of `nodes` down
     /// (netns); returns how it was done, for the report.
-    fn cut(&self, pairs: &[(usize, usize)], nodes: &[usize]) -> Result<String, String> {
+    fn cut(&self, pairs: &[(usize, usize)], nodes: &[usize]) -> PerfResult<String> {
         match self {
             Network::Proxy(p) => {
                 for &(from, to) in pairs {
@@ -39,20 +44,23 @@ impl Network {
                 Ok(format!("{} proxied links dropping", pairs.len()))
             }
             Network::Netns(ns) => {
-                nodes.iter().try_for_each(|&k| ns.set_link(k, false))?;
+                nodes
+                    .iter()
+                    .try_for_each(|&k| ns.set_link(k, false))
+                    .map_err(PerfError::Cluster)?;
                 let names: Vec<String> = nodes.iter().map(|k| format!("n{k}")).collect();
                 Ok(format!("link down: {}", names.join(", ")))
             }
         }
     }
 
-    fn heal(&self) -> Result<(), String> {
+    fn heal(&self) -> PerfResult<()> {
         match self {
             Network::Proxy(p) => {
                 p.heal_all();
                 Ok(())
             }
-            Network::Netns(ns) => ns.heal_all(),
+            Network::Netns(ns) => ns.heal_all().map_err(PerfError::Cluster),
         }
     }
 }
@@ -60,7 +68,7 @@ impl Network {
 /// The processes, the network and what was done to them.
 #[derive(Debug)]
 pub struct Nemesis {
-    nodes: Vec<Node>,
+    cluster: Cluster,
     network: Network,
     addrs: Vec<HostPort>,
     /// The group whose leader "the leader" means.
@@ -73,14 +81,14 @@ pub struct Nemesis {
 
 impl Nemesis {
     pub fn new(
-        nodes: Vec<Node>,
+        cluster: Cluster,
         network: Network,
         addrs: Vec<HostPort>,
         group: String,
         seed: u64,
     ) -> Nemesis {
         Nemesis {
-            nodes,
+            cluster,
             network,
             addrs,
             group,
@@ -98,8 +106,8 @@ impl Nemesis {
         self.crashes.clone()
     }
 
-    pub fn start_all(&mut self) -> Result<(), String> {
-        self.nodes.iter_mut().try_for_each(Node::start)
+    pub fn start_all(&mut self) -> PerfResult<()> {
+        self.cluster.start_all()
     }
 
     /// Sleeps until `at_ms` after `epoch`, restarting (and recording) any node that
@@ -117,18 +125,19 @@ impl Nemesis {
     }
 
     fn reap_crashes(&mut self) {
-        for node in &mut self.nodes {
-            if let Some(status) = node.exited() {
-                let text = format!(
-                    "node {} exited on its own ({status}); its log ends with:\n{}",
-                    node.name,
-                    node.log_tail(CRASH_LOG_LINES)
-                );
-                println!("chaos: CRASH: {text}");
-                self.crashes.push(text);
-                if let Err(e) = node.start() {
-                    println!("chaos: cannot restart {}: {e}", node.name);
-                }
+        for (k, status) in self.cluster.take_exited() {
+            let node = self.cluster.node_mut(k);
+            let tail = node.log_tail(CRASH_LOG_BYTES);
+            let lines: Vec<&str> = tail.lines().collect();
+            let text = format!(
+                "node {} exited on its own ({status}); its log ends with:\n{}",
+                node.name,
+                lines[lines.len().saturating_sub(CRASH_LOG_LINES)..].join("\n")
+            );
+            println!("chaos: CRASH: {text}");
+            self.crashes.push(text);
+            if let Err(e) = node.start() {
+                println!("chaos: cannot restart {}: {e}", node.name);
             }
         }
     }
@@ -137,13 +146,13 @@ impl Nemesis {
         match t {
             Target::Node(i) => i,
             Target::Leader => leader_of(&self.addrs, &self.group)
-                .unwrap_or_else(|| self.rng.random_range(0..self.nodes.len())),
+                .unwrap_or_else(|| self.rng.random_range(0..self.cluster.len())),
         }
     }
 
     /// Applies `step`, holds it, heals it.
-    pub fn inject(&mut self, epoch: Instant, step: &Step) -> Result<(), String> {
-        let n = self.nodes.len();
+    pub fn inject(&mut self, epoch: Instant, step: &Step) -> PerfResult<()> {
+        let n = self.cluster.len();
         let t_s = epoch.elapsed().as_secs_f64();
         let aimed = |t: Target| if t == Target::Leader { " (leader)" } else { "" };
         let heal_at = step.at_ms + step.hold_ms;
@@ -151,18 +160,18 @@ impl Nemesis {
         let what = match &step.fault {
             Fault::Kill(t) => {
                 let k = self.resolve(*t);
-                self.nodes[k].kill();
+                self.cluster.node_mut(k).kill();
                 self.announce(t_s, step, format!("SIGKILL n{k}{}", aimed(*t)));
                 self.wait_until(epoch, heal_at, |_| {});
-                self.nodes[k].start()?;
+                self.cluster.node_mut(k).start()?;
                 format!("restarted n{k}")
             }
             Fault::Pause(t) => {
                 let k = self.resolve(*t);
-                self.nodes[k].pause();
+                self.cluster.node_mut(k).pause();
                 self.announce(t_s, step, format!("SIGSTOP n{k}{}", aimed(*t)));
                 self.wait_until(epoch, heal_at, |_| {});
-                self.nodes[k].resume();
+                self.cluster.node_mut(k).resume();
                 format!("SIGCONT n{k}")
             }
             Fault::Isolate(t) => {
@@ -209,8 +218,9 @@ impl Nemesis {
             Fault::Transfer => match leader_of(&self.addrs, &self.group) {
                 Some(k) => {
                     self.announce(t_s, step, format!("hand-over: SIGTERM leader n{k}"));
-                    let clean = self.nodes[k].stop(Duration::from_millis(STOP_GRACE_MS));
-                    self.nodes[k].start()?;
+                    let node = self.cluster.node_mut(k);
+                    let clean = node.stop(Duration::from_millis(STOP_GRACE_MS));
+                    node.start()?;
                     self.wait_until(epoch, heal_at, |_| {});
                     format!(
                         "n{k} {} and restarted",
@@ -231,7 +241,7 @@ impl Nemesis {
         Ok(())
     }
 
-    fn hold_and_heal(&mut self, epoch: Instant, heal_at: u64) -> Result<String, String> {
+    fn hold_and_heal(&mut self, epoch: Instant, heal_at: u64) -> PerfResult<String> {
         self.wait_until(epoch, heal_at, |_| {});
         self.network.heal()?;
         Ok("network healed".into())
@@ -245,9 +255,10 @@ impl Nemesis {
     }
 
     /// Ends every fault: the network healed, paused nodes resumed, stopped ones started.
-    pub fn heal_everything(&mut self) -> Result<(), String> {
+    pub fn heal_everything(&mut self) -> PerfResult<()> {
         self.network.heal()?;
-        for node in &mut self.nodes {
+        for k in 0..self.cluster.len() {
+            let node = self.cluster.node_mut(k);
             node.resume();
             if !node.is_running() {
                 node.start()?;

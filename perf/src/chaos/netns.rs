@@ -11,10 +11,13 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use dledger::config::HostPort;
+
+use crate::cluster::{Cluster, Launch, Node};
 use crate::error::{PerfError, PerfResult};
 
 use super::nemesis::Network;
-use super::nodes::{Launch, Node, node_config};
+use super::nodes::node_settings;
 
 /// Ports every node uses on its own address (no clash: the addresses differ).
 const CLIENT_PORT: u16 = 30911;
@@ -128,7 +131,7 @@ pub fn build(
     dir: &Path,
     groups: &[String],
     base: &Launch,
-) -> PerfResult<(Network, Vec<Node>)> {
+) -> PerfResult<(Network, Cluster)> {
     let err = |reason: String| PerfError::BadArgument {
         flag: "--netns",
         reason,
@@ -143,18 +146,17 @@ pub fn build(
         host_links: Vec::new(),
     };
     net.setup(n, tag, subnet).map_err(err)?;
-    let peers: Vec<(String, SocketAddr)> = (0..n)
+    let peers: Vec<(String, String)> = (0..n)
         .map(|j| {
-            (
-                format!("n{j}"),
-                SocketAddr::from((Netns::addr(subnet, j), PEER_PORT)),
-            )
+            let addr = SocketAddr::from((Netns::addr(subnet, j), PEER_PORT));
+            (format!("n{j}"), addr.to_string())
         })
         .collect();
     let mut nodes = Vec::with_capacity(n);
     for i in 0..n {
         let name = format!("n{i}");
-        let text = node_config(i, &peers, CLIENT_PORT, groups, &dir.join(&name));
+        let config = node_settings(i, &peers, CLIENT_PORT, groups, &dir.join(&name))
+            .write_validated(dir, &name, "dledger-perf chaos --netns")?;
         let mut prefix = vec![
             "netns".to_string(),
             "exec".to_string(),
@@ -165,10 +167,13 @@ pub fn build(
         let launch = Launch {
             program: "ip".into(),
             prefix,
-            extra: base.extra.clone(),
+            ..base.clone()
         };
-        let client = SocketAddr::from((Netns::addr(subnet, i), CLIENT_PORT));
-        nodes.push(Node::new(dir, &name, &text, client, launch).map_err(err)?);
+        let client = HostPort {
+            host: Netns::addr(subnet, i).to_string(),
+            port: CLIENT_PORT,
+        };
+        nodes.push(Node::new(dir, &name, config, client, launch));
     }
-    Ok((Network::Netns(net), nodes))
+    Ok((Network::Netns(net), Cluster::new(nodes)))
 }

@@ -23,7 +23,7 @@ pub mod check;
 pub mod cluster;
 pub mod load;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -31,9 +31,9 @@ use argh::FromArgs;
 use dledger::raft::{Role, Term};
 use nix::sys::signal::Signal;
 
+use crate::cluster::{Cluster, Launch};
 use crate::report::SummaryLine;
 use check::{Accounting, account, read_replica, term_of};
-use cluster::{LocalCluster, ServerCommand};
 use load::{Load, Outcome, Record};
 
 /// Kill the leader N times under load; measure failover and check no acknowledged append
@@ -78,6 +78,10 @@ const BODY_BYTES_MAX: usize = 1 << 20;
 const EXIT_WAIT_MS: u64 = 10_000;
 /// How often cluster state is polled while waiting.
 const POLL_MS: u64 = 20;
+/// Bytes of each node's log shown when a wait times out.
+const LOG_TAIL_BYTES: u64 = 2048;
+/// The nodes' `RUST_LOG` unless this process has one.
+const NODE_LOG_FILTER: &str = "info";
 
 /// One leader stop.
 #[derive(Debug, Clone)]
@@ -132,37 +136,23 @@ fn validate(args: &FailoverArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn server_command(args: &FailoverArgs) -> Result<ServerCommand, String> {
-    Ok(match &args.server_bin {
-        Some(bin) => ServerCommand {
-            program: bin.clone(),
-            args: vec!["server".into()],
-        },
-        None => ServerCommand {
-            program: std::env::current_exe()
-                .map_err(|e| format!("finding this harness's executable: {e}"))?,
-            args: vec!["server".into()],
-        },
-    })
-}
-
 /// Polls `f` every `POLL_MS` until it gives `Some`, failing with `what` after `wait_ms`.
 fn wait_for<T>(
-    cluster: &mut LocalCluster,
+    cluster: &mut Cluster,
     wait_ms: u64,
     what: &str,
-    mut f: impl FnMut(&mut LocalCluster) -> Option<T>,
+    mut f: impl FnMut(&mut Cluster) -> Option<T>,
 ) -> Result<T, String> {
     let until = Instant::now() + Duration::from_millis(wait_ms);
     loop {
-        cluster.check_running()?;
+        cluster.check_running().map_err(|e| e.to_string())?;
         if let Some(v) = f(cluster) {
             return Ok(v);
         }
         if Instant::now() >= until {
             return Err(format!(
                 "timed out after {wait_ms} ms waiting for {what}; node logs end with:\n{}",
-                cluster.all_log_tails(2048)
+                cluster.log_tails(LOG_TAIL_BYTES)
             ));
         }
         std::thread::sleep(Duration::from_millis(POLL_MS));
@@ -172,25 +162,43 @@ fn wait_for<T>(
 fn run_inner(args: &FailoverArgs) -> Result<bool, String> {
     validate(args)?;
     let extra = parse_settings(&args.set)?;
-    let mut cluster = LocalCluster::create(&std::env::temp_dir(), server_command(args)?, &extra)?;
-    cluster.keep_dir = args.keep_dir;
-    cluster.start_all()?;
-    let (first_leader, _) = wait_for(&mut cluster, args.wait_ms, "a first leader", |c| c.leader())?;
+    let launch =
+        Launch::chosen(args.server_bin.as_deref(), NODE_LOG_FILTER).map_err(|e| e.to_string())?;
+    let (mut cluster, mut dir) =
+        cluster::create(&std::env::temp_dir(), &launch, &extra).map_err(|e| e.to_string())?;
+    dir.keep(args.keep_dir);
+    let result = run_in(args, &mut cluster, dir.path());
+    if matches!(result, Ok(false)) {
+        dir.keep(true);
+    }
+    // The nodes go first, then the directory they use.
+    drop(cluster);
+    if dir.is_kept() {
+        eprintln!("cluster files kept in {}", dir.path().display());
+    }
+    result
+}
+
+fn run_in(args: &FailoverArgs, cluster: &mut Cluster, dir: &Path) -> Result<bool, String> {
+    cluster.start_all().map_err(|e| e.to_string())?;
+    let (first_leader, _) = wait_for(cluster, args.wait_ms, "a first leader", |c| {
+        cluster::leader(c)
+    })?;
     println!(
         "cluster up in {}: {} leads; {} workers appending {} B bodies; stop signal {}",
-        cluster.dir.display(),
-        cluster.name(first_leader),
+        dir.display(),
+        cluster.node(first_leader).name,
         args.workers,
         args.body_bytes,
         if args.graceful { "SIGTERM" } else { "SIGKILL" }
     );
     let load = Load::start(cluster.client_addrs(), args.workers, args.body_bytes)?;
-    let outcome = drive(args, &mut cluster, &load);
+    let outcome = drive(args, cluster, &load);
     // Stop the load whatever happened, so its thread does not outlive the report.
     let records = load.finish();
     let kills = outcome?;
     let (records, messages) = records?;
-    let logs = read_back(args, &mut cluster)?;
+    let logs = read_back(args, cluster)?;
     let accounting = account(&records, &logs, args.body_bytes);
     let longest = logs
         .iter()
@@ -199,25 +207,18 @@ fn run_inner(args: &FailoverArgs) -> Result<bool, String> {
     let failovers = failover_times(&kills, &records, longest)?;
     report(
         args,
-        &cluster,
+        cluster,
         &kills,
         &failovers,
         &accounting,
         &records,
         &messages,
     );
-    if !accounting.ok() {
-        cluster.keep_dir = true;
-    }
     Ok(accounting.ok())
 }
 
 /// The kills, under load.
-fn drive(
-    args: &FailoverArgs,
-    cluster: &mut LocalCluster,
-    load: &Load,
-) -> Result<Vec<Kill>, String> {
+fn drive(args: &FailoverArgs, cluster: &mut Cluster, load: &Load) -> Result<Vec<Kill>, String> {
     let progress = load.progress.clone();
     wait_for(
         cluster,
@@ -235,7 +236,7 @@ fn drive(
         std::thread::sleep(Duration::from_millis(args.settle_ms));
         let (leader, old_term) =
             wait_for(cluster, args.wait_ms, "a leader before the stop", |c| {
-                c.leader()
+                cluster::leader(c)
             })?;
         let stalled = progress
             .last_ack()
@@ -245,11 +246,17 @@ fn drive(
                 "kill {k}: the load stopped being acknowledged before the stop"
             ));
         }
-        let at = cluster.signal(leader, signal)?;
+        let at = cluster
+            .node(leader)
+            .signal(signal)
+            .map_err(|e| e.to_string())?;
         let at_ns = u64::try_from(at.duration_since(progress.t0).as_nanos()).unwrap_or(u64::MAX);
-        cluster.reap(leader, Duration::from_millis(EXIT_WAIT_MS))?;
+        cluster
+            .node_mut(leader)
+            .reap(Duration::from_millis(EXIT_WAIT_MS))
+            .map_err(|e| e.to_string())?;
         let (new_leader, new_term) = wait_for(cluster, args.wait_ms, "a new leader", |c| {
-            c.leader().filter(|&(l, t)| l != leader && t > old_term)
+            cluster::leader(c).filter(|&(l, t)| l != leader && t > old_term)
         })?;
         let acked_then = progress.acked.load(std::sync::atomic::Ordering::Acquire);
         wait_for(
@@ -262,7 +269,10 @@ fn drive(
             },
         )?;
         let restarted = Instant::now();
-        cluster.start(leader)?;
+        cluster
+            .node_mut(leader)
+            .start()
+            .map_err(|e| e.to_string())?;
         wait_for(
             cluster,
             args.wait_ms,
@@ -273,9 +283,9 @@ fn drive(
         println!(
             "stop {k}/{}: {} led term {old_term}; {} leads term {new_term}; {} back and caught up in {} ms",
             args.kills,
-            cluster.name(leader),
-            cluster.name(new_leader),
-            cluster.name(leader),
+            cluster.node(leader).name,
+            cluster.node(new_leader).name,
+            cluster.node(leader).name,
             catch_up.as_millis()
         );
         kills.push(Kill {
@@ -292,8 +302,8 @@ fn drive(
 
 /// Whether node `i` follows the current leader and has committed what the leader had
 /// committed when asked.
-fn caught_up(c: &mut LocalCluster, i: usize) -> Option<()> {
-    let states = c.states();
+fn caught_up(c: &mut Cluster, i: usize) -> Option<()> {
+    let states = cluster::states(c);
     let leader = states.iter().find(|s| s.row.role == Role::Leader)?;
     let me = states.iter().find(|s| s.node == i)?;
     (me.row.role == Role::Follower
@@ -305,7 +315,7 @@ fn caught_up(c: &mut LocalCluster, i: usize) -> Option<()> {
 /// Waits until every node has committed the leader's whole ledger, then reads each.
 fn read_back(
     args: &FailoverArgs,
-    cluster: &mut LocalCluster,
+    cluster: &mut Cluster,
 ) -> Result<Vec<Vec<dledger::wire::GotEntry>>, String> {
     let n = cluster.len();
     wait_for(
@@ -313,7 +323,7 @@ fn read_back(
         args.wait_ms,
         "every node to commit the whole ledger",
         |c| {
-            let states = c.states();
+            let states = cluster::states(c);
             let leader = states.iter().find(|s| s.row.role == Role::Leader)?;
             let end = leader.row.ledger_end;
             (states.len() == n
@@ -323,7 +333,7 @@ fn read_back(
         },
     )?;
     (0..n)
-        .map(|i| read_replica(cluster.client_addr(i)))
+        .map(|i| read_replica(&cluster.node(i).client_addr))
         .collect()
 }
 
@@ -366,7 +376,7 @@ fn nearest_rank(sorted: &[Duration], p: f64) -> Duration {
 
 fn report(
     args: &FailoverArgs,
-    cluster: &LocalCluster,
+    cluster: &Cluster,
     kills: &[Kill],
     failovers: &[Duration],
     a: &Accounting,
@@ -377,9 +387,9 @@ fn report(
         println!(
             "stop {}: {} (term {}) -> {} (term {}): failover {} ms, catch-up {} ms",
             k + 1,
-            cluster.name(kill.node),
+            cluster.node(kill.node).name,
             kill.old_term,
-            cluster.name(kill.new_leader),
+            cluster.node(kill.new_leader).name,
             kill.new_term,
             f.as_millis(),
             kill.catch_up.as_millis()

@@ -22,12 +22,18 @@ use dledger::raft::Role;
 use dledger::wire::{ClientMessage, MetadataRequest, MetadataResponse};
 use dledger_shards::client::{ClientError, ClientOptions, Connection, block_on};
 
-/// Settings every test node gets unless a test overrides them.
+/// Settings every test node gets unless a test overrides them. The disk ratios: test data
+/// is scratch on a disk shared with other tenants (statvfs counts their files and the
+/// reserved blocks), so writes are refused only when it is really full, not at DLedger's
+/// production 90% (tests of the disk-full behaviour use their own small filesystem).
 pub const TEST_DEFAULTS: &[(&str, &str)] = &[
     ("pinShards", "false"),
     ("shards", "1"),
     ("mappedFileSizeForEntryData", "8388608"),
     ("mappedFileSizeForEntryIndex", "1048576"),
+    ("diskSpaceRatioToCheckExpired", "0.96"),
+    ("diskSpaceRatioToForceClean", "0.97"),
+    ("diskSpaceRatioToRefuseWrites", "0.98"),
 ];
 
 /// Keys whose value names this node's storage; moved into the test directory.

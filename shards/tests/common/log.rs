@@ -1,7 +1,9 @@
 //! Reading a group's committed log through the client, and the client settings tests use.
 
+use std::rc::Rc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use dledger::config::HostPort;
 use dledger::wire::{ClientMessage, GetRequest, GotEntry, ResponseCode};
 use dledger_shards::client::{Client, ClientError, ClientOptions, Connection, block_on};
@@ -46,6 +48,66 @@ pub async fn read_committed(client: &Client) -> Result<Vec<GotEntry>, ClientErro
             out.push(e);
         }
     }
+}
+
+/// A client of `group` on `peers` with [`test_options`], to share between tasks.
+pub async fn test_client(peers: Vec<HostPort>, group: &str) -> Rc<Client> {
+    Rc::new(
+        Client::connect(peers, group, test_options())
+            .await
+            .expect("connect"),
+    )
+}
+
+/// `group`'s committed log read through a fresh client of `peers` (see
+/// [`read_committed`]), on its own executor.
+pub fn read_group(peers: Vec<HostPort>, group: &str) -> Vec<GotEntry> {
+    let group = group.to_string();
+    block_on("read", || async move {
+        let client = Client::connect(peers, group, test_options())
+            .await
+            .expect("connect");
+        read_committed(&client).await.expect("read back")
+    })
+    .expect("executor")
+}
+
+/// Every acknowledged `(index, body)` is in `log`, at that index.
+pub fn assert_acked_in(log: &[GotEntry], acked: &[(u64, Bytes)]) {
+    for (index, body) in acked {
+        let got = log
+            .iter()
+            .find(|e| e.index == *index)
+            .unwrap_or_else(|| panic!("acknowledged index {index} is missing"));
+        assert_eq!(&got.body, body, "index {index}");
+    }
+}
+
+/// Appends each task's bodies one call at a time, in order, the tasks concurrently over
+/// one client; every append must succeed. The `(index, body)` of each, per task.
+pub async fn append_tasks(client: &Rc<Client>, tasks: Vec<Vec<Bytes>>) -> Vec<Vec<(u64, Bytes)>> {
+    let running: Vec<_> = tasks
+        .into_iter()
+        .map(|bodies| {
+            let client = client.clone();
+            glommio::spawn_local(async move {
+                let mut acked = Vec::with_capacity(bodies.len());
+                for body in bodies {
+                    let e = client
+                        .append(std::slice::from_ref(&body))
+                        .await
+                        .expect("append");
+                    acked.push((e[0].index, body));
+                }
+                acked
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(running.len());
+    for t in running {
+        out.push(t.await);
+    }
+    out
 }
 
 /// Polls `f` every 50 ms until it returns `Some`, at most `timeout`.
