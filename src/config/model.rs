@@ -116,6 +116,12 @@ pub struct Limits {
     pub max_leadership_transfer_wait_index: u64,
     pub peer_queue_max_bytes: u64,
     pub max_client_connections: u32,
+    /// A client connection with no request read, none in flight and no answer written
+    /// for this long is closed (`serverChannelMaxIdleTimeSeconds`, RocketMQ's key).
+    pub client_idle_timeout_ms: u64,
+    /// Once a frame's first byte has arrived, the rest must within this long
+    /// (`clientFrameTimeoutMs`; a slowloris cannot hold a connection slot).
+    pub client_frame_timeout_ms: u64,
 }
 
 /// Where and how the log is stored.
