@@ -257,7 +257,15 @@ impl NodeConfig {
             heartbeat_interval_ticks: self.timing.heartbeat_interval_ticks(),
             max_inflight_appends: self.limits.max_inflight_appends,
             max_batch_entries: self.limits.max_batch_push_entries,
-            max_uncommitted_entries: group.max_pending_requests,
+            // `maxPendingRequestsNum` bounds the *client* appends waiting for a quorum
+            // (DLedger's meaning; the group checks it before proposing). The core's bound
+            // on uncommitted entries is a backstop above it that must not refuse a client
+            // within that limit: a new leader's log also holds its own term-start entry
+            // and possibly a tail of up to the same limit inherited from the old leader.
+            max_uncommitted_entries: group
+                .max_pending_requests
+                .saturating_mul(2)
+                .saturating_add(1),
             check_quorum: true,
             preferred_leader: group.preferred_leader,
             #[cfg(feature = "planted-bugs")]
