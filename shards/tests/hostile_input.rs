@@ -34,8 +34,14 @@ const TARGET: usize = 0;
 const ABSENT_NODE_ID: u32 = 2;
 /// How long any single hostile exchange may take to be answered or closed.
 const ANSWER_WAIT: Duration = Duration::from_secs(5);
-/// The server's bound on finishing a begun client frame (server::client).
-const CLIENT_FRAME_TIMEOUT: Duration = Duration::from_millis(10_000);
+/// The bound on finishing a begun client frame (`clientFrameTimeoutMs`, set below; the
+/// default is 10 s, shortened so the test is quicker).
+const CLIENT_FRAME_TIMEOUT: Duration = Duration::from_millis(4_000);
+/// How long a client connection may sit idle (`serverChannelMaxIdleTimeSeconds`, set
+/// below; RocketMQ's default is 120 s).
+const CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Timer slack allowed when checking that a close did not come early.
+const EARLY_SLACK: Duration = Duration::from_millis(300);
 /// The transport's Hello deadline (net::config::DEFAULT_HELLO_TIMEOUT_MS).
 const HELLO_TIMEOUT: Duration = Duration::from_millis(1_000);
 /// Connections in each flood.
@@ -72,7 +78,17 @@ fn start() -> Target {
             confs.join("broker-n2.conf"),
         ],
         None,
-        &[("diskSpaceRatioToRefuseWrites", "0.999")],
+        &[
+            ("diskSpaceRatioToRefuseWrites", "0.999"),
+            (
+                "serverChannelMaxIdleTimeSeconds",
+                &CLIENT_IDLE_TIMEOUT.as_secs().to_string(),
+            ),
+            (
+                "clientFrameTimeoutMs",
+                &CLIENT_FRAME_TIMEOUT.as_millis().to_string(),
+            ),
+        ],
     );
     cluster.start(0);
     cluster.start(1);
@@ -287,6 +303,41 @@ fn client_cut_frame(t: &Target) {
         client_messages(&got).is_empty(),
         "nothing is answered for half a frame"
     );
+}
+
+/// Idle connections: one that never sends a byte, and one that sends a request every
+/// half idle timeout for two timeouts and then stops. Both must be closed once idle for
+/// the timeout, not before; the busy one must be served throughout. Returns how long
+/// each stayed open after its last request (or its connect).
+fn client_idle(addr: &HostPort) -> (Duration, Duration) {
+    let mut silent = connect(addr);
+    let began = Instant::now();
+    let got = read_until_closed(&mut silent, CLIENT_IDLE_TIMEOUT + ANSWER_WAIT)
+        .unwrap_or_else(|e| panic!("an idle connection was not closed: {e}"));
+    assert!(got.is_empty(), "an idle connection got {} bytes", got.len());
+    let silent_for = began.elapsed();
+
+    let mut busy = connect(addr);
+    let metadata = ClientMessage::MetadataRequest(MetadataRequest {
+        group: GROUP.into(),
+    });
+    let busy_until = Instant::now() + 2 * CLIENT_IDLE_TIMEOUT;
+    let mut request_id = 1;
+    while Instant::now() < busy_until {
+        let answer = call(&mut busy, request_id, &metadata);
+        assert!(
+            matches!(answer, ClientMessage::MetadataResponse(_)),
+            "a busy connection's request {request_id} answered {answer:?}"
+        );
+        request_id += 1;
+        std::thread::sleep(CLIENT_IDLE_TIMEOUT / 2);
+    }
+    let last_request = Instant::now();
+    let answer = call(&mut busy, request_id, &metadata);
+    assert!(matches!(answer, ClientMessage::MetadataResponse(_)));
+    read_until_closed(&mut busy, CLIENT_IDLE_TIMEOUT + ANSWER_WAIT)
+        .unwrap_or_else(|e| panic!("a connection idle after requests was not closed: {e}"));
+    (silent_for, last_request.elapsed())
 }
 
 /// Sends all but the last byte of a frame, one byte a second; returns when the server
@@ -554,6 +605,10 @@ fn hostile_client_and_peer_traffic_leaves_the_node_serving() {
         let client = t.client.clone();
         move || client_slowloris(&client)
     });
+    let idle_client = std::thread::spawn({
+        let client = t.client.clone();
+        move || client_idle(&client)
+    });
 
     client_garbage(&t);
     assert_serving(&mut t, "client garbage");
@@ -577,6 +632,18 @@ fn hostile_client_and_peer_traffic_leaves_the_node_serving() {
         "closed after {slow:?}, before the frame deadline: for another reason"
     );
     assert_serving(&mut t, "a slowloris client");
+
+    let (silent, after_requests) = idle_client.join().expect("idle client thread");
+    eprintln!(
+        "idle client connections closed after {silent:?} (silent) and {after_requests:?} \
+         (after its last request)"
+    );
+    for idle in [silent, after_requests] {
+        assert!(
+            idle + EARLY_SLACK >= CLIENT_IDLE_TIMEOUT,
+            "closed after {idle:?} idle, before serverChannelMaxIdleTimeSeconds"
+        );
+    }
 
     // Peer flood: every connection that never says Hello is closed at the deadline.
     let (held, closed, growth) = flood(&t, &peer, HELLO_TIMEOUT, Duration::from_secs(10), |held| {

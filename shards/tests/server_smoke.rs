@@ -491,9 +491,21 @@ fn many_groups_over_unequal_shard_counts() {
         let shards = if i == 2 { 1 } else { 2 };
         format!("mappedFileSizeForEntryData=1048576\nmaxBodyBytes=65536\nshards={shards}\n")
     });
-    for g in &groups {
-        let leader = wait_for_leader(g, Instant::now() + Duration::from_secs(60));
-        let mut conn = Conn::open(client_port(leader)).expect("connect to the leader");
+    for (i, g) in groups.iter().enumerate() {
+        // conf/multigroup names a preferred leader per group (round-robin n0, n1, n2):
+        // whoever wins the first election hands leadership over to it, refusing appends
+        // meanwhile (LEADER_TRANSFERRING, then NOT_LEADER). Under load that first winner
+        // is often another node, so append only once the preferred one leads.
+        let preferred = i % NODES;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while metadata(client_port(preferred), g).is_none_or(|m| m.role != Role::Leader) {
+            assert!(
+                Instant::now() < deadline,
+                "n{preferred} never led {g}, its preferred leader"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let mut conn = Conn::open(client_port(preferred)).expect("connect to the leader");
         let appended = append_all(&mut conn, g, 20);
         read_back_everywhere(g, &appended);
     }

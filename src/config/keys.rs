@@ -21,6 +21,7 @@ pub const NODE_KEYS: &[&str] = &[
     "enableBatchPush",
     "fileReservedTime",
     "diskMaxUsedSpaceRatio",
+    "serverChannelMaxIdleTimeSeconds",
     // DLedger's own options.
     "preferredLeaderIds",
     "heartBeatTimeIntervalMs",
@@ -56,6 +57,7 @@ pub const NODE_KEYS: &[&str] = &[
     "maxBatchPushEntries",
     "peerQueueMaxBytes",
     "maxClientConnections",
+    "clientFrameTimeoutMs",
     "diskSpaceRatioToRefuseWrites",
     "metricsPort",
 ];

@@ -116,6 +116,12 @@ pub struct Limits {
     pub max_leadership_transfer_wait_index: u64,
     pub peer_queue_max_bytes: u64,
     pub max_client_connections: u32,
+    /// A client connection with no request read, none in flight and no answer written
+    /// for this long is closed (`serverChannelMaxIdleTimeSeconds`, RocketMQ's key).
+    pub client_idle_timeout_ms: u64,
+    /// Once a frame's first byte has arrived, the rest must within this long
+    /// (`clientFrameTimeoutMs`; a slowloris cannot hold a connection slot).
+    pub client_frame_timeout_ms: u64,
 }
 
 /// Where and how the log is stored.
@@ -251,7 +257,15 @@ impl NodeConfig {
             heartbeat_interval_ticks: self.timing.heartbeat_interval_ticks(),
             max_inflight_appends: self.limits.max_inflight_appends,
             max_batch_entries: self.limits.max_batch_push_entries,
-            max_uncommitted_entries: group.max_pending_requests,
+            // `maxPendingRequestsNum` bounds the *client* appends waiting for a quorum
+            // (DLedger's meaning; the group checks it before proposing). The core's bound
+            // on uncommitted entries is a backstop above it that must not refuse a client
+            // within that limit: a new leader's log also holds its own term-start entry
+            // and possibly a tail of up to the same limit inherited from the old leader.
+            max_uncommitted_entries: group
+                .max_pending_requests
+                .saturating_mul(2)
+                .saturating_add(1),
             check_quorum: true,
             preferred_leader: group.preferred_leader,
             #[cfg(feature = "planted-bugs")]

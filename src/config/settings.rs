@@ -132,6 +132,10 @@ impl Ctx<'_> {
             )?,
             peer_queue_max_bytes,
             max_client_connections: self.num32("maxClientConnections", 1024, 1..=65_536)?,
+            // RocketMQ's default; 0 (RocketMQ: never) is refused: every slot is bounded.
+            client_idle_timeout_ms: 1000
+                * self.num("serverChannelMaxIdleTimeSeconds", 120, 1..=86_400)?,
+            client_frame_timeout_ms: self.num("clientFrameTimeoutMs", 10_000, 100..=600_000)?,
         })
     }
 

@@ -21,6 +21,21 @@ pub(crate) const PREALLOC_SUFFIX: &str = ".prealloc";
 pub(crate) const RECYCLE_SUFFIX: &str = ".recycle";
 /// Bytes per write when zero-filling.
 const ZERO_CHUNK_BYTES: u64 = 1 << 20;
+/// Segments one thread zero-fills at once. A node opening a thousand new groups would
+/// otherwise start a thousand fills together: a thousand `ZERO_CHUNK_BYTES` buffers and
+/// a device queue so deep that every other write (hard states, appends) waits behind it.
+/// Waiters are served in arrival order, so a log waits for at most the fills queued
+/// before its own.
+pub(crate) const SEGMENT_FILLS_AT_ONCE: u64 = 2;
+
+thread_local! {
+    static FILL_PERMITS: std::rc::Rc<glommio::sync::Semaphore> =
+        std::rc::Rc::new(glommio::sync::Semaphore::new(SEGMENT_FILLS_AT_ONCE));
+    /// Device block size by device id, for the devices this thread has primed
+    /// (see [`device_block_bytes`]).
+    static PRIMED_DEVICES: std::cell::RefCell<std::collections::HashMap<u64, u64>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
 
 /// The paths of one group's files.
 #[derive(Clone, Debug)]
@@ -176,6 +191,11 @@ pub(crate) async fn create_segment(
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(PREALLOC_SUFFIX);
     let tmp = PathBuf::from(tmp);
+    let permits = FILL_PERMITS.with(std::rc::Rc::clone);
+    let _permit = permits
+        .acquire_permit(1)
+        .await
+        .map_err(|e| DiskError::io("wait to zero-fill", path, e))?;
     let result = async {
         let file = open_dma(&tmp, true, false).await?;
         let no_space = |e: glommio::GlommioError<()>, op: &str| {
@@ -274,19 +294,47 @@ pub(crate) async fn write_zeros(
 /// thread and device. Best effort: when the probe file cannot be written (e.g. the
 /// disk is full) nothing is primed and recovery goes on.
 pub async fn prime_glommio_iopoll_probe(dir: &Path) -> Result<(), DiskError> {
+    probe_device(dir).await.map(|_| ())
+}
+
+/// The probe of [`prime_glommio_iopoll_probe`]; the device's direct-I/O block size when
+/// the probe file could be written.
+async fn probe_device(dir: &Path) -> Result<Option<u64>, DiskError> {
     let path = dir.join(".iopoll-probe");
     if let Err(e) = std::fs::write(&path, [0x5Au8; 4096]) {
         let _ = std::fs::remove_file(&path);
         tracing::warn!(file = %path.display(), error = %e, "cannot write the io_poll probe file");
-        return Ok(());
+        return Ok(None);
     }
     let file = OpenOptions::new()
         .read(true)
         .dma_open(&path)
         .await
         .map_err(|e| DiskError::io("open", &path, e))?;
+    let block_bytes = file.alignment();
     file.close()
         .await
         .map_err(|e| DiskError::io("close", &path, e))?;
-    std::fs::remove_file(&path).map_err(|e| DiskError::io("remove", &path, e))
+    std::fs::remove_file(&path).map_err(|e| DiskError::io("remove", &path, e))?;
+    Ok(Some(block_bytes))
+}
+
+/// The direct-I/O block size of the device holding `dir`, priming glommio's io_poll
+/// probe for it (see [`prime_glommio_iopoll_probe`]) the first time this thread asks
+/// about that device. Later calls for the same device cost one `stat`: a node opening a
+/// thousand groups on one disk probes it once per shard, not once per group. `None`
+/// when the probe file cannot be written (e.g. the disk is full; tried again next time).
+pub(crate) async fn device_block_bytes(dir: &Path) -> Result<Option<u64>, DiskError> {
+    use std::os::unix::fs::MetadataExt;
+    let device = std::fs::metadata(dir)
+        .map_err(|e| DiskError::io("stat", dir, e))?
+        .dev();
+    if let Some(bytes) = PRIMED_DEVICES.with(|m| m.borrow().get(&device).copied()) {
+        return Ok(Some(bytes));
+    }
+    let probed = probe_device(dir).await?;
+    if let Some(bytes) = probed {
+        PRIMED_DEVICES.with(|m| m.borrow_mut().insert(device, bytes));
+    }
+    Ok(probed)
 }

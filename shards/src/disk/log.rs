@@ -208,8 +208,13 @@ impl GroupLog {
                 message: format!("segment_bytes: {e}"),
             })?;
         let paths = GroupPaths::new(cfg.group_dir());
+        let mut created_dirs = false;
         for dir in [&paths.data_dir, &paths.index_dir] {
-            std::fs::create_dir_all(dir).map_err(|e| DiskError::io("create directory", dir, e))?;
+            if !dir.is_dir() {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| DiskError::io("create directory", dir, e))?;
+                created_dirs = true;
+            }
         }
         let index_geometry = SegmentGeometry::new(cfg.index_segment_bytes).map_err(|e| {
             DiskError::InvalidArgument {
@@ -221,8 +226,11 @@ impl GroupLog {
             index_geometry,
             cfg.max_record_bytes,
         );
-        files::prime_glommio_iopoll_probe(&paths.dir).await?;
-        files::sync_dir(&paths.dir).await?;
+        // First, before any other direct-I/O open on this thread (see the probe).
+        let device_block = files::device_block_bytes(&paths.dir).await?;
+        if created_dirs {
+            files::sync_dir(&paths.dir).await?;
+        }
 
         let hard_state = match files::read_small(&paths.hard_state)? {
             None => HardState::default(),
@@ -284,21 +292,37 @@ impl GroupLog {
         // Probe the device block size with the segment the log continues in.
         let end_pos = end_cursor.pos;
         let end_seg = geometry.segment_start(end_pos);
-        let mut stats = LogStats::default();
-        if !starts.contains(&end_seg) {
-            // Needed before the log can open: as fast as the device goes.
-            files::create_segment(&paths.segment(end_seg), geometry.segment_bytes(), None, 0)
-                .await?;
-            stats.segments_created += 1;
-        }
+        let stats = LogStats::default();
         let o_dsync = cfg.sync_method == SyncMethod::ODsync;
-        let end_file = Rc::new(files::open_dma(&paths.segment(end_seg), false, o_dsync).await?);
-        let block =
-            BlockSize::new(end_file.alignment()).map_err(|e| DiskError::InvalidArgument {
-                message: format!("device block of {}: {e}", paths.segment(end_seg).display()),
-            })?;
+        // The segment the log continues in, when it exists. A missing one (a new log, or
+        // one that ended exactly at a segment's end) is zero-filled in the background:
+        // appends wait for it (`admit`), the open does not, so a node opening many new
+        // groups is not held up by writing every group's first segment of zeros.
+        let end_file = if starts.contains(&end_seg) {
+            Some(Rc::new(
+                files::open_dma(&paths.segment(end_seg), false, o_dsync).await?,
+            ))
+        } else {
+            None
+        };
+        let block_bytes = match (&end_file, device_block) {
+            (Some(f), _) => f.alignment(),
+            (None, Some(bytes)) => bytes,
+            (None, None) => {
+                return Err(DiskError::io(
+                    "learn the device block size",
+                    &paths.dir,
+                    "no segment to open and the probe file could not be written",
+                ));
+            }
+        };
+        let block = BlockSize::new(block_bytes).map_err(|e| DiskError::InvalidArgument {
+            message: format!("device block of {}: {e}", paths.data_dir.display()),
+        })?;
         let mut file_map = BTreeMap::new();
-        file_map.insert(end_seg, end_file.clone());
+        if let Some(f) = &end_file {
+            file_map.insert(end_seg, f.clone());
+        }
 
         // After a torn tail, zero whatever the crash may have left past the end (hygiene:
         // chained headers already keep stale records from being linked back), then read
@@ -309,13 +333,12 @@ impl GroupLog {
             end_pos
         };
         let mut seg = end_seg;
-        while seg < window_end && (seg == end_seg || starts.contains(&seg)) {
+        while seg < window_end && starts.contains(&seg) {
             let from = end_pos.max(seg);
             let to = window_end.min(seg + geometry.segment_bytes());
-            let file = if seg == end_seg {
-                end_file.clone()
-            } else {
-                Rc::new(files::open_dma(&paths.segment(seg), false, o_dsync).await?)
+            let file = match (&end_file, seg == end_seg) {
+                (Some(f), true) => f.clone(),
+                _ => Rc::new(files::open_dma(&paths.segment(seg), false, o_dsync).await?),
             };
             zero_dirty(
                 &file,
@@ -329,17 +352,26 @@ impl GroupLog {
             seg += geometry.segment_bytes();
         }
         let tail_start = block.align_down(end_pos);
-        let carried = if tail_start < end_pos {
-            let r = end_file
-                .read_at_aligned(tail_start - end_seg, block.bytes() as usize)
-                .await
-                .map_err(|e| DiskError::io("read tail block", &paths.segment(end_seg), e))?;
-            r[..(end_pos - tail_start) as usize].to_vec()
-        } else {
-            Vec::new()
+        let carried = match &end_file {
+            Some(f) if tail_start < end_pos => {
+                let r = f
+                    .read_at_aligned(tail_start - end_seg, block.bytes() as usize)
+                    .await
+                    .map_err(|e| DiskError::io("read tail block", &paths.segment(end_seg), e))?;
+                r[..(end_pos - tail_start) as usize].to_vec()
+            }
+            _ => {
+                // No segment: the scan ended at its start, which is block aligned.
+                debug_assert!(end_file.is_some() || tail_start == end_pos);
+                Vec::new()
+            }
         };
-        let prepared_end =
-            starts.last().map_or(end_seg, |&s| s.max(end_seg)) + geometry.segment_bytes();
+        // Every segment from `end_seg` on that exists is zero-filled (or was written):
+        // they are contiguous (checked above), so the prepared ones end after the last.
+        let prepared_end = starts
+            .last()
+            .map_or(end_seg, |&s| s + geometry.segment_bytes())
+            .max(end_seg);
 
         let stage = super::stage::Stage::new(
             end_seg,
@@ -417,7 +449,15 @@ impl GroupLog {
                 Duration::from_millis(flush_interval_ms),
             )));
         }
-        log.inner.prepare_ahead();
+        if log.inner.st.borrow().prepared_end <= end_seg {
+            // Only the segment the next append needs; the one after it is prepared
+            // after the first append (`prepare_ahead`), which halves the zeros a node
+            // opening many new groups writes before they can all append.
+            log.inner.st.borrow_mut().prepare_target = end_seg + log.inner.geometry.segment_bytes();
+            log.inner.spawn_preparer();
+        } else {
+            log.inner.prepare_ahead();
+        }
         Ok(log)
     }
 

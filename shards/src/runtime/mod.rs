@@ -15,6 +15,7 @@
 //! connections to the shard that must serve them ([`crate::net::PeerHandoff`]). Both
 //! are built before any shard runs user code, so the hot path never creates a channel.
 
+mod kick;
 mod queues;
 mod stop;
 
@@ -26,6 +27,7 @@ use glommio::{
 };
 
 use crate::memlock::{MemlockError, ensure_memlock};
+pub use kick::{KICK_INTERVAL_MS, kick_all, start_kicker};
 pub use queues::{
     BACKGROUND_SHARES, CLIENT_LATENCY_MS, CLIENT_SHARES, REPLICATION_LATENCY_MS,
     REPLICATION_SHARES, TaskQueues,
@@ -146,6 +148,9 @@ impl<T: Send + 'static> Runtime<T> {
                 .name(&format!("{}-{shard_id}", config.thread_name))
                 .io_memory(io_memory_bytes)
                 .spawn(move || async move {
+                    // Kickable for its whole life (see `kick`): the mesh join below
+                    // waits on other threads' wake-ups too.
+                    let _kickable = kick::register_current();
                     // Every shard joins both meshes before running user code, so a
                     // `send_to` can never target a shard that is not yet connected.
                     let (mesh_tx, mesh_rx) = app_mesh

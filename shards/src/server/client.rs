@@ -38,11 +38,6 @@ pub const REQUESTS_IN_FLIGHT_MAX: usize = 1024;
 /// Size of a connection's receive region: frames are cut out of it without copying (a
 /// frame that straddles its end is moved to the next region).
 const RECV_REGION_BYTES: usize = 256 << 10;
-/// Once the first byte of a frame has arrived, the rest must follow within this time or
-/// the connection closes: a client that trickles bytes (slowloris) cannot hold a
-/// connection slot and its buffer forever. An idle connection between frames is not
-/// timed. Generous for a whole `maxFrameBytes` frame on any working link.
-pub const FRAME_COMPLETE_TIMEOUT_MS: u64 = 10_000;
 /// Room kept for the frame header and response fields when sizing a get answer.
 const GET_RESPONSE_OVERHEAD_BYTES: usize = 4096;
 
@@ -98,7 +93,15 @@ async fn serve(shard: Rc<ShardState>, stream: TcpStream, stop: ShardStop) -> Res
     let mut inbuf = RecvBuffer::new(RECV_REGION_BYTES);
     // When the bytes of an unfinished frame started to arrive.
     let mut partial_since: Option<Instant> = None;
-    let frame_timeout = Duration::from_millis(FRAME_COMPLETE_TIMEOUT_MS);
+    // Once the first byte of a frame has arrived, the rest must follow within this time
+    // or the connection closes: a client that trickles bytes (slowloris) cannot hold a
+    // connection slot and its buffer forever (`clientFrameTimeoutMs`).
+    let frame_timeout_ms = shard.node_cfg.limits.client_frame_timeout_ms;
+    let frame_timeout = Duration::from_millis(frame_timeout_ms);
+    // Between frames, a connection with nothing in flight is closed after this long
+    // (`serverChannelMaxIdleTimeSeconds`): idle clients cannot hold the
+    // `maxClientConnections` slots forever.
+    let idle_timeout_ms = shard.node_cfg.limits.client_idle_timeout_ms;
     let result = loop {
         let frame = match decoder.decode(inbuf.filled()) {
             Ok(Some(frame)) => {
@@ -108,7 +111,18 @@ async fn serve(shard: Rc<ShardState>, stream: TcpStream, stop: ShardStop) -> Res
             Ok(None) => {
                 let want = decoder.bytes_needed(inbuf.filled());
                 let read = if inbuf.filled().is_empty() {
-                    crate::net::until_stop(&stop, inbuf.read_from(&mut reader, want)).await
+                    let read = with_timeout(inbuf.read_from(&mut reader, want), idle_timeout_ms);
+                    match crate::net::until_stop(&stop, read).await {
+                        // Requests still in flight: their answers are activity.
+                        Some(None) if answers.outstanding() > 0 => continue,
+                        Some(None) => {
+                            break Err(format!(
+                                "idle for {idle_timeout_ms} ms (serverChannelMaxIdleTimeSeconds); closing"
+                            ));
+                        }
+                        Some(Some(read)) => Some(read),
+                        None => None,
+                    }
                 } else {
                     let since = *partial_since.get_or_insert_with(Instant::now);
                     let left_ms = frame_timeout.saturating_sub(since.elapsed()).as_millis() as u64;
@@ -117,7 +131,7 @@ async fn serve(shard: Rc<ShardState>, stream: TcpStream, stop: ShardStop) -> Res
                         Some(None) => {
                             break Err(format!(
                                 "a frame begun {} ms ago is still incomplete ({} bytes); \
-                                 closing (limit {FRAME_COMPLETE_TIMEOUT_MS} ms)",
+                                 closing (clientFrameTimeoutMs={frame_timeout_ms})",
                                 since.elapsed().as_millis(),
                                 inbuf.filled().len()
                             ));

@@ -65,6 +65,11 @@ impl Answers {
         }
     }
 
+    /// Requests read and not yet answered, plus answers not yet written (0: idle).
+    pub fn outstanding(&self) -> usize {
+        self.outstanding.get()
+    }
+
     /// The reader took a request: it is answered later with one of the `push` calls.
     pub fn begin_request(&self) {
         self.outstanding.set(self.outstanding.get() + 1);
