@@ -520,6 +520,10 @@ async fn start(
 /// rather than catching up in a burst.
 async fn run_ticker(groups: Rc<[Rc<Group>]>, tick: Duration, stop: ShardStop) {
     debug_assert!(!tick.is_zero(), "tickMs is at least 1");
+    if groups.is_empty() {
+        // Nothing to tick (more shards than groups); the loop below would never await.
+        return;
+    }
     let slices = groups
         .len()
         .div_ceil(TICK_SLICE_GROUPS)
