@@ -111,6 +111,8 @@ pub struct Group {
     last_checkpoint: Cell<Index>,
     /// Entries appended per second over the last maintenance interval.
     append_tps: Cell<u32>,
+    /// When `append_tps` was last computed, and the ledger end then.
+    rate_sampled: Cell<(Instant, Index)>,
     /// Written on this shard only; read by the metrics endpoint.
     pub metrics: std::sync::Arc<super::metrics::GroupMetrics>,
 }
@@ -137,6 +139,7 @@ impl Group {
     ) -> Result<Rc<Group>, String> {
         let recovered = log.recovered();
         let checkpoint = recovered.commit_index;
+        let last_index = log.last_index();
         let node = Node::new(node_cfg.raft_config(&cfg), recovered, rng_seed)
             .map_err(|e| format!("group {}: raft config: {e}", cfg.name))?;
         let (wake_tx, wake_rx) = local_channel::new_bounded(1);
@@ -166,6 +169,7 @@ impl Group {
             disk_sampled_at: Cell::new(None),
             last_checkpoint: Cell::new(checkpoint),
             append_tps: Cell::new(0),
+            rate_sampled: Cell::new((Instant::now(), last_index)),
             metrics,
         }))
     }
@@ -427,56 +431,56 @@ impl Group {
 
     // ---- the driver ----
 
-    /// Ticks every `tick_ms` and expires waiting appends, until the shard stops.
-    pub async fn run_ticker(self: Rc<Self>, stop: ShardStop) {
-        let tick = Duration::from_millis(u64::from(self.node_cfg.timing.tick_ms));
-        while !stop.is_stopped() {
-            glommio::timer::sleep(tick).await;
-            {
-                let mut node = self.node.borrow_mut();
-                let mut out = self.outbox.borrow_mut();
-                node.tick(&mut out);
-            }
+    /// One tick of the group's logical clock (the shard's ticker calls it every `tick_ms`
+    /// for each of its groups): advances the Raft core and expires waiting appends. The
+    /// driver is woken only when the tick produced something to apply, so an idle
+    /// follower's tick is a counter increment, not a task wake-up.
+    pub fn tick(&self) {
+        let produced = {
+            let mut node = self.node.borrow_mut();
+            let mut out = self.outbox.borrow_mut();
+            node.tick(&mut out);
+            !out.is_empty()
+        };
+        if !self.pending.borrow().is_empty() {
             self.expire_pending();
+        }
+        if produced {
             self.wake();
         }
     }
 
-    /// Samples the disk usage every `DISK_CHECK_INTERVAL_MS` and applies retention every
-    /// `PURGE_INTERVAL_MS`, until the shard stops.
-    pub async fn run_maintenance(self: Rc<Self>, stop: ShardStop) {
-        let mut since_purge_ms = 0;
-        let mut last_seen = (Instant::now(), self.last_index());
-        while !stop.is_stopped() {
-            glommio::timer::sleep(Duration::from_millis(DISK_CHECK_INTERVAL_MS)).await;
-            let now = (Instant::now(), self.last_index());
-            let secs = now.0.duration_since(last_seen.0).as_secs_f64();
-            if secs > 0.0 {
-                let per_sec = now.1.saturating_sub(last_seen.1) as f64 / secs;
-                self.append_tps.set(per_sec.min(f64::from(u32::MAX)) as u32);
-            }
-            last_seen = now;
-            self.sample_disk();
-            since_purge_ms += DISK_CHECK_INTERVAL_MS;
-            if since_purge_ms >= PURGE_INTERVAL_MS {
-                since_purge_ms = 0;
-                let keep_from = self.retention_floor();
-                match self
-                    .log
-                    .purge(std::time::SystemTime::now(), keep_from)
-                    .await
-                {
-                    Ok(r) if !r.segments_deleted.is_empty() => tracing::info!(
-                        group = %self.cfg.name,
-                        deleted = r.segments_deleted.len(),
-                        first_index = r.first_index,
-                        "retention removed old segments"
-                    ),
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::warn!(group = %self.cfg.name, error = %e, "retention failed")
-                    }
-                }
+    /// Updates the append rate (entries per second since the previous call; the shard's
+    /// maintenance calls it every `DISK_CHECK_INTERVAL_MS`) and samples the disk usage.
+    pub fn sample_rate_and_disk(&self) {
+        let now = (Instant::now(), self.last_index());
+        let (then, end_before) = self.rate_sampled.replace(now);
+        let secs = now.0.duration_since(then).as_secs_f64();
+        if secs > 0.0 {
+            let per_sec = now.1.saturating_sub(end_before) as f64 / secs;
+            self.append_tps.set(per_sec.min(f64::from(u32::MAX)) as u32);
+        }
+        self.sample_disk();
+    }
+
+    /// Applies retention (`fileReservedHours`, disk ratios) once; the shard's maintenance
+    /// calls it every `PURGE_INTERVAL_MS` per group, the groups spread over the interval.
+    pub async fn apply_retention(&self) {
+        let keep_from = self.retention_floor();
+        match self
+            .log
+            .purge(std::time::SystemTime::now(), keep_from)
+            .await
+        {
+            Ok(r) if !r.segments_deleted.is_empty() => tracing::info!(
+                group = %self.cfg.name,
+                deleted = r.segments_deleted.len(),
+                first_index = r.first_index,
+                "retention removed old segments"
+            ),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(group = %self.cfg.name, error = %e, "retention failed")
             }
         }
     }
