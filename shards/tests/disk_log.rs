@@ -154,7 +154,7 @@ fn follower_appends_the_leaders_bytes() {
             while i <= 300 {
                 let mut batch = Vec::new();
                 for j in i..(i + 5).min(301) {
-                    batch.extend_from_slice(&leader.entry(j).await.unwrap().record);
+                    batch.extend_from_slice(&leader.entry(j).await.unwrap().record());
                 }
                 let a = follower.append_encoded(&batch).await.unwrap();
                 assert_eq!(a.first_index, i);
@@ -163,7 +163,7 @@ fn follower_appends_the_leaders_bytes() {
             follower.wait_durable(300).await.unwrap();
             assert_eq!(follower.end_pos(), leader.end_pos());
             // A bit flip in a pushed record is refused before anything is written.
-            let mut bad = leader.entry(10).await.unwrap().record.to_vec();
+            let mut bad = leader.entry(10).await.unwrap().record().to_vec();
             let last = bad.len() - 1;
             bad[last] ^= 1;
             assert!(matches!(
@@ -171,7 +171,7 @@ fn follower_appends_the_leaders_bytes() {
                 Err(DiskError::InvalidArgument { .. })
             ));
             // A record that does not continue the log is refused.
-            let old = leader.entry(10).await.unwrap().record;
+            let old = leader.entry(10).await.unwrap().record();
             assert!(matches!(
                 follower.append_encoded(&old).await,
                 Err(DiskError::Inconsistent { .. })
@@ -461,6 +461,67 @@ fn expired_segments_are_recycled_and_their_stale_records_never_come_back() {
             assert_eq!(a.first_index, last + 1);
             log.wait_durable(last + 1).await.unwrap();
             log.close().await.unwrap();
+        })
+    });
+}
+
+/// The zero-copy path: the tail cache keeps the caller's body `Bytes` (leader) and
+/// slices of the received records (follower): the same memory, not copies.
+#[test]
+fn the_tail_cache_shares_the_callers_bodies() {
+    let dir = TempDir::new("log-zero-copy");
+    let root = dir.path().to_owned();
+    run(move || {
+        Box::pin(async move {
+            let within = |part: &bytes::Bytes, whole: &bytes::Bytes| {
+                let (p, w) = (part.as_ptr() as usize, whole.as_ptr() as usize);
+                p >= w && p + part.len() <= w + whole.len()
+            };
+            let leader = GroupLog::open(small_config(&root.join("leader")))
+                .await
+                .unwrap();
+            // Bodies cut from one receive buffer, as the server's are.
+            let region: bytes::Bytes = (0..3000u32).map(|i| (i % 251) as u8).collect();
+            let bodies: Vec<bytes::Bytes> = (0..3)
+                .map(|i| region.slice(i * 1000..(i + 1) * 1000))
+                .collect();
+            let a = leader.append_bytes(2, &bodies).await.unwrap();
+            for (i, body) in (a.first_index..=a.last_index).zip(&bodies) {
+                let e = leader.entry(i).await.unwrap();
+                assert_eq!(
+                    e.body.as_ptr(),
+                    body.as_ptr(),
+                    "record {i}: body not shared"
+                );
+                assert!(within(&e.body, &region));
+            }
+            leader.wait_durable(a.last_index).await.unwrap();
+            let mut records = Vec::new();
+            for i in a.first_index..=a.last_index {
+                records.extend_from_slice(&leader.entry(i).await.unwrap().record());
+            }
+            let records = bytes::Bytes::from(records);
+            let follower = GroupLog::open(small_config(&root.join("follower")))
+                .await
+                .unwrap();
+            let f = follower.append_encoded_bytes(&records).await.unwrap();
+            assert_eq!((f.first_index, f.last_index), (a.first_index, a.last_index));
+            for i in f.first_index..=f.last_index {
+                let e = follower.entry(i).await.unwrap();
+                assert!(within(&e.body, &records), "record {i}: body not a slice");
+                assert_eq!(e.record(), leader.entry(i).await.unwrap().record());
+            }
+            // After a reopen the records come from disk: same bytes, own memory.
+            follower.wait_durable(f.last_index).await.unwrap();
+            follower.close().await.unwrap();
+            let follower = GroupLog::open(small_config(&root.join("follower")))
+                .await
+                .unwrap();
+            let e = follower.entry(2).await.unwrap();
+            assert!(!within(&e.body, &records));
+            assert_eq!(e.body, bodies[1]);
+            follower.close().await.unwrap();
+            leader.close().await.unwrap();
         })
     });
 }

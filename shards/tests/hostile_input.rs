@@ -20,7 +20,7 @@ use common::cluster::TestCluster;
 use dledger::config::{HostPort, parse_file_contents};
 use dledger::wire::body::Body;
 use dledger::wire::{
-    AppendRequest, ClientMessage, FrameDecoder, FrameWriter, Kind, MetadataRequest,
+    AppendRequest, ClientMessage, FrameDecoder, FrameWriter, GatherBuf, Kind, MetadataRequest,
     PeerBatchWriter, ResponseCode, WireLimits,
 };
 use dledger_shards::net::frame::{
@@ -509,13 +509,13 @@ fn pose_as_absent_node(t: &Target) -> TcpStream {
 fn peer_claims_another_node(t: &Target) {
     let mut s = pose_as_absent_node(t);
     let limits = WireLimits::default();
-    let mut batch = BytesMut::new();
+    let mut batch = GatherBuf::new();
     let mut w = PeerBatchWriter::begin(&mut batch, 0, 1, TARGET as u32, 0, &limits);
     w.heartbeat(&mut batch, dledger::config::group_id_of(GROUP), 1 << 40, 0)
         .expect("heartbeat");
     w.finish(&mut batch).expect("finish");
     let mut payload = vec![1u8]; // the server's Raft item tag
-    payload.extend_from_slice(&batch);
+    payload.extend_from_slice(&batch.to_bytes());
     let mut frame = Vec::new();
     encode_header(FrameKind::Batch, payload.len(), &mut frame);
     frame.extend_from_slice(&payload);

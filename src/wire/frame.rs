@@ -25,6 +25,7 @@ use std::ops::Range;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::error::WireError;
+use super::gather::{GatherBuf, Mark};
 
 pub const MAGIC: u16 = 0xD1ED;
 pub const FRAME_VERSION: u8 = 1;
@@ -217,15 +218,7 @@ pub struct FrameWriter {
 impl FrameWriter {
     pub fn begin(out: &mut BytesMut, kind: Kind, request_id: u64) -> FrameWriter {
         let start = out.len();
-        out.reserve(HEADER_LEN);
-        out.put_u16(MAGIC);
-        out.put_u8(FRAME_VERSION);
-        out.put_u8(kind as u8);
-        out.put_u16(0); // flags
-        out.put_u16(0); // reserved
-        out.put_u64(request_id);
-        out.put_u32(0); // length, patched
-        out.put_u32(0); // crc, patched
+        put_header_placeholder(out, kind, request_id);
         FrameWriter { start }
     }
 
@@ -255,6 +248,67 @@ impl FrameWriter {
 
     /// Abandons the frame: cuts the buffer back to where it began.
     pub fn abort(self, out: &mut BytesMut) {
+        out.truncate(self.start);
+    }
+}
+
+/// A header with length and CRC left 0, to be patched when the body is complete.
+fn put_header_placeholder(out: &mut BytesMut, kind: Kind, request_id: u64) {
+    out.reserve(HEADER_LEN);
+    out.put_u16(MAGIC);
+    out.put_u8(FRAME_VERSION);
+    out.put_u8(kind as u8);
+    out.put_u16(0); // flags
+    out.put_u16(0); // reserved
+    out.put_u64(request_id);
+    out.put_u32(0); // length, patched
+    out.put_u32(0); // crc, patched
+}
+
+/// [`FrameWriter`] for a [`GatherBuf`]: the header is written in place, the body may
+/// splice shared parts, and the CRC is computed over the pieces in order. The frame's
+/// bytes are exactly those [`FrameWriter`] writes for the same body.
+#[derive(Debug)]
+#[must_use = "a begun frame must be finished (or aborted)"]
+pub struct GatherFrameWriter {
+    start: Mark,
+}
+
+impl GatherFrameWriter {
+    pub fn begin(out: &mut GatherBuf, kind: Kind, request_id: u64) -> GatherFrameWriter {
+        let start = out.mark();
+        put_header_placeholder(out.head_mut(), kind, request_id);
+        GatherFrameWriter { start }
+    }
+
+    /// Frame bytes written so far, header included.
+    pub fn frame_len(&self, out: &GatherBuf) -> usize {
+        out.len_since(self.start)
+    }
+
+    /// Patches length and CRC. If the frame exceeds `max_frame_bytes` the buffer is cut
+    /// back to where the frame began and FRAME_TOO_LARGE is returned.
+    pub fn finish(self, out: &mut GatherBuf, max_frame_bytes: u32) -> Result<usize, WireError> {
+        let frame_len = out.len_since(self.start);
+        if frame_len as u64 > u64::from(max_frame_bytes) {
+            out.truncate(self.start);
+            return Err(WireError::FrameTooLarge {
+                len: frame_len as u64,
+                max: max_frame_bytes,
+            });
+        }
+        let at = self.start.head_len;
+        let body_len = (frame_len - HEADER_LEN) as u32; // <= max_frame_bytes
+        out.patch(at + LEN_AT, &body_len.to_be_bytes());
+        let mut h = crc32fast::Hasher::new();
+        h.update(&out.head()[at..at + CRC_AT]);
+        out.crc_since(self.start, HEADER_LEN, &mut h);
+        out.patch(at + CRC_AT, &h.finalize().to_be_bytes());
+        Ok(frame_len)
+    }
+
+    /// Abandons the frame: cuts the buffer back to where it began.
+    pub fn abort(self, out: &mut GatherBuf) {
         out.truncate(self.start);
     }
 }

@@ -10,8 +10,11 @@
 //! - [`peer`]: the [`PeerBatch`] that carries many groups' Raft messages (with their entry
 //!   records as opaque byte ranges) and compact heartbeat sections, from one node to one
 //!   node's shard.
+//! - [`gather`]: [`GatherBuf`], a send buffer whose large parts (entry bodies) are
+//!   referenced rather than copied; peer batches are written into one and sent with a
+//!   gather write.
 //!
-//! Encoders write into the caller's `BytesMut`; decoders hand out slices of the received
+//! Encoders write into the caller's `BytesMut` (peer batches: `GatherBuf`); decoders hand out slices of the received
 //! frame for bodies and entry records. Every count and length read from the wire is
 //! bounded by [`WireLimits`] and by the bytes actually present.
 
@@ -21,6 +24,7 @@ pub mod code;
 pub mod codec;
 pub mod error;
 pub mod frame;
+pub mod gather;
 pub mod hello;
 pub mod limits;
 pub mod peer;
@@ -36,7 +40,10 @@ pub use client::{
 };
 pub use code::ResponseCode;
 pub use error::WireError;
-pub use frame::{Frame, FrameDecoder, FrameHeader, FrameWriter, HEADER_LEN, Kind, parse_frame};
+pub use frame::{
+    Frame, FrameDecoder, FrameHeader, FrameWriter, GatherFrameWriter, HEADER_LEN, Kind, parse_frame,
+};
+pub use gather::{GatherBuf, Mark};
 pub use hello::{Hello, HelloRejected, PROTOCOL_VERSION};
 pub use limits::WireLimits;
-pub use peer::{GroupMessage, PeerBatch, PeerBatchWriter};
+pub use peer::{EntryParts, GroupMessage, PeerBatch, PeerBatchWriter};

@@ -16,7 +16,8 @@ use crate::raft::{Message, MsgBody, NodeId, RejectHint, Term};
 
 use super::codec::*;
 use super::error::WireError;
-use super::frame::{Frame, FrameWriter, Kind};
+use super::frame::{Frame, GatherFrameWriter, Kind};
+use super::gather::GatherBuf;
 use super::limits::WireLimits;
 
 /// One Raft message of one group, with the entry records of an `Append`.
@@ -270,44 +271,80 @@ enum Section {
     Messages,
 }
 
+/// One Append's entry records as a [`PeerBatchWriter`] writes them: bytes owned by the
+/// caller are copied into the send buffer, shared ones (`Bytes`) spliced in without a
+/// copy. A cached record is typically its 48-byte header (copied) and its body (spliced).
+pub trait EntryParts {
+    /// Bytes this writes.
+    fn wire_len(&self) -> usize;
+    /// Appends exactly [`Self::wire_len`] bytes to `out`.
+    fn write_to(&self, out: &mut GatherBuf);
+}
+
+impl EntryParts for [u8] {
+    fn wire_len(&self) -> usize {
+        self.len()
+    }
+    fn write_to(&self, out: &mut GatherBuf) {
+        out.put_slice(self);
+    }
+}
+
+impl EntryParts for &[u8] {
+    fn wire_len(&self) -> usize {
+        self.len()
+    }
+    fn write_to(&self, out: &mut GatherBuf) {
+        out.put_slice(self);
+    }
+}
+
+impl EntryParts for Bytes {
+    fn wire_len(&self) -> usize {
+        self.len()
+    }
+    fn write_to(&self, out: &mut GatherBuf) {
+        out.splice(self);
+    }
+}
+
 /// Writes one peer batch frame straight into the connection's send buffer.
 ///
 /// Sections go in order: [`heartbeat`](Self::heartbeat)s, then
 /// [`heartbeat_resp`](Self::heartbeat_resp)s, then [`message`](Self::message)s (a call out
 /// of order is `Misuse`). A push that would break a limit fails with nothing written;
 /// the writer then finishes this frame and begins another. [`finish`](Self::finish)
-/// patches the counts, length and CRC.
+/// patches the counts, length and CRC (computed over the buffer's pieces in order: the
+/// bytes on the wire are the same whether entries were copied or spliced).
 #[derive(Debug)]
 pub struct PeerBatchWriter {
-    frame: FrameWriter,
+    frame: GatherFrameWriter,
     from: NodeId,
     to: NodeId,
     limits: WireLimits,
     section: Section,
-    /// Where the current section's count lives in `out`.
+    /// Where the current section's count lives in the buffer's head.
     count_at: usize,
     count: u32,
-    /// Frame bytes so far, tracked to refuse a push that would overflow the frame.
-    frame_start: usize,
 }
 
 impl PeerBatchWriter {
     pub fn begin(
-        out: &mut BytesMut,
+        out: &mut GatherBuf,
         request_id: u64,
         from: NodeId,
         to: NodeId,
         shard: u16,
         limits: &WireLimits,
     ) -> PeerBatchWriter {
-        let frame_start = out.len();
-        let frame = FrameWriter::begin(out, Kind::PeerBatch, request_id);
-        out.put_u32(from);
-        out.put_u32(to);
-        out.put_u16(shard);
-        out.put_u16(0);
-        let count_at = out.len();
-        out.put_u32(0);
+        let frame = GatherFrameWriter::begin(out, Kind::PeerBatch, request_id);
+        let head = out.head_mut();
+        head.put_u32(from);
+        head.put_u32(to);
+        head.put_u16(shard);
+        head.put_u16(0);
+        let count_at = head.len();
+        head.put_u32(0);
         PeerBatchWriter {
             frame,
             from,
@@ -316,16 +353,15 @@ impl PeerBatchWriter {
             section: Section::Heartbeats,
             count_at,
             count: 0,
-            frame_start,
         }
     }
 
     /// Bytes of this frame so far, header included (to decide when to start another).
-    pub fn frame_len(&self, out: &BytesMut) -> usize {
-        out.len() - self.frame_start
+    pub fn frame_len(&self, out: &GatherBuf) -> usize {
+        self.frame.frame_len(out)
     }
 
-    fn enter(&mut self, out: &mut BytesMut, section: Section) -> Result<(), WireError> {
+    fn enter(&mut self, out: &mut GatherBuf, section: Section) -> Result<(), WireError> {
         if section < self.section {
             return Err(WireError::Misuse(
                 "peer batch sections go heartbeats, responses, messages",
@@ -337,22 +373,23 @@ impl PeerBatchWriter {
                 Section::Heartbeats => Section::HeartbeatResps,
                 _ => Section::Messages,
             };
-            self.count_at = out.len();
+            let head = out.head_mut();
+            self.count_at = head.len();
             self.count = 0;
-            out.put_u32(0);
+            head.put_u32(0);
         }
         Ok(())
     }
 
-    fn patch_count(&self, out: &mut BytesMut) {
-        out[self.count_at..self.count_at + 4].copy_from_slice(&self.count.to_be_bytes());
+    fn patch_count(&self, out: &mut GatherBuf) {
+        out.patch(self.count_at, &self.count.to_be_bytes());
     }
 
     /// Refuses an item of `add_bytes` for `section` before anything is written: the
     /// section's item limit, and the frame limit counting the counts still to come.
     fn check_room(
         &self,
-        out: &BytesMut,
+        out: &GatherBuf,
         section: Section,
         add_bytes: usize,
         max_items: u32,
@@ -388,7 +425,7 @@ impl PeerBatchWriter {
 
     pub fn heartbeat(
         &mut self,
-        out: &mut BytesMut,
+        out: &mut GatherBuf,
         group: GroupId,
         term: Term,
         commit: u64,
@@ -401,16 +438,17 @@ impl PeerBatchWriter {
             "heartbeats",
         )?;
         self.enter(out, Section::Heartbeats)?;
-        out.put_u32(group);
-        out.put_u64(term);
-        out.put_u64(commit);
+        let head = out.head_mut();
+        head.put_u32(group);
+        head.put_u64(term);
+        head.put_u64(commit);
         self.count += 1;
         Ok(())
     }
 
     pub fn heartbeat_resp(
         &mut self,
-        out: &mut BytesMut,
+        out: &mut GatherBuf,
         group: GroupId,
         term: Term,
         match_index: u64,
@@ -423,18 +461,20 @@ impl PeerBatchWriter {
             "heartbeat responses",
         )?;
         self.enter(out, Section::HeartbeatResps)?;
-        out.put_u32(group);
-        out.put_u64(term);
-        out.put_u64(match_index);
+        let head = out.head_mut();
+        head.put_u32(group);
+        head.put_u64(term);
+        head.put_u64(match_index);
         self.count += 1;
         Ok(())
     }
 
     /// Adds any message; `entries` must hold the Append's `count` records (empty for
-    /// every other message). `msg.from`/`msg.to` must be the batch's.
+    /// every other message), and is copied into the buffer. `msg.from`/`msg.to` must be
+    /// the batch's.
     pub fn message(
         &mut self,
-        out: &mut BytesMut,
+        out: &mut GatherBuf,
         group: GroupId,
         msg: &Message,
         entries: &[u8],
@@ -443,16 +483,16 @@ impl PeerBatchWriter {
     }
 
     /// [`Self::message`] with the Append's records given as consecutive parts (for
-    /// example one per record, as a log's cache holds them): written back to back, with
-    /// no intermediate concatenation.
-    pub fn message_parts<P: AsRef<[u8]>>(
+    /// example one per record, as a log's cache holds them): written back to back, each
+    /// copied or spliced as its [`EntryParts`] says, with no concatenation.
+    pub fn message_parts<P: EntryParts>(
         &mut self,
-        out: &mut BytesMut,
+        out: &mut GatherBuf,
         group: GroupId,
         msg: &Message,
         parts: &[P],
     ) -> Result<(), WireError> {
-        let entries_len: usize = parts.iter().map(|p| p.as_ref().len()).sum();
+        let entries_len: usize = parts.iter().map(EntryParts::wire_len).sum();
         if msg.from != self.from || msg.to != self.to {
             return Err(WireError::Misuse("message from/to differ from the batch's"));
         }
@@ -488,32 +528,34 @@ impl PeerBatchWriter {
             "messages",
         )?;
         self.enter(out, Section::Messages)?;
-        out.put_u32(group);
-        out.put_u64(msg.term);
-        write_msg_body(out, &msg.body, parts, entries_len);
+        let head = out.head_mut();
+        head.put_u32(group);
+        head.put_u64(msg.term);
+        write_msg_body(head, &msg.body, entries_len);
+        let before = out.len();
+        for p in parts {
+            p.write_to(out);
+        }
+        debug_assert_eq!(out.len() - before, entries_len, "EntryParts::wire_len lied");
         self.count += 1;
         Ok(())
     }
 
     /// Completes the frame. An empty batch is legal (a keep-alive).
-    pub fn finish(mut self, out: &mut BytesMut) -> Result<usize, WireError> {
+    pub fn finish(mut self, out: &mut GatherBuf) -> Result<usize, WireError> {
         self.enter(out, Section::Messages)?;
         self.patch_count(out);
         self.frame.finish(out, self.limits.max_frame_bytes)
     }
 
     /// Drops the frame: `out` is cut back to where it began.
-    pub fn abort(self, out: &mut BytesMut) {
+    pub fn abort(self, out: &mut GatherBuf) {
         self.frame.abort(out);
     }
 }
 
-fn write_msg_body<P: AsRef<[u8]>>(
-    out: &mut BytesMut,
-    body: &MsgBody,
-    parts: &[P],
-    entries_len: usize,
-) {
+/// The message's type and fields; an Append's records follow (written by the caller).
+fn write_msg_body(out: &mut BytesMut, body: &MsgBody, entries_len: usize) {
     match *body {
         MsgBody::PreVote {
             last_index,
@@ -555,9 +597,6 @@ fn write_msg_body<P: AsRef<[u8]>>(
             out.put_u32(count);
             out.put_u64(commit);
             out.put_u32(entries_len as u32); // bounded by the frame check before
-            for p in parts {
-                out.put_slice(p.as_ref());
-            }
         }
         MsgBody::AppendResp {
             match_index,

@@ -156,6 +156,37 @@ fn arb_batch() -> impl Strategy<Value = BatchInput> {
 }
 
 fn write_batch(b: &BatchInput, out: &mut BytesMut) -> usize {
+    let mut g = GatherBuf::new();
+    let n = write_batch_parts(b, &mut g, &[]);
+    out.extend_from_slice(&g.to_bytes());
+    n
+}
+
+/// An Append's entries cut into pieces, each copied or shared as the test says.
+enum TestPart {
+    Copied(Vec<u8>),
+    Shared(Bytes),
+}
+
+impl EntryParts for TestPart {
+    fn wire_len(&self) -> usize {
+        match self {
+            TestPart::Copied(v) => v.len(),
+            TestPart::Shared(b) => b.len(),
+        }
+    }
+    fn write_to(&self, out: &mut GatherBuf) {
+        match self {
+            TestPart::Copied(v) => out.put_slice(v),
+            TestPart::Shared(b) => out.splice(b),
+        }
+    }
+}
+
+/// Writes `b` into `out`; with `cuts` empty every message's entries are copied in one
+/// piece (the single-buffer layout), else they are cut at `cuts` (taken modulo the
+/// length) into pieces alternately shared (spliced) and copied.
+fn write_batch_parts(b: &BatchInput, out: &mut GatherBuf, cuts: &[u16]) -> usize {
     let mut w = PeerBatchWriter::begin(out, 7, b.from, b.to, b.shard, &limits());
     for &(g, t, c) in &b.heartbeats {
         w.heartbeat(out, g, t, c).unwrap();
@@ -170,7 +201,30 @@ fn write_batch(b: &BatchInput, out: &mut BytesMut) -> usize {
             term: *term,
             body: *body,
         };
-        w.message(out, *g, &m, entries).unwrap();
+        if cuts.is_empty() {
+            w.message(out, *g, &m, entries).unwrap();
+            continue;
+        }
+        let mut at: Vec<usize> = cuts
+            .iter()
+            .map(|&c| usize::from(c) % (entries.len() + 1))
+            .collect();
+        at.push(0);
+        at.push(entries.len());
+        at.sort_unstable();
+        let parts: Vec<TestPart> = at
+            .windows(2)
+            .enumerate()
+            .map(|(i, span)| {
+                let piece = &entries[span[0]..span[1]];
+                if i % 2 == 0 {
+                    TestPart::Shared(Bytes::copy_from_slice(piece))
+                } else {
+                    TestPart::Copied(piece.to_vec())
+                }
+            })
+            .collect();
+        w.message_parts(out, *g, &m, &parts).unwrap();
     }
     w.finish(out).unwrap()
 }
@@ -474,7 +528,7 @@ fn peer_batch_writer_enforces_order_and_limits() {
         max_entries_per_append: 4,
         ..limits()
     };
-    let mut out = BytesMut::new();
+    let mut out = GatherBuf::new();
     let mut w = PeerBatchWriter::begin(&mut out, 1, 0, 1, 0, &l);
     w.heartbeat(&mut out, 1, 1, 1).unwrap();
     w.heartbeat(&mut out, 2, 1, 1).unwrap();
@@ -518,6 +572,7 @@ fn peer_batch_writer_enforces_order_and_limits() {
         "sections go in order"
     );
     w.finish(&mut out).unwrap();
+    let mut out = BytesMut::from(&out.to_bytes()[..]);
     let f = FrameDecoder::new(l.max_frame_bytes)
         .decode(&mut out)
         .unwrap()
@@ -534,7 +589,7 @@ fn a_refused_push_into_a_new_section_writes_nothing() {
         max_messages_per_batch: 0,
         ..limits()
     };
-    let mut out = BytesMut::new();
+    let mut out = GatherBuf::new();
     let mut w = PeerBatchWriter::begin(&mut out, 1, 0, 1, 0, &l);
     w.heartbeat(&mut out, 1, 1, 1).unwrap();
     let before = out.len();
@@ -552,6 +607,7 @@ fn a_refused_push_into_a_new_section_writes_nothing() {
     // The heartbeat section can still be extended, and the frame is valid.
     w.heartbeat(&mut out, 2, 1, 1).unwrap();
     w.finish(&mut out).unwrap();
+    let mut out = BytesMut::from(&out.to_bytes()[..]);
     let f = FrameDecoder::new(l.max_frame_bytes)
         .decode(&mut out)
         .unwrap()
@@ -567,7 +623,7 @@ fn peer_batch_writer_stops_before_the_frame_limit() {
         max_frame_bytes: 64 * 1024,
         ..limits()
     };
-    let mut out = BytesMut::new();
+    let mut out = GatherBuf::new();
     let mut w = PeerBatchWriter::begin(&mut out, 1, 0, 1, 0, &l);
     let mut n = 0;
     while w.heartbeat(&mut out, n, 1, 1).is_ok() {
@@ -766,6 +822,30 @@ proptest! {
         let mut batch = PeerBatch::default();
         batch.decode_into(&f, &limits(), b.from, b.to).unwrap();
         prop_assert_eq!((batch.from, batch.to, batch.shard), (b.from, b.to, b.shard));
+        prop_assert_eq!(batch.items, expected_items(&b));
+    }
+
+    /// A batch whose entries are spliced in pieces is byte for byte the batch written
+    /// in one buffer (what followers verify), and decodes the same.
+    #[test]
+    fn gathered_peer_batch_is_byte_identical(
+        b in arb_batch(),
+        cuts in proptest::collection::vec(any::<u16>(), 1..6),
+    ) {
+        let mut one = GatherBuf::new();
+        let n_one = write_batch_parts(&b, &mut one, &[]);
+        prop_assert_eq!(one.part_count(), 0);
+        let mut gathered = GatherBuf::new();
+        let n_gathered = write_batch_parts(&b, &mut gathered, &cuts);
+        prop_assert_eq!(n_one, n_gathered);
+        let has_entries = b.messages.iter().any(|(_, _, _, e)| !e.is_empty());
+        prop_assert!(has_entries || gathered.part_count() == 0);
+        let bytes = gathered.to_bytes();
+        prop_assert_eq!(&bytes[..], &one.to_bytes()[..]);
+        let mut buf = BytesMut::from(&bytes[..]);
+        let f = FrameDecoder::new(limits().max_frame_bytes).decode(&mut buf).unwrap().unwrap();
+        let mut batch = PeerBatch::default();
+        batch.decode_into(&f, &limits(), b.from, b.to).unwrap();
         prop_assert_eq!(batch.items, expected_items(&b));
     }
 

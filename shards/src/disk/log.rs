@@ -669,28 +669,52 @@ impl GroupLog {
     /// the stage (computing each body CRC once) and returns where they landed. They
     /// become durable later: see [`Self::wait_durable`]. Callers serialize appends
     /// (Raft assigns the indexes: check `first_index` against it).
+    ///
+    /// The tail cache keeps each body `Bytes` as given (a reference, not a copy): the
+    /// copy into the stage is the only one this makes. Prefer this to [`Self::append`]
+    /// when the bodies already are `Bytes` (a server's receive region).
+    pub async fn append_bytes(&self, term: u64, bodies: &[Bytes]) -> Result<Appended, DiskError> {
+        self.append_each(term, bodies, Bytes::clone).await
+    }
+
+    /// [`Self::append_bytes`] for borrowed bodies: each is copied once more, into a
+    /// `Bytes` the tail cache keeps (tools and tests; the server uses `append_bytes`).
     pub async fn append(&self, term: u64, bodies: &[&[u8]]) -> Result<Appended, DiskError> {
-        if bodies.is_empty() {
+        self.append_each(term, bodies, |b| Bytes::copy_from_slice(b))
+            .await
+    }
+
+    async fn append_each<B: AsRef<[u8]>>(
+        &self,
+        term: u64,
+        bodies: &[B],
+        to_bytes: impl Fn(&B) -> Bytes,
+    ) -> Result<Appended, DiskError> {
+        let count = bodies.len();
+        if count == 0 {
             return Err(DiskError::InvalidArgument {
                 message: "empty append".into(),
             });
         }
-        let sizes = bodies.iter().map(|b| HEADER_BYTES as u64 + b.len() as u64);
+        let sizes = bodies
+            .iter()
+            .map(|b| HEADER_BYTES as u64 + b.as_ref().len() as u64);
         self.inner.admit(sizes, term).await?;
         let mut st = self.inner.st.borrow_mut();
         let mut out = Appended {
             first_index: st.next_index,
-            last_index: st.next_index + bodies.len() as u64 - 1,
-            positions: Vec::with_capacity(bodies.len()),
+            last_index: st.next_index + count as u64 - 1,
+            positions: Vec::with_capacity(count),
         };
         for body in bodies {
+            let body = to_bytes(body);
             let n = HEADER_BYTES + body.len();
             let index = st.next_index;
             let prev_crc = st.last_crc;
             let (pos, dst) = self.inner.reserve(&mut st, n as u64);
             // Chained to the previous record, so stale bytes past the end can never be
             // linked behind it by recovery.
-            let header = RecordHeader::normal(index, term, pos, body)
+            let header = RecordHeader::normal(index, term, pos, &body)
                 .map_err(|e| DiskError::InvalidArgument {
                     message: format!("record {index}: {e}"),
                 })?
@@ -698,8 +722,8 @@ impl GroupLog {
             encode_header(&header, dst).map_err(|e| DiskError::InvalidArgument {
                 message: format!("record {index}: {e}"),
             })?;
-            dst[HEADER_BYTES..n].copy_from_slice(body);
-            self.inner.commit_record(&mut st, &header, n);
+            dst[HEADER_BYTES..n].copy_from_slice(&body);
+            self.inner.commit_record(&mut st, &header, n, body);
             out.positions.push(pos);
         }
         drop(st);
@@ -720,7 +744,8 @@ impl GroupLog {
         encode_header(&header, dst).map_err(|e| DiskError::InvalidArgument {
             message: format!("noop {index}: {e}"),
         })?;
-        self.inner.commit_record(&mut st, &header, HEADER_BYTES);
+        self.inner
+            .commit_record(&mut st, &header, HEADER_BYTES, Bytes::new());
         drop(st);
         self.inner.after_append();
         Ok(Appended {
@@ -732,8 +757,9 @@ impl GroupLog {
 
     /// Appends records as encoded by the leader (back to back), after verifying each
     /// one's CRCs and that it continues this log at the position it names. The bytes
-    /// are written as received: no re-encoding.
-    pub async fn append_encoded(&self, records: &[u8]) -> Result<Appended, DiskError> {
+    /// are written as received: no re-encoding. The tail cache keeps slices of
+    /// `records` (no copy): the copy into the stage is the only one this makes.
+    pub async fn append_encoded_bytes(&self, records: &Bytes) -> Result<Appended, DiskError> {
         let max = self.inner.cfg.max_record_bytes;
         let mut headers = Vec::new();
         for r in verify_records(records, max) {
@@ -776,13 +802,21 @@ impl GroupLog {
             let (pos, dst) = self.inner.reserve(&mut st, n as u64);
             debug_assert_eq!(pos, h.pos);
             dst.copy_from_slice(&records[at..at + n]);
+            let body = records.slice(at + HEADER_BYTES..at + n);
             at += n;
-            self.inner.commit_record(&mut st, h, n);
+            self.inner.commit_record(&mut st, h, n, body);
             out.positions.push(pos);
         }
         drop(st);
         self.inner.after_append();
         Ok(out)
+    }
+
+    /// [`Self::append_encoded_bytes`] for borrowed records: copied once more, into a
+    /// `Bytes` the tail cache slices (tools such as import; the server passes `Bytes`).
+    pub async fn append_encoded(&self, records: &[u8]) -> Result<Appended, DiskError> {
+        self.append_encoded_bytes(&Bytes::copy_from_slice(records))
+            .await
     }
 
     // ----- reads -----
@@ -836,11 +870,14 @@ impl GroupLog {
                 h.index, h.pos
             )));
         }
+        let mut record_header = [0u8; HEADER_BYTES];
+        record_header.copy_from_slice(&bytes[..HEADER_BYTES]);
         Ok(Entry {
             index,
             term: h.term,
             pos,
-            record: Bytes::copy_from_slice(bytes),
+            header: record_header,
+            body: Bytes::copy_from_slice(&bytes[HEADER_BYTES..]),
         })
     }
 
@@ -909,7 +946,7 @@ impl GroupLog {
         let first_index = inner.st.borrow().first_index;
         let new_cursor = if from_index > first_index {
             let prev = self.entry(from_index - 1).await?;
-            let h = decode_header(&prev.record, inner.cfg.max_record_bytes).map_err(|e| {
+            let h = decode_header(&prev.header, inner.cfg.max_record_bytes).map_err(|e| {
                 DiskError::Corruption {
                     file: inner.paths.segment(inner.geometry.segment_start(prev.pos)),
                     offset: inner.geometry.offset_in_segment(prev.pos),
@@ -1402,10 +1439,25 @@ impl Inner {
         st.stage.insert(stage)
     }
 
-    fn commit_record(&self, st: &mut State, header: &RecordHeader, n: usize) {
+    /// Takes the record just encoded into the stage at `header.pos` (`n` bytes) into
+    /// the log's state. The tail cache keeps a copy of its 48-byte header and `body`
+    /// itself, which must be the bytes encoded after that header.
+    fn commit_record(&self, st: &mut State, header: &RecordHeader, n: usize, body: Bytes) {
         let (index, term, pos) = (header.index, header.term, header.pos);
         let stage = st.stage.as_mut().expect("the log always has a stage");
-        let record = Bytes::copy_from_slice(stage.bytes(pos, n));
+        assert_eq!(
+            HEADER_BYTES + body.len(),
+            n,
+            "record {index}: body and size differ"
+        );
+        let staged = stage.bytes(pos, n);
+        debug_assert_eq!(
+            &staged[HEADER_BYTES..],
+            &body[..],
+            "record {index}: the cached body must be the staged one"
+        );
+        let mut record_header = [0u8; HEADER_BYTES];
+        record_header.copy_from_slice(&staged[..HEADER_BYTES]);
         stage.commit(n, Some(header));
         st.pending_bytes += n as u64;
         st.next_index = index + 1;
@@ -1425,7 +1477,8 @@ impl Inner {
             index,
             term,
             pos,
-            record,
+            header: record_header,
+            body,
         });
     }
 

@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 
-use bytes::BytesMut;
+use dledger::wire::GatherBuf;
 
 /// What one call of [`PeerCodec::encode_batch`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -25,14 +25,15 @@ pub trait PeerCodec: 'static {
     /// One unit a group enqueues (a message).
     type Item: 'static;
 
-    /// Appends the payload of one Batch frame to `out`, at most `max_payload_bytes`,
+    /// Appends the payload of one Batch frame to `out`, at most `max_payload_bytes`
+    /// (large parts may be spliced rather than copied: see [`GatherBuf`]),
     /// taking items from `queue` (which it may reorder) and removing every item it
     /// encoded or dropped. Must make progress: when `queue` is not empty, it takes or
     /// drops at least one item.
     fn encode_batch(
         &self,
         queue: &mut VecDeque<Self::Item>,
-        out: &mut BytesMut,
+        out: &mut GatherBuf,
         max_payload_bytes: usize,
     ) -> BatchEncoded;
 }
@@ -47,7 +48,7 @@ impl PeerCodec for LengthPrefixedCodec {
     fn encode_batch(
         &self,
         queue: &mut VecDeque<Vec<u8>>,
-        out: &mut BytesMut,
+        out: &mut GatherBuf,
         max_payload_bytes: usize,
     ) -> BatchEncoded {
         let mut encoded = BatchEncoded::default();
@@ -68,8 +69,8 @@ impl PeerCodec for LengthPrefixedCodec {
                 break;
             }
             // item.len() < max_payload_bytes <= u32::MAX (checked by PeerNetConfig).
-            out.extend_from_slice(&(item.len() as u32).to_be_bytes());
-            out.extend_from_slice(item);
+            out.put_slice(&(item.len() as u32).to_be_bytes());
+            out.put_slice(item);
             payload_bytes += item_bytes;
             queue.pop_front();
             encoded.items += 1;
@@ -112,10 +113,10 @@ pub fn split_length_prefixed(payload: &[u8]) -> impl Iterator<Item = Result<&[u8
 mod tests {
     fn encode_all(items: &[Vec<u8>]) -> Vec<u8> {
         let mut queue: VecDeque<Vec<u8>> = items.iter().cloned().collect();
-        let mut payload = BytesMut::new();
+        let mut payload = GatherBuf::new();
         let encoded = LengthPrefixedCodec.encode_batch(&mut queue, &mut payload, usize::MAX);
         assert_eq!(encoded.items, items.len() as u64);
-        payload.to_vec()
+        payload.to_bytes().to_vec()
     }
 
     use super::*;

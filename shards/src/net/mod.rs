@@ -37,6 +37,7 @@ mod backoff;
 mod codec;
 mod config;
 pub mod frame;
+mod gather_write;
 mod inbound;
 pub mod listen;
 pub mod recv;

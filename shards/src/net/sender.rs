@@ -2,8 +2,9 @@
 //!
 //! Groups call [`PeerSender::try_send`], which never waits: it queues the item or says
 //! OVERLOADED. The writer sleeps until the queue is non-empty, then drains everything
-//! queued (up to `write_buffer_bytes_max`) into one reused buffer as Batch frames of at
-//! most `max_frame_bytes` payload each, and issues one write. Items enqueued while a
+//! queued (up to `write_buffer_bytes_max`) into one reused [`GatherBuf`] as Batch frames
+//! of at most `max_frame_bytes` payload each, and issues one gather write (entry bodies
+//! are spliced, not copied: see [`super::gather_write`]). Items enqueued while a
 //! write is in flight go out together in the next one, so the batch size adapts to the
 //! load with no timer.
 //!
@@ -26,6 +27,7 @@ use std::{
 
 use bytes::BytesMut;
 use dledger::raft::NodeId;
+use dledger::wire::GatherBuf;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
@@ -192,21 +194,21 @@ pub(crate) struct Drained {
 
 /// Moves queued items into `buf` as Batch frames (payload <= `max_frame_bytes` each, laid
 /// out by the codec), stopping at a frame boundary once `buf` holds `buf_bytes_max`
-/// bytes.
+/// bytes (spliced parts included).
 pub(crate) fn drain_into_frames<C: PeerCodec>(
     codec: &C,
     queue: &mut VecDeque<C::Item>,
-    buf: &mut BytesMut,
+    buf: &mut GatherBuf,
     max_frame_bytes: usize,
     buf_bytes_max: usize,
 ) -> Drained {
     let mut drained = Drained::default();
     while !queue.is_empty() && buf.len() < buf_bytes_max {
-        let header_at = buf.len();
-        frame::encode_header(FrameKind::Batch, 0, buf);
+        let header_at = buf.mark();
+        frame::encode_header(FrameKind::Batch, 0, buf.head_mut());
         let queued_before = queue.len();
         let encoded = codec.encode_batch(queue, buf, max_frame_bytes);
-        let payload_len = buf.len() - header_at - FRAME_HEADER_BYTES;
+        let payload_len = buf.len_since(header_at) - FRAME_HEADER_BYTES;
         assert!(
             payload_len <= max_frame_bytes,
             "the peer codec wrote {payload_len} bytes, over max_frame_bytes {max_frame_bytes}"
@@ -221,17 +223,12 @@ pub(crate) fn drain_into_frames<C: PeerCodec>(
             // Only dropped items: no frame.
             buf.truncate(header_at);
         } else {
-            close_frame(buf, header_at);
+            let len = u32::try_from(payload_len).expect("payload bounded by max_frame_bytes (u32)");
+            frame::patch_payload_len(buf.head_mut(), header_at.head_len, len);
             drained.frames += 1;
         }
     }
     drained
-}
-
-fn close_frame(buf: &mut [u8], header_at: usize) {
-    let payload_len = buf.len() - header_at - FRAME_HEADER_BYTES;
-    let len = u32::try_from(payload_len).expect("payload bounded by max_frame_bytes (u32)");
-    frame::patch_payload_len(buf, header_at, len);
 }
 
 /// A second glommio stream on a duplicate descriptor of `stream`, used only to read.
@@ -282,10 +279,10 @@ impl<C: PeerCodec> Writer<C> {
                 .map_or(0, |d| d.as_nanos() as u64);
         let mut backoff =
             Backoff::new(self.config.backoff_min_ms, self.config.backoff_max_ms, seed);
-        let mut buf = BytesMut::with_capacity(self.config.write_buffer_bytes_max.min(64 << 10));
+        let mut buf = GatherBuf::with_head_capacity(self.head_bytes());
         let peer = self.sender.peer();
         while !self.stop.is_stopped() {
-            match until_stop(&self.stop, self.connect(&mut buf)).await {
+            match until_stop(&self.stop, self.connect()).await {
                 None => break,
                 Some(Ok(mut stream)) => {
                     NetStats::bump(&stats.connects);
@@ -333,7 +330,7 @@ impl<C: PeerCodec> Writer<C> {
     }
 
     /// Connects and completes the handshake: send Hello, expect HelloAck from the peer.
-    async fn connect(&self, buf: &mut BytesMut) -> Result<TcpStream, NetError> {
+    async fn connect(&self) -> Result<TcpStream, NetError> {
         let stream = TcpStream::connect_timeout(
             self.peer_addr,
             Duration::from_millis(self.config.connect_timeout_ms),
@@ -341,11 +338,11 @@ impl<C: PeerCodec> Writer<C> {
         .await
         .map_err(std::io::Error::from)?;
         stream.set_nodelay(true).map_err(std::io::Error::from)?;
-        buf.clear();
-        self.hello.encode_frame(buf);
+        let mut hello =
+            BytesMut::with_capacity(frame::FRAME_HEADER_BYTES + frame::HELLO_PAYLOAD_BYTES_MAX);
+        self.hello.encode_frame(&mut hello);
         let mut stream = stream;
-        stream.write_all(buf).await?;
-        buf.clear();
+        stream.write_all(&hello).await?;
         stream
             .set_read_timeout(Some(Duration::from_millis(self.config.hello_timeout_ms)))
             .map_err(std::io::Error::from)?;
@@ -392,7 +389,13 @@ impl<C: PeerCodec> Writer<C> {
     }
 
     /// Sends whatever is queued, one write per wake-up, until a write fails.
-    async fn pump(&self, stream: &mut TcpStream, buf: &mut BytesMut) -> Result<(), NetError> {
+    /// In-place bytes a send buffer starts with (frame headers and message fields; entry
+    /// bodies are spliced, not held here).
+    fn head_bytes(&self) -> usize {
+        self.config.write_buffer_bytes_max.min(64 << 10)
+    }
+
+    async fn pump(&self, stream: &mut TcpStream, buf: &mut GatherBuf) -> Result<(), NetError> {
         let stats = &self.sender.shared.stats;
         loop {
             self.sender.wait_for_items().await;
@@ -411,23 +414,27 @@ impl<C: PeerCodec> Writer<C> {
             if buf.is_empty() {
                 continue;
             }
-            if let Err(e) = stream.write_all(buf).await {
+            let written = super::gather_write::write_all_gathered(stream, buf).await;
+            // Release the spliced parts (cached bodies) now, not at the next wake-up.
+            let sent_bytes = buf.len() as u64;
+            let keep_head = buf.head_capacity()
+                <= 2 * self
+                    .config
+                    .write_buffer_bytes_max
+                    .max(self.config.max_frame_bytes);
+            buf.clear();
+            if !keep_head {
+                // Give back memory after an unusual burst.
+                *buf = GatherBuf::with_head_capacity(self.head_bytes());
+            }
+            if let Err(e) = written {
                 NetStats::add(&stats.items_lost, drained.items);
                 return Err(e.into());
             }
             NetStats::bump(&stats.writes);
             NetStats::add(&stats.frames_sent, drained.frames);
             NetStats::add(&stats.items_sent, drained.items);
-            NetStats::add(&stats.bytes_sent, buf.len() as u64);
-            // Keep the buffer reusable but give back memory after an unusual burst.
-            if buf.capacity()
-                > 2 * self
-                    .config
-                    .write_buffer_bytes_max
-                    .max(self.config.max_frame_bytes)
-            {
-                *buf = BytesMut::with_capacity(self.config.write_buffer_bytes_max.min(64 << 10));
-            }
+            NetStats::add(&stats.bytes_sent, sent_bytes);
         }
     }
 }
@@ -459,7 +466,7 @@ mod tests {
     #[test]
     fn everything_queued_goes_in_one_frame() {
         let mut queue: VecDeque<Vec<u8>> = (0..100u8).map(|i| vec![i; 3]).collect();
-        let mut buf = BytesMut::new();
+        let mut buf = GatherBuf::new();
         let drained =
             drain_into_frames(&LengthPrefixedCodec, &mut queue, &mut buf, 1 << 20, 1 << 20);
         assert_eq!(
@@ -471,7 +478,7 @@ mod tests {
             }
         );
         assert!(queue.is_empty());
-        let frames = payloads(&buf);
+        let frames = payloads(&buf.to_bytes());
         assert_eq!(frames.len(), 1);
         assert_eq!(
             frames[0],
@@ -485,7 +492,7 @@ mod tests {
         // 104-byte item fits no frame and is dropped.
         let mut queue: VecDeque<Vec<u8>> = (0..7u8).map(|i| vec![i; 10]).collect();
         queue.insert(3, vec![0xEE; 100]);
-        let mut buf = BytesMut::new();
+        let mut buf = GatherBuf::new();
         let drained = drain_into_frames(&LengthPrefixedCodec, &mut queue, &mut buf, 45, 1 << 20);
         assert_eq!(
             drained,
@@ -495,7 +502,7 @@ mod tests {
                 too_large: 1
             }
         );
-        let frames = payloads(&buf);
+        let frames = payloads(&buf.to_bytes());
         assert_eq!(
             frames.iter().map(Vec::len).collect::<Vec<_>>(),
             vec![3, 3, 1]
@@ -506,7 +513,7 @@ mod tests {
     #[test]
     fn the_write_buffer_bound_leaves_the_rest_queued() {
         let mut queue: VecDeque<Vec<u8>> = (0..10u8).map(|i| vec![i; 10]).collect();
-        let mut buf = BytesMut::new();
+        let mut buf = GatherBuf::new();
         // Frames of 2 items (28 payload bytes): 40 bytes after the first, the bound is
         // reached at a frame boundary.
         let drained = drain_into_frames(&LengthPrefixedCodec, &mut queue, &mut buf, 28, 40);

@@ -29,7 +29,7 @@ use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 
 use super::{peer::PeerItem, reply::Reply};
 use crate::{
-    disk::{DiskError, GroupLog},
+    disk::{DiskError, Entry, GroupLog},
     net::PeerNet,
     runtime::ShardStop,
 };
@@ -697,8 +697,9 @@ impl Group {
                     }
                     queued.drain(..n).collect()
                 };
-                let refs: Vec<&[u8]> = bodies.iter().map(|b| &b[..]).collect();
-                let appended = self.log.append(term, &refs).await?;
+                // The log's tail cache keeps these `Bytes` (slices of the clients' receive
+                // regions): the copy into the write buffer is the body's only one.
+                let appended = self.log.append_bytes(term, &bodies).await?;
                 check_placed(first, last, appended.first_index, appended.last_index)?;
                 if self.role() == Role::Leader {
                     let mut positions = self.positions.borrow_mut();
@@ -722,7 +723,7 @@ impl Group {
                     .borrow_mut()
                     .pop_front()
                     .unwrap_or_default();
-                let appended = self.log.append_encoded(&records).await?;
+                let appended = self.log.append_encoded_bytes(&records).await?;
                 check_placed(first, last, appended.first_index, appended.last_index)?;
                 self.watch_persisted(last, term);
             }
@@ -816,12 +817,12 @@ impl Group {
         }
     }
 
-    /// The records `first..first + count` as the log holds them (the tail cache: no copy
-    /// when hot).
-    async fn read_records(&self, first: Index, count: u32) -> Result<Vec<Bytes>, DiskError> {
+    /// The records `first..first + count` as the log holds them (the tail cache: header
+    /// and body parts, no copy of a body when hot).
+    async fn read_records(&self, first: Index, count: u32) -> Result<Vec<Entry>, DiskError> {
         let mut out = Vec::with_capacity(count as usize);
         for i in first..first + Index::from(count) {
-            out.push(self.log.entry(i).await?.record);
+            out.push(self.log.entry(i).await?);
         }
         Ok(out)
     }
@@ -986,7 +987,7 @@ fn slice_records(records: &Bytes, skip: u64, count: u64) -> Result<Bytes, String
 
 /// Splits an Append whose records exceed `max_bytes` into consecutive Appends (a batch
 /// is single-term, so every chunk's `prev_term` is the batch's term except the first's).
-fn split_append(m: &Message, records: Vec<Bytes>, max_bytes: u32) -> Vec<(Message, Vec<Bytes>)> {
+fn split_append(m: &Message, records: Vec<Entry>, max_bytes: u32) -> Vec<(Message, Vec<Entry>)> {
     let MsgBody::Append {
         prev_index,
         prev_term,
@@ -997,16 +998,16 @@ fn split_append(m: &Message, records: Vec<Bytes>, max_bytes: u32) -> Vec<(Messag
     else {
         return vec![(*m, records)];
     };
-    let total: usize = records.iter().map(Bytes::len).sum();
+    let total: usize = records.iter().map(Entry::record_bytes).sum();
     if total <= max_bytes as usize || count <= 1 {
         return vec![(*m, records)];
     }
     debug_assert_eq!(records.len(), count as usize);
     let mut out = Vec::new();
     let mut chunk_prev = prev_index;
-    let mut current: Vec<Bytes> = Vec::new();
+    let mut current: Vec<Entry> = Vec::new();
     let mut current_bytes = 0usize;
-    let close = |chunk_prev: Index, current: Vec<Bytes>, out: &mut Vec<(Message, Vec<Bytes>)>| {
+    let close = |chunk_prev: Index, current: Vec<Entry>, out: &mut Vec<(Message, Vec<Entry>)>| {
         let n = current.len() as u32;
         out.push((
             chunk(
@@ -1023,11 +1024,11 @@ fn split_append(m: &Message, records: Vec<Bytes>, max_bytes: u32) -> Vec<(Messag
         chunk_prev + Index::from(n)
     };
     for r in records {
-        if !current.is_empty() && current_bytes + r.len() > max_bytes as usize {
+        if !current.is_empty() && current_bytes + r.record_bytes() > max_bytes as usize {
             chunk_prev = close(chunk_prev, std::mem::take(&mut current), &mut out);
             current_bytes = 0;
         }
-        current_bytes += r.len();
+        current_bytes += r.record_bytes();
         current.push(r);
     }
     let end = close(chunk_prev, current, &mut out);
@@ -1080,11 +1081,22 @@ mod tests {
         out.freeze()
     }
 
-    /// `records` cut into its `n` equal records.
-    fn record_parts(records: &Bytes, n: usize) -> Vec<Bytes> {
+    /// `records` cut into its `n` equal records, as the log's cache holds them.
+    fn record_parts(records: &Bytes, n: usize) -> Vec<Entry> {
         let one = records.len() / n;
         (0..n)
-            .map(|i| records.slice(i * one..(i + 1) * one))
+            .map(|i| {
+                let at = i * one;
+                Entry {
+                    index: i as u64,
+                    term: 4,
+                    pos: at as u64,
+                    header: records[at..at + HEADER_BYTES]
+                        .try_into()
+                        .expect("a record starts with a whole header"),
+                    body: records.slice(at + HEADER_BYTES..at + one),
+                }
+            })
             .collect()
     }
 
@@ -1117,7 +1129,12 @@ mod tests {
                     prev_term,
                     count,
                     ..
-                } => (prev_index, prev_term, count, r.iter().map(Bytes::len).sum()),
+                } => (
+                    prev_index,
+                    prev_term,
+                    count,
+                    r.iter().map(Entry::record_bytes).sum(),
+                ),
                 other => panic!("not an append: {other:?}"),
             })
             .collect();
@@ -1128,7 +1145,7 @@ mod tests {
         );
         let joined: Vec<u8> = chunks
             .iter()
-            .flat_map(|(_, r)| r.iter().flat_map(|b| b.to_vec()))
+            .flat_map(|(_, r)| r.iter().flat_map(|e| e.record().to_vec()))
             .collect();
         assert_eq!(&joined[..], &recs[..]);
         // Under the limit: untouched.

@@ -18,12 +18,17 @@
 
 use std::{collections::VecDeque, net::SocketAddr};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes};
 use dledger::{
     config::GroupId,
     raft::{Message, MsgBody, NodeId},
-    wire::{HEADER_LEN, Kind, PeerBatch, PeerBatchWriter, WireError, WireLimits, parse_frame},
+    wire::{
+        EntryParts, GatherBuf, HEADER_LEN, Kind, PeerBatch, PeerBatchWriter, WireError, WireLimits,
+        parse_frame,
+    },
 };
+
+use crate::disk::Entry;
 
 use crate::net::{BatchEncoded, PeerCodec};
 
@@ -39,9 +44,10 @@ pub enum PeerItem {
     Raft {
         group: GroupId,
         msg: Message,
-        /// The Append's records in index order, each as the log's cache holds it (empty
-        /// for other messages); written back to back into the frame.
-        records: Vec<Bytes>,
+        /// The Append's records in index order, as the log's cache holds them (empty for
+        /// other messages): each record's header is copied into the frame, its body
+        /// spliced in (no copy) and sent with the transport's gather write.
+        records: Vec<Entry>,
     },
     ClientAddr(SocketAddr),
     /// This node's import digest of a group (encoded; `None`: nothing imported).
@@ -49,6 +55,19 @@ pub enum PeerItem {
         group: GroupId,
         digest: Option<Bytes>,
     },
+}
+
+/// A cached record on the wire: its 48-byte header copied into the frame, its body
+/// spliced (the `Bytes` the log's tail cache holds: no copy).
+impl EntryParts for Entry {
+    fn wire_len(&self) -> usize {
+        self.record_bytes()
+    }
+
+    fn write_to(&self, out: &mut GatherBuf) {
+        out.put_slice(&self.header);
+        out.splice(&self.body);
+    }
 }
 
 /// Encodes [`PeerItem`]s with the wire codecs.
@@ -66,7 +85,7 @@ impl PeerCodec for ServerPeerCodec {
     fn encode_batch(
         &self,
         queue: &mut VecDeque<PeerItem>,
-        out: &mut BytesMut,
+        out: &mut GatherBuf,
         max_payload_bytes: usize,
     ) -> BatchEncoded {
         let mut done = BatchEncoded::default();
@@ -83,9 +102,10 @@ impl PeerCodec for ServerPeerCodec {
                         continue;
                     }
                     debug_assert!(text.len() <= CLIENT_ADDR_BYTES_MAX);
-                    out.put_u8(TAG_CLIENT_ADDR);
-                    out.extend_from_slice(&(text.len() as u16).to_be_bytes());
-                    out.extend_from_slice(text.as_bytes());
+                    let head = out.head_mut();
+                    head.put_u8(TAG_CLIENT_ADDR);
+                    head.put_slice(&(text.len() as u16).to_be_bytes());
+                    head.put_slice(text.as_bytes());
                     done.items += 1;
                 }
                 PeerItem::ImportDigest { group, digest } => {
@@ -95,8 +115,9 @@ impl PeerCodec for ServerPeerCodec {
                         rest.push_back(PeerItem::ImportDigest { group, digest });
                         continue;
                     }
-                    bytes::BufMut::put_u8(out, TAG_IMPORT_DIGEST);
-                    super::import_gate::encode_announcement(group, digest.as_deref(), out);
+                    let head = out.head_mut();
+                    head.put_u8(TAG_IMPORT_DIGEST);
+                    super::import_gate::encode_announcement(group, digest.as_deref(), head);
                     done.items += 1;
                 }
                 raft => rest.push_back(raft),
@@ -116,9 +137,9 @@ impl PeerCodec for ServerPeerCodec {
                 .max_frame_bytes
                 .min(room.min(u32::MAX as usize) as u32);
             // The batch frame is written straight into the transport's buffer, after its
-            // tag: no intermediate buffer, no second copy of the records.
-            let tag_at = out.len();
-            out.put_u8(TAG_RAFT);
+            // tag: no intermediate buffer, and record bodies are spliced, not copied.
+            let tag_at = out.mark();
+            out.head_mut().put_u8(TAG_RAFT);
             let buf = &mut *out;
             let mut w = PeerBatchWriter::begin(buf, 0, from, to, 0, &limits);
             let mut taken = vec![false; rest.len()];
@@ -272,6 +293,17 @@ mod tests {
         }
     }
 
+    /// A cached record with a recognisable header and `body`.
+    fn entry(index: u64, body: &'static [u8]) -> Entry {
+        Entry {
+            index,
+            term: 5,
+            pos: 0,
+            header: [index as u8; dledger::store::record::HEADER_BYTES],
+            body: Bytes::from_static(body),
+        }
+    }
+
     fn items() -> VecDeque<PeerItem> {
         VecDeque::from([
             PeerItem::Raft {
@@ -283,7 +315,7 @@ mod tests {
                     count: 2,
                     commit: 1,
                 }),
-                records: vec![Bytes::from_static(b"abc"), Bytes::from_static(b"def")],
+                records: vec![entry(2, b"abc"), entry(3, b"def")],
             },
             PeerItem::Raft {
                 group: 7,
@@ -305,8 +337,9 @@ mod tests {
             limits: WireLimits::default(),
         };
         let mut queue = items();
-        let mut payload = BytesMut::new();
-        let done = codec.encode_batch(&mut queue, &mut payload, 1 << 20);
+        let mut gathered = GatherBuf::new();
+        let done = codec.encode_batch(&mut queue, &mut gathered, 1 << 20);
+        let payload = gathered.to_bytes();
         assert!(queue.is_empty());
         assert_eq!(
             done,
@@ -316,13 +349,9 @@ mod tests {
             }
         );
         let mut got = Vec::new();
-        decode_payload(
-            payload.clone().freeze(),
-            1,
-            2,
-            &WireLimits::default(),
-            |i| got.push(i),
-        )
+        decode_payload(payload.clone(), 1, 2, &WireLimits::default(), |i| {
+            got.push(i)
+        })
         .expect("valid payload");
         assert_eq!(got.len(), 2, "the address, then one Raft batch");
         assert!(matches!(got[0], Inbound::ClientAddr(a) if a.port() == 30911));
@@ -336,17 +365,15 @@ mod tests {
             MsgBody::HeartbeatResp { match_index: 9 }
         ));
         assert!(matches!(bodies[2], MsgBody::Append { count: 2, .. }));
-        assert_eq!(&b.items[2].entries[..], b"abcdef");
+        let mut want = [2u8; 48].to_vec();
+        want.extend_from_slice(b"abc");
+        want.extend_from_slice(&[3u8; 48]);
+        want.extend_from_slice(b"def");
+        assert_eq!(&b.items[2].entries[..], &want[..]);
 
         let address_part = 3 + "127.0.0.1:30911".len();
         for cut in 1..payload.len() {
-            let r = decode_payload(
-                payload.clone().freeze().slice(..cut),
-                1,
-                2,
-                &WireLimits::default(),
-                |_| {},
-            );
+            let r = decode_payload(payload.slice(..cut), 1, 2, &WireLimits::default(), |_| {});
             assert_eq!(r.is_ok(), cut == address_part, "cut at {cut}");
         }
         assert!(
@@ -360,16 +387,7 @@ mod tests {
             .is_err()
         );
         // A batch claiming another sender is refused.
-        assert!(
-            decode_payload(
-                payload.clone().freeze(),
-                3,
-                2,
-                &WireLimits::default(),
-                |_| {}
-            )
-            .is_err()
-        );
+        assert!(decode_payload(payload.clone(), 3, 2, &WireLimits::default(), |_| {}).is_err());
     }
 
     #[test]
@@ -378,7 +396,7 @@ mod tests {
             limits: WireLimits::default(),
         };
         let mut queue = items();
-        let mut payload = BytesMut::new();
+        let mut payload = GatherBuf::new();
         // Room for the address and a frame with the heartbeat only.
         let room = 3 + 15 + 1 + HEADER_LEN + 12 + 4 + 20 + 4 + 4;
         let done = codec.encode_batch(&mut queue, &mut payload, room);
@@ -395,5 +413,29 @@ mod tests {
             "the answer and the append wait for the next frame"
         );
         assert!(payload.len() <= room);
+    }
+
+    #[test]
+    fn pushed_bodies_are_spliced_not_copied() {
+        let codec = ServerPeerCodec {
+            limits: WireLimits::default(),
+        };
+        let mut queue = items();
+        let bodies: Vec<Bytes> = match &queue[0] {
+            PeerItem::Raft { records, .. } => records.iter().map(|e| e.body.clone()).collect(),
+            _ => panic!("the first test item is an append"),
+        };
+        let mut out = GatherBuf::new();
+        codec.encode_batch(&mut queue, &mut out, 1 << 20);
+        assert_eq!(out.part_count(), 2, "one part per body");
+        let pieces = out.pieces();
+        for body in &bodies {
+            assert!(
+                pieces
+                    .iter()
+                    .any(|p| p.as_ptr() == body.as_ptr() && p.len() == body.len()),
+                "a body is sent from its own memory"
+            );
+        }
     }
 }
