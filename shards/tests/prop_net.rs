@@ -9,9 +9,11 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use dledger::raft::{Message, MsgBody, RejectHint};
-use dledger::wire::WireLimits;
+use dledger::store::record::HEADER_BYTES;
+use dledger::wire::{GatherBuf, WireLimits};
+use dledger_shards::disk::Entry;
 use dledger_shards::net::frame::{
     CLUSTER_NAME_BYTES_MAX, FRAME_HEADER_BYTES, FrameError, FrameKind, Hello, HelloAck,
     decode_header, encode_header,
@@ -82,14 +84,28 @@ fn arb_body() -> impl Strategy<Value = MsgBody> {
 }
 
 /// Raft items from node 1 to node 2 (Appends carry some record bytes), and addresses.
+/// A cached record whose encoded bytes are `record`: header and body as the tail cache
+/// holds them (the codec sends the header copied and the body spliced).
+fn entry_of(record: &[u8]) -> Entry {
+    let mut header = [0u8; HEADER_BYTES];
+    header.copy_from_slice(&record[..HEADER_BYTES]);
+    Entry {
+        index: 1,
+        term: 1,
+        pos: 0,
+        header,
+        body: Bytes::copy_from_slice(&record[HEADER_BYTES..]),
+    }
+}
+
 fn arb_items() -> impl Strategy<Value = Vec<(u32, u64, MsgBody, Vec<u8>)>> {
     proptest::collection::vec(
         (
             any::<u32>(),
             1u64..1 << 30,
             arb_body(),
-            // At least one byte per entry of an Append (count < 4).
-            proptest::collection::vec(any::<u8>(), 4..40),
+            // A whole record header (the cache's fixed part) and a body of 0..40 bytes.
+            proptest::collection::vec(any::<u8>(), HEADER_BYTES..HEADER_BYTES + 40),
         ),
         0..30,
     )
@@ -161,9 +177,10 @@ proptest! {
     #[test]
     fn length_prefixed_items_round_trip(items in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..50), 0..20)) {
         let mut queue: VecDeque<Vec<u8>> = items.iter().cloned().collect();
-        let mut payload = BytesMut::new();
+        let mut payload = GatherBuf::new();
         let done = LengthPrefixedCodec.encode_batch(&mut queue, &mut payload, 1 << 20);
         prop_assert_eq!(done.items as usize, items.len());
+        let payload = payload.to_bytes();
         let back: Vec<Vec<u8>> = split_length_prefixed(&payload).map(|i| i.unwrap().to_vec()).collect();
         prop_assert_eq!(back, items);
     }
@@ -181,16 +198,16 @@ proptest! {
                 group: *group,
                 msg: Message { from: 1, to: 2, term: *term, body: *body },
                 records: if matches!(body, MsgBody::Append { .. }) && !records.is_empty() {
-                    vec![Bytes::copy_from_slice(records)]
+                    vec![entry_of(records)]
                 } else {
                     Vec::new()
                 },
             })
             .collect();
         queue.push_back(PeerItem::ClientAddr(addr));
-        let mut payload = BytesMut::new();
+        let mut payload = GatherBuf::new();
         let done = codec.encode_batch(&mut queue, &mut payload, 1 << 20);
-        let payload = payload.freeze();
+        let payload = payload.to_bytes();
         prop_assert!(queue.is_empty());
         prop_assert_eq!(done.items as usize, items.len() + 1);
         let mut got = Vec::new();
