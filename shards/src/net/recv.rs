@@ -33,6 +33,8 @@ pub struct RecvBuffer {
     region_bytes: usize,
     /// Bytes moved to a new region (a frame straddling the end of the old one).
     moved_bytes: u64,
+    /// Whether any byte has arrived yet; until then the room is small (see `make_room`).
+    received_any: bool,
 }
 
 impl RecvBuffer {
@@ -46,6 +48,7 @@ impl RecvBuffer {
             room: BytesMut::new(),
             region_bytes,
             moved_bytes: 0,
+            received_any: false,
         }
     }
 
@@ -81,6 +84,7 @@ impl RecvBuffer {
         let n = ready!(Pin::new(reader).poll_read(cx, &mut self.room[..]))?;
         let got = self.room.split_to(n);
         self.filled.unsplit(got);
+        self.received_any |= n > 0;
         Poll::Ready(Ok(n))
     }
 
@@ -98,8 +102,19 @@ impl RecvBuffer {
             // A large frame: fill this region before growing.
             return;
         }
-        let grown = want.min(self.filled.len().saturating_mul(2).max(self.region_bytes));
-        let size = self.region_bytes.max(grown + ROOM_MIN_BYTES);
+        let size = if !self.received_any && self.filled.is_empty() {
+            // Nothing has arrived on this connection yet: a room for the first frame
+            // only, not a region. Idle connections (up to maxClientConnections of them)
+            // then hold a few KiB each, and none of a region's pages: a region that was
+            // allocated but never read into was free only while the allocator handed out
+            // fresh mmapped pages for it, which glibc stops doing once such regions are
+            // freed (its mmap threshold rises) — then each idle connection cost a whole
+            // zeroed region (seen: +140 MB for ~1,000 idle connections).
+            (want + ROOM_MIN_BYTES).min(self.region_bytes)
+        } else {
+            let grown = want.min(self.filled.len().saturating_mul(2).max(self.region_bytes));
+            self.region_bytes.max(grown + ROOM_MIN_BYTES)
+        };
         let mut region = BytesMut::zeroed(size);
         let keep = self.filled.len();
         region[..keep].copy_from_slice(&self.filled);
@@ -204,5 +219,28 @@ mod tests {
             assert_eq!(n, 100);
         });
         assert!(buf.filled().len() + buf.room.len() <= 8192 + ROOM_MIN_BYTES);
+    }
+
+    #[test]
+    fn a_connection_that_sent_nothing_holds_a_small_room_not_a_region() {
+        let region = 256 << 10;
+        let mut buf = RecvBuffer::new(region);
+        // The first read waits on a small room (the reader has nothing yet).
+        let mut reader = Chunks(std::collections::VecDeque::from([
+            vec![7u8; 16],
+            vec![8u8; 100],
+        ]));
+        futures_lite::future::block_on(async {
+            buf.read_from(&mut reader, 16).await.expect("scripted read");
+        });
+        assert!(buf.filled().len() + buf.room.len() <= 16 + ROOM_MIN_BYTES);
+        // Once bytes have come, later rooms are whole regions again.
+        buf.filled().clear();
+        futures_lite::future::block_on(async {
+            buf.read_from(&mut reader, 2 * ROOM_MIN_BYTES)
+                .await
+                .expect("scripted read");
+        });
+        assert!(buf.filled().len() + buf.room.len() >= region);
     }
 }
