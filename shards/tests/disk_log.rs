@@ -525,3 +525,74 @@ fn the_tail_cache_shares_the_callers_bodies() {
         })
     });
 }
+
+#[test]
+fn hard_state_is_overwritten_in_two_slots_and_survives_a_torn_slot() {
+    use dledger::store::{
+        HARD_STATE_BYTES, HARD_STATE_FILE_BYTES, HARD_STATE_SLOT_BYTES, PersistedHardState,
+        encode_hard_state,
+    };
+    let dir = TempDir::new("log-hardstate");
+    let root = dir.path().to_owned();
+    run(move || {
+        Box::pin(async move {
+            let cfg = small_config(&root);
+            let file = cfg.group_dir().join("hardstate");
+            let hs = |term, voted_for| HardState { term, voted_for };
+            // The earlier one-state form (replaced by rename) is read as it is.
+            std::fs::create_dir_all(cfg.group_dir()).unwrap();
+            let mut old = [0u8; HARD_STATE_BYTES];
+            encode_hard_state(
+                &PersistedHardState {
+                    term: 2,
+                    voted_for: Some(1),
+                },
+                &mut old,
+            )
+            .unwrap();
+            std::fs::write(&file, old).unwrap();
+            let log = GroupLog::open(cfg.clone()).await.unwrap();
+            assert_eq!(log.hard_state(), hs(2, Some(1)));
+            // Its first write makes the two-slot form; later ones alternate slots.
+            for (term, vote) in [(3, None), (3, Some(0)), (4, None), (5, Some(2))] {
+                log.persist_hard_state(hs(term, vote)).await.unwrap();
+                assert_eq!(
+                    std::fs::metadata(&file).unwrap().len(),
+                    HARD_STATE_FILE_BYTES as u64
+                );
+            }
+            log.close().await.unwrap();
+            let log = GroupLog::open(cfg.clone()).await.unwrap();
+            assert_eq!(log.hard_state(), hs(5, Some(2)));
+            log.close().await.unwrap();
+
+            // A crash tears the slot being written (the one not holding the newest
+            // state): the state durable before it is what a restart finds.
+            let bytes = std::fs::read(&file).unwrap();
+            let newest_slot = (0..2)
+                .find(|s| {
+                    let at = s * HARD_STATE_SLOT_BYTES;
+                    bytes[at + 8..at + 16] == 5u64.to_be_bytes()
+                })
+                .unwrap();
+            let mut torn = bytes.clone();
+            let other = (1 - newest_slot) * HARD_STATE_SLOT_BYTES;
+            torn[other..other + 12].copy_from_slice(&[0xA5; 12]);
+            std::fs::write(&file, &torn).unwrap();
+            let log = GroupLog::open(cfg.clone()).await.unwrap();
+            assert_eq!(log.hard_state(), hs(5, Some(2)));
+            // And the next write goes into the torn slot, not over the newest state.
+            log.persist_hard_state(hs(6, None)).await.unwrap();
+            let after = std::fs::read(&file).unwrap();
+            let kept = newest_slot * HARD_STATE_SLOT_BYTES;
+            assert_eq!(
+                after[kept..kept + HARD_STATE_SLOT_BYTES],
+                bytes[kept..kept + HARD_STATE_SLOT_BYTES]
+            );
+            log.close().await.unwrap();
+            let log = GroupLog::open(cfg).await.unwrap();
+            assert_eq!(log.hard_state(), hs(6, None));
+            log.close().await.unwrap();
+        })
+    });
+}

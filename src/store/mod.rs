@@ -67,6 +67,7 @@ pub use segment::{
     parse_segment_name, read_filler,
 };
 pub use state::{
-    CHECKPOINT_BYTES, Checkpoint, HARD_STATE_BYTES, PersistedHardState, StateDecodeError,
-    decode_checkpoint, decode_hard_state, encode_checkpoint, encode_hard_state,
+    CHECKPOINT_BYTES, Checkpoint, HARD_STATE_BYTES, HARD_STATE_FILE_BYTES, HARD_STATE_SLOT_BYTES,
+    HardStateFile, PersistedHardState, StateDecodeError, decode_checkpoint, decode_hard_state,
+    decode_hard_state_file, encode_checkpoint, encode_hard_state, encode_hard_state_slot,
 };

@@ -1,9 +1,11 @@
 //! Small CRC-protected state files: the recovery checkpoint and the Raft hard state.
 //!
-//! Both are written whole by the disk layer with write-temp + fsync + rename (+ fsync of
-//! the directory), so a reader sees the old or the new content, never a mix; the CRC
-//! catches a torn or rotted file anyway. These codecs only turn values into bytes and
-//! back.
+//! The checkpoint is written whole by the disk layer with write-temp + fsync + rename
+//! (+ fsync of the directory), so a reader sees the old or the new content, never a mix;
+//! the CRC catches a torn or rotted file anyway. The hard state changes at every
+//! election, on every node of every group, so it is overwritten in place instead (see
+//! "Hard state file" below): one block write and one `fdatasync`, no file created,
+//! renamed or journalled. These codecs only turn values into bytes and back.
 //!
 //! Checkpoint layout ([`CHECKPOINT_BYTES`] = 88, big-endian):
 //!
@@ -40,6 +42,17 @@
 //! |      8 |     8 | current term                                   |
 //! |     16 |     4 | voted for (node id; 0 when bit 0 is clear)     |
 //! |     20 |     4 | CRC32 of bytes 0..20                           |
+//!
+//! Hard state file ([`HARD_STATE_FILE_BYTES`] = 8192): two slots of
+//! [`HARD_STATE_SLOT_BYTES`] = 4096 (a multiple of every direct-I/O block size), each
+//! holding one encoded hard state in its first 24 bytes and zeros after it, or all
+//! zeros while never written. A new hard state is written into the slot that does
+//! *not* hold the newest one, then synced; a crash in the middle can only damage that
+//! slot, and the other still holds the state that was durable before. The newest valid
+//! slot wins: a higher term, or the same term with a vote (terms only grow, and a vote
+//! once given in a term never changes). A file of exactly 24 bytes is the earlier form
+//! (one hard state, replaced by rename) and is read as such; the next write replaces it
+//! with the two-slot form.
 
 use thiserror::Error;
 
@@ -52,6 +65,10 @@ use super::segment::SegmentGeometry;
 pub const CHECKPOINT_BYTES: usize = 88;
 /// Size of an encoded [`PersistedHardState`].
 pub const HARD_STATE_BYTES: usize = 24;
+/// One slot of the two-slot hard state file.
+pub const HARD_STATE_SLOT_BYTES: usize = 4096;
+/// The two-slot hard state file.
+pub const HARD_STATE_FILE_BYTES: usize = 2 * HARD_STATE_SLOT_BYTES;
 const CHECKPOINT_MAGIC: u32 = 0x444C_4350;
 const CHECKPOINT_VERSION: u16 = 1;
 const CHECKPOINT_CRC_AT: usize = 84;
@@ -365,9 +382,180 @@ pub fn decode_hard_state(bytes: &[u8]) -> Result<PersistedHardState, StateDecode
     })
 }
 
+impl PersistedHardState {
+    /// Orders the states one node can hold over time: terms only grow, and within a
+    /// term the vote goes from none to one candidate and then never changes.
+    fn age(&self) -> (u64, bool) {
+        (self.term, self.voted_for.is_some())
+    }
+}
+
+/// What a hard state file holds: the newest state and the slot it is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HardStateFile {
+    pub state: PersistedHardState,
+    /// The slot holding `state`; `None` for the earlier one-state form (24 bytes).
+    pub slot: Option<usize>,
+}
+
+/// Decodes a whole hard state file: the two-slot form ([`HARD_STATE_FILE_BYTES`]) or the
+/// earlier one-state form ([`HARD_STATE_BYTES`]). In the two-slot form a slot that is
+/// all zeros was never written and a slot that does not decode was torn by a crash
+/// while being written; the file is bad only when no slot holds a state, or when the
+/// two slots disagree about the vote of one term (no crash can cause that).
+pub fn decode_hard_state_file(bytes: &[u8]) -> Result<HardStateFile, StateDecodeError> {
+    if bytes.len() == HARD_STATE_BYTES {
+        return decode_hard_state(bytes).map(|state| HardStateFile { state, slot: None });
+    }
+    if bytes.len() != HARD_STATE_FILE_BYTES {
+        return Err(StateDecodeError::WrongLength {
+            what: HARD_STATE,
+            have: bytes.len(),
+            expected: HARD_STATE_FILE_BYTES,
+        });
+    }
+    let mut newest: Option<HardStateFile> = None;
+    let mut first_error = None;
+    for (slot, chunk) in bytes.chunks_exact(HARD_STATE_SLOT_BYTES).enumerate() {
+        if chunk.iter().all(|&b| b == 0) {
+            continue;
+        }
+        let state = match decode_hard_state(&chunk[..HARD_STATE_BYTES]) {
+            Ok(state) if chunk[HARD_STATE_BYTES..].iter().all(|&b| b == 0) => state,
+            Ok(_) => {
+                first_error.get_or_insert(StateDecodeError::ReservedNotZero { what: HARD_STATE });
+                continue;
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+                continue;
+            }
+        };
+        newest = match newest {
+            Some(n) if n.state.age() == state.age() && n.state != state => {
+                return Err(StateDecodeError::Inconsistent {
+                    what: HARD_STATE,
+                    why: "the two slots hold different votes in one term",
+                });
+            }
+            Some(n) if n.state.age() >= state.age() => Some(n),
+            _ => Some(HardStateFile {
+                state,
+                slot: Some(slot),
+            }),
+        };
+    }
+    newest.ok_or(first_error.unwrap_or(StateDecodeError::Inconsistent {
+        what: HARD_STATE,
+        why: "both slots are empty",
+    }))
+}
+
+/// Encodes `hs` as the content of one slot of the two-slot file (zeros after the state).
+pub fn encode_hard_state_slot(
+    hs: &PersistedHardState,
+    out: &mut [u8; HARD_STATE_SLOT_BYTES],
+) -> Result<(), EncodeError> {
+    out.fill(0);
+    encode_hard_state(hs, out).map(|_| ())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn two_slots(a: Option<PersistedHardState>, b: Option<PersistedHardState>) -> Vec<u8> {
+        let mut file = vec![0u8; HARD_STATE_FILE_BYTES];
+        for (i, hs) in [a, b].into_iter().enumerate() {
+            if let Some(hs) = hs {
+                let mut slot = [0u8; HARD_STATE_SLOT_BYTES];
+                encode_hard_state_slot(&hs, &mut slot).expect("slot fits");
+                file[i * HARD_STATE_SLOT_BYTES..(i + 1) * HARD_STATE_SLOT_BYTES]
+                    .copy_from_slice(&slot);
+            }
+        }
+        file
+    }
+
+    #[test]
+    fn the_newest_valid_slot_wins_and_a_torn_slot_is_skipped() {
+        let t3 = PersistedHardState {
+            term: 3,
+            voted_for: None,
+        };
+        let t3v = PersistedHardState {
+            term: 3,
+            voted_for: Some(2),
+        };
+        let t4 = PersistedHardState {
+            term: 4,
+            voted_for: Some(1),
+        };
+        let read = |f: &[u8]| decode_hard_state_file(f).expect("decodes");
+        assert_eq!(read(&two_slots(Some(t3), None)).slot, Some(0));
+        assert_eq!(read(&two_slots(Some(t3), Some(t4))).state, t4);
+        assert_eq!(read(&two_slots(Some(t4), Some(t3))).slot, Some(0));
+        // A vote given later in the same term is newer.
+        assert_eq!(read(&two_slots(Some(t3v), Some(t3))).state, t3v);
+        assert_eq!(read(&two_slots(Some(t3), Some(t3v))).slot, Some(1));
+        // A crash while writing slot 1: its bytes are damaged, slot 0 still counts.
+        for at in [
+            0,
+            5,
+            10,
+            21,
+            HARD_STATE_BYTES + 7,
+            HARD_STATE_SLOT_BYTES - 1,
+        ] {
+            let mut torn = two_slots(Some(t3), Some(t4));
+            torn[HARD_STATE_SLOT_BYTES + at] ^= 0x40;
+            let got = read(&torn);
+            assert_eq!((got.state, got.slot), (t3, Some(0)), "damage at {at}");
+        }
+        // The earlier one-state form.
+        let mut old = [0u8; HARD_STATE_BYTES];
+        encode_hard_state(&t4, &mut old).expect("fits");
+        assert_eq!(
+            read(&old),
+            HardStateFile {
+                state: t4,
+                slot: None
+            }
+        );
+    }
+
+    #[test]
+    fn a_hard_state_file_without_a_state_is_refused() {
+        assert!(decode_hard_state_file(&two_slots(None, None)).is_err());
+        assert!(decode_hard_state_file(&[0u8; 100]).is_err());
+        let mut both_bad = two_slots(
+            Some(PersistedHardState {
+                term: 1,
+                voted_for: None,
+            }),
+            Some(PersistedHardState {
+                term: 2,
+                voted_for: None,
+            }),
+        );
+        both_bad[3] ^= 1;
+        both_bad[HARD_STATE_SLOT_BYTES + 9] ^= 1;
+        assert!(decode_hard_state_file(&both_bad).is_err());
+        let split_vote = two_slots(
+            Some(PersistedHardState {
+                term: 5,
+                voted_for: Some(0),
+            }),
+            Some(PersistedHardState {
+                term: 5,
+                voted_for: Some(1),
+            }),
+        );
+        assert!(matches!(
+            decode_hard_state_file(&split_vote),
+            Err(StateDecodeError::Inconsistent { .. })
+        ));
+    }
 
     #[test]
     fn checkpoint_round_trip_and_damage() {

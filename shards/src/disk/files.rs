@@ -9,6 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
+use dledger::store::HARD_STATE_SLOT_BYTES;
 use glommio::io::{DmaFile, OpenOptions};
 
 use super::error::{DiskError, glommio_no_space};
@@ -120,6 +121,49 @@ pub(crate) async fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Di
         Ok(result) => result,
         Err(e) => Err(DiskError::io(
             "write (atomically)",
+            path,
+            format!("not finished after {METADATA_WRITE_DEADLINE_MS} ms: {e}"),
+        )),
+    }
+}
+
+/// Overwrites slot `slot` of the two-slot hard state file at `path` with `bytes` and
+/// syncs it (see `dledger::store::state`): one direct block write and one `fdatasync`
+/// of blocks the file already has, so no allocation, no rename and no journal commit.
+/// Bounded by [`METADATA_WRITE_DEADLINE_MS`] like [`write_atomically`].
+pub(crate) async fn overwrite_hard_state_slot(
+    path: &Path,
+    slot: usize,
+    bytes: &[u8; HARD_STATE_SLOT_BYTES],
+) -> Result<(), DiskError> {
+    let deadline = std::time::Duration::from_millis(METADATA_WRITE_DEADLINE_MS);
+    let write = async {
+        let file = open_dma(path, false, false).await?;
+        let mut buf = file.alloc_dma_buffer(HARD_STATE_SLOT_BYTES);
+        buf.as_bytes_mut().copy_from_slice(bytes);
+        let at = (slot * HARD_STATE_SLOT_BYTES) as u64;
+        let written = file
+            .write_at(buf, at)
+            .await
+            .map_err(|e| DiskError::io("write", path, e))?;
+        if written != HARD_STATE_SLOT_BYTES {
+            return Err(DiskError::io(
+                "write",
+                path,
+                format!("short write {written}/{HARD_STATE_SLOT_BYTES} at {at}"),
+            ));
+        }
+        file.fdatasync()
+            .await
+            .map_err(|e| DiskError::io("fdatasync", path, e))?;
+        file.close()
+            .await
+            .map_err(|e| DiskError::io("close", path, e))
+    };
+    match glommio::timer::timeout(deadline, async { Ok(write.await) }).await {
+        Ok(result) => result,
+        Err(e) => Err(DiskError::io(
+            "overwrite a hard state slot",
             path,
             format!("not finished after {METADATA_WRITE_DEADLINE_MS} ms: {e}"),
         )),

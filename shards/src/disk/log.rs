@@ -27,8 +27,8 @@ use dledger::store::record::{
 };
 use dledger::store::segment::{FILLER_BYTES, SegmentGeometry, encode_filler, parse_segment_name};
 use dledger::store::state::{
-    Checkpoint, PersistedHardState, decode_checkpoint, decode_hard_state, encode_checkpoint,
-    encode_hard_state,
+    Checkpoint, HARD_STATE_FILE_BYTES, HARD_STATE_SLOT_BYTES, PersistedHardState,
+    decode_checkpoint, decode_hard_state_file, encode_checkpoint, encode_hard_state_slot,
 };
 use glommio::io::DmaFile;
 use glommio::{Task, spawn_local};
@@ -118,6 +118,10 @@ struct State {
     truncating: bool,
     closing: bool,
     hard_state: HardState,
+    /// The slot of the hard state file holding `hard_state`; `None` while the file is
+    /// missing or in its earlier one-state form (the next persist writes the two-slot
+    /// form whole).
+    hard_state_slot: Option<usize>,
     checkpoint: Checkpoint,
     disk_checked_at: Option<Instant>,
     disk_used_ratio: f64,
@@ -158,8 +162,34 @@ struct Inner {
     durable_waiters: IndexWaiters,
     /// Segment preparation finished or failed.
     prepared: Signal,
+    /// One hard state write at a time: two in flight could both target the slot not
+    /// holding the newest state and land in either order.
+    hard_state_writer: glommio::sync::Semaphore,
     /// For background tasks that must not keep the log alive.
     weak_self: std::rc::Weak<Inner>,
+}
+
+/// One slot of the two-slot hard state file holding `hs`.
+fn hard_state_slot(hs: HardState) -> Result<[u8; HARD_STATE_SLOT_BYTES], DiskError> {
+    let mut slot = [0u8; HARD_STATE_SLOT_BYTES];
+    encode_hard_state_slot(
+        &PersistedHardState {
+            term: hs.term,
+            voted_for: hs.voted_for,
+        },
+        &mut slot,
+    )
+    .map_err(|e| DiskError::InvalidArgument {
+        message: format!("hard state: {e}"),
+    })?;
+    Ok(slot)
+}
+
+/// A whole two-slot hard state file with `hs` in slot 0 and slot 1 never written.
+fn hard_state_image(hs: HardState) -> Result<Vec<u8>, DiskError> {
+    let mut whole = vec![0u8; HARD_STATE_FILE_BYTES];
+    whole[..HARD_STATE_SLOT_BYTES].copy_from_slice(&hard_state_slot(hs)?);
+    Ok(whole)
 }
 
 /// The commitlog of one Raft group. Single-threaded: use it on the glommio executor
@@ -232,18 +262,26 @@ impl GroupLog {
             files::sync_dir(&paths.dir).await?;
         }
 
-        let hard_state = match files::read_small(&paths.hard_state)? {
-            None => HardState::default(),
+        let (hard_state, hard_state_slot) = match files::read_small(&paths.hard_state)? {
+            // A new log gets its two-slot file now, while the group opens, so that its
+            // first vote is already a plain slot overwrite (at a cold start of many
+            // groups every node votes in every group at once).
+            None => {
+                let empty = HardState::default();
+                files::write_atomically(&paths.hard_state, &hard_state_image(empty)?).await?;
+                (empty, Some(0))
+            }
             Some(b) => {
-                let hs = decode_hard_state(&b).map_err(|e| DiskError::Corruption {
+                let file = decode_hard_state_file(&b).map_err(|e| DiskError::Corruption {
                     file: paths.hard_state.clone(),
                     offset: 0,
                     reason: e.to_string(),
                 })?;
-                HardState {
-                    term: hs.term,
-                    voted_for: hs.voted_for,
-                }
+                let hs = HardState {
+                    term: file.state.term,
+                    voted_for: file.state.voted_for,
+                };
+                (hs, file.slot)
             }
         };
         let checkpoint = match files::read_small(&paths.checkpoint)? {
@@ -409,6 +447,7 @@ impl GroupLog {
             truncating: false,
             closing: false,
             hard_state,
+            hard_state_slot,
             checkpoint,
             disk_checked_at: None,
             disk_used_ratio: 0.0,
@@ -432,6 +471,7 @@ impl GroupLog {
             written_waiters: IndexWaiters::default(),
             durable_waiters: IndexWaiters::default(),
             prepared: Signal::default(),
+            hard_state_writer: glommio::sync::Semaphore::new(1),
         });
         let log = GroupLog {
             inner: inner.clone(),
@@ -579,24 +619,46 @@ impl GroupLog {
             .await
     }
 
-    /// Persists term and vote atomically (temp file, fdatasync, rename, fsync dir).
-    /// A failure is fatal for the log.
+    /// Persists term and vote atomically: into the slot of the two-slot hard state file
+    /// that does not hold the current state (one block write, one `fdatasync`), so a
+    /// crash leaves the old or the new state. The first write of a log (or of a log
+    /// still in the one-state form) creates the file whole (temp file, fdatasync,
+    /// rename, fsync dir). A failure is fatal for the log.
     pub async fn persist_hard_state(&self, hs: HardState) -> Result<(), DiskError> {
         self.inner.check_usable()?;
-        let mut bytes = [0u8; dledger::store::state::HARD_STATE_BYTES];
-        encode_hard_state(
-            &PersistedHardState {
-                term: hs.term,
-                voted_for: hs.voted_for,
-            },
-            &mut bytes,
-        )
-        .map_err(|e| DiskError::InvalidArgument {
-            message: format!("hard state: {e}"),
-        })?;
-        match files::write_atomically(&self.inner.paths.hard_state, &bytes).await {
+        let _one_writer = self
+            .inner
+            .hard_state_writer
+            .acquire_permit(1)
+            .await
+            .map_err(|e| DiskError::io("wait to write", &self.inner.paths.hard_state, e))?;
+        let path = &self.inner.paths.hard_state;
+        let current = self.inner.st.borrow().hard_state_slot;
+        let (written, slot) = match current {
+            Some(slot) => {
+                let other = 1 - slot;
+                let bytes = hard_state_slot(hs)?;
+                (
+                    files::overwrite_hard_state_slot(path, other, &bytes).await,
+                    other,
+                )
+            }
+            None => (
+                files::write_atomically(path, &hard_state_image(hs)?).await,
+                0,
+            ),
+        };
+        match written {
             Ok(()) => {
-                self.inner.st.borrow_mut().hard_state = hs;
+                let mut st = self.inner.st.borrow_mut();
+                debug_assert!(
+                    (hs.term, hs.voted_for.is_some())
+                        >= (st.hard_state.term, st.hard_state.voted_for.is_some()),
+                    "hard state went back from {:?} to {hs:?}",
+                    st.hard_state
+                );
+                st.hard_state = hs;
+                st.hard_state_slot = Some(slot);
                 Ok(())
             }
             Err(e) => Err(self.inner.fail_with(e)),
