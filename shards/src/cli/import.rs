@@ -612,7 +612,7 @@ fn write_log(
         .io_memory(plan.io_memory_bytes)
         .make()
         .map_err(|e| format!("starting a glommio executor: {e}"))?;
-    let written = ex.run(async {
+    let written = crate::runtime::run_kicked(&ex, async {
         let log = GroupLog::open(log_cfg.clone())
             .await
             .map_err(|e| format!("cannot open the log of group {}: {e}", group.name))?;
@@ -624,7 +624,7 @@ fn write_log(
         let written = result?;
         closed?;
         Ok::<_, String>(written)
-    })?;
+    })??;
     if written.entries != digest.entries || written.digest.as_ref() != Some(digest) {
         return Err(format!(
             "the source changed between the check and the write (checked {}, wrote {}); the \

@@ -29,7 +29,8 @@ pub fn check_memlock() -> Result<usize, String> {
 }
 
 /// Runs `make_future()` to completion on a new glommio executor on this thread (not
-/// pinned) and returns its output. Must not be called from inside an executor.
+/// pinned, kicked out of a lost wake-up like the server's shards: see
+/// [`crate::runtime::run_kicked`]) and returns its output. Must not be called from inside an executor.
 pub fn block_on<T, F, Fut>(name: &str, make_future: F) -> Result<T, String>
 where
     F: FnOnce() -> Fut,
@@ -41,5 +42,5 @@ where
         .io_memory(io_memory_bytes)
         .make()
         .map_err(|e| format!("starting a glommio executor: {e}"))?;
-    Ok(ex.run(make_future()))
+    crate::runtime::run_kicked(&ex, make_future())
 }

@@ -82,6 +82,18 @@ pub fn start_kicker() -> Result<(), String> {
         .clone()
 }
 
+/// Runs `future` on `executor` on the calling thread with that thread kicked (the
+/// kicker started if it is not yet): for executors made outside [`super::Runtime`]
+/// (the client's `block_on`, the importer), which can lose a wake-up the same way.
+pub fn run_kicked<T>(
+    executor: &glommio::LocalExecutor,
+    future: impl std::future::Future<Output = T>,
+) -> Result<T, String> {
+    start_kicker()?;
+    let _kickable = register_current();
+    Ok(executor.run(future))
+}
+
 /// Signals every registered shard thread once.
 pub fn kick_all() {
     // Held while signalling: a thread cannot deregister (and exit) in between.

@@ -27,7 +27,7 @@ use glommio::{
 };
 
 use crate::memlock::{MemlockError, ensure_memlock};
-pub use kick::{KICK_INTERVAL_MS, kick_all, start_kicker};
+pub use kick::{KICK_INTERVAL_MS, kick_all, run_kicked, start_kicker};
 pub use queues::{
     BACKGROUND_SHARES, CLIENT_LATENCY_MS, CLIENT_SHARES, REPLICATION_LATENCY_MS,
     REPLICATION_SHARES, TaskQueues,
@@ -89,6 +89,8 @@ pub enum RuntimeError {
     MeshJoin { shard: usize },
     #[error("shard {shard} failed: {reason}")]
     Shard { shard: usize, reason: String },
+    #[error("cannot start the lost-wake-up kicker: {0}")]
+    Kicker(String),
 }
 
 /// What a shard's main function receives. Lives on (and is bound to) that shard.
@@ -137,6 +139,9 @@ impl<T: Send + 'static> Runtime<T> {
         let app_mesh = MeshBuilder::<M, Full>::full(shard_count, config.mesh_channel_capacity);
         let handoff_mesh =
             MeshBuilder::<PeerHandoff, Full>::full(shard_count, config.mesh_channel_capacity);
+        // Before any shard runs: a lost reactor wake-up must not stall a shard forever,
+        // whoever runs the executors (the server, the perf disk harness, tests).
+        start_kicker().map_err(RuntimeError::Kicker)?;
         let stop = StopHandle::new();
         let mut handles = Vec::with_capacity(shard_count);
         for (shard_id, placement) in placements.into_iter().enumerate() {

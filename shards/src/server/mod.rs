@@ -154,8 +154,6 @@ fn serve(cfg: NodeConfig) -> Result<(), String> {
             .map(|set| set.iter().map(|&c| c as usize).collect()),
         ..RuntimeConfig::default()
     };
-    // Before the shards start: a lost reactor wake-up must not stall a start-up forever.
-    crate::runtime::start_kicker()?;
     let shared = Arc::new(Shared::default());
     let node_cfg = Arc::new(cfg);
     metrics::spawn_http(&node_cfg, shared.metrics.clone())?;
