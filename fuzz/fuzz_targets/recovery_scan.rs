@@ -15,9 +15,9 @@
 #![no_main]
 
 use dledger::store::{
-    Checkpoint, INDEX_ENTRY_BYTES, LogCursor, RecordHeader, RecordKind, ScanError, ScanInput,
-    ScanStop, SegmentGeometry, decode_checkpoint, decode_hard_state, decode_index_entry,
-    encode_filler, encode_record, scan_segment,
+    Checkpoint, HARD_STATE_FILE_BYTES, INDEX_ENTRY_BYTES, LogCursor, RecordHeader, RecordKind,
+    ScanError, ScanInput, ScanStop, SegmentGeometry, decode_checkpoint, decode_hard_state,
+    decode_hard_state_file, decode_index_entry, encode_filler, encode_record, scan_segment,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -138,6 +138,13 @@ fn structured(chunk: usize, durable: usize, bytes: &[u8]) {
 fn raw(bytes: &[u8]) {
     let _ = decode_checkpoint(bytes);
     let _ = decode_hard_state(bytes);
+    // The two-slot file: the input fills it from the start (the rest stays zero, as an
+    // unwritten slot does).
+    let mut file = [0u8; HARD_STATE_FILE_BYTES];
+    let n = bytes.len().min(HARD_STATE_FILE_BYTES);
+    file[..n].copy_from_slice(&bytes[..n]);
+    let _ = decode_hard_state_file(&file);
+    let _ = decode_hard_state_file(bytes);
     if bytes.len() >= INDEX_ENTRY_BYTES {
         let _ = decode_index_entry(&bytes[..INDEX_ENTRY_BYTES], MAX_RECORD_BYTES);
     }
