@@ -490,9 +490,9 @@ impl GroupLog {
             )));
         }
         if log.inner.st.borrow().prepared_end <= end_seg {
-            // Only the segment the next append needs; the one after it is prepared
-            // after the first append (`prepare_ahead`), which halves the zeros a node
-            // opening many new groups writes before they can all append.
+            // Only the segment the next append needs; the one after it is prepared once
+            // this one is half written (`prepare_ahead`), so a node opening many new
+            // groups writes one segment of zeros for each, not two.
             log.inner.st.borrow_mut().prepare_target = end_seg + log.inner.geometry.segment_bytes();
             log.inner.spawn_preparer();
         } else {
@@ -1549,10 +1549,22 @@ impl Inner {
         self.prepare_ahead();
     }
 
-    /// Starts preparing the segment after the one in use, if it is not ready yet.
+    /// Starts preparing the segment after the one in use once that one is half written
+    /// (or has room for fewer than two largest records left), if it is not ready yet.
+    /// Not at its first record: a node opening a thousand new groups would zero-fill a
+    /// second segment for each as soon as its leader's no-op lands, doubling the zeros
+    /// written at a cold start for groups that may stay idle. Half a segment of lead
+    /// is far more than a fill takes at the append rates one device sustains.
     fn prepare_ahead(self: &Inner) {
         let mut st = self.st.borrow_mut();
-        let next = self.geometry.segment_start(st.next_pos) + self.geometry.segment_bytes();
+        let segment_bytes = self.geometry.segment_bytes();
+        let start = self.geometry.segment_start(st.next_pos);
+        let next = start + segment_bytes;
+        let left = next - st.next_pos;
+        let lead_bytes = (segment_bytes / 2).max(2 * u64::from(self.cfg.max_record_bytes));
+        if left > lead_bytes {
+            return;
+        }
         if next >= st.prepared_end && st.prepare_error.is_none() {
             st.prepare_target = st.prepare_target.max(next + self.geometry.segment_bytes());
             drop(st);
