@@ -116,6 +116,10 @@ struct State {
     /// its (now stale) durable point.
     epoch: u64,
     truncating: bool,
+    /// A checkpoint (index write, then the checkpoint file) is being written. It and a
+    /// truncation never overlap: a truncation may lower the checkpoint, and a checkpoint
+    /// taken before a cut must not land after it.
+    checkpointing: bool,
     closing: bool,
     hard_state: HardState,
     checkpoint: Checkpoint,
@@ -407,6 +411,7 @@ impl GroupLog {
             syncing: false,
             epoch: 0,
             truncating: false,
+            checkpointing: false,
             closing: false,
             hard_state,
             checkpoint,
@@ -607,7 +612,27 @@ impl GroupLog {
     /// then starts scanning at the previous checkpoint's durable point and refuses to
     /// drop anything below this one's (it reports corruption instead). Call it
     /// periodically (DLedger's `checkPointInterval`); `commit_index` never goes back.
+    ///
+    /// May run while appends go on (the server writes checkpoints from their own task,
+    /// off the append path); it waits for a running truncation or checkpoint to end,
+    /// and a truncation waits for it.
     pub async fn persist_checkpoint(&self, commit_index: u64) -> Result<(), DiskError> {
+        self.inner.check_usable()?;
+        let inner = &self.inner;
+        inner
+            .progress
+            .wait_for(|| {
+                let mut st = inner.st.borrow_mut();
+                (!st.truncating && !st.checkpointing).then(|| st.checkpointing = true)
+            })
+            .await;
+        let result = self.persist_checkpoint_locked(commit_index).await;
+        inner.st.borrow_mut().checkpointing = false;
+        inner.progress.notify();
+        result
+    }
+
+    async fn persist_checkpoint_locked(&self, commit_index: u64) -> Result<(), DiskError> {
         self.inner.check_usable()?;
         let cp = {
             let st = self.inner.st.borrow();
@@ -916,6 +941,12 @@ impl GroupLog {
             }
             st.truncating = true;
         }
+        // A checkpoint being written (it started before this cut) finishes first; new
+        // ones wait for this truncation.
+        inner
+            .progress
+            .wait_for(|| (!inner.st.borrow().checkpointing).then_some(()))
+            .await;
         let result = self.truncate_locked(from_index).await;
         inner.st.borrow_mut().truncating = false;
         inner.progress.notify();
