@@ -21,17 +21,22 @@ pub enum FlushMode {
 
 /// How a write is made durable.
 ///
-/// Chosen by measurement on the target machine (2-core VM, ext4 on virtio, shared
-/// with other builds, so tails are noisy):
-/// - raw, `tests/disk_sync_probe.rs` (2000 samples each): 4 KiB write + `fdatasync`
-///   p50 220–290 µs; 4 KiB `O_DSYNC` write p50 3,990–4,210 µs (also ≈ 4 ms at 512 B
-///   and 64 KiB: the kernel completes `O_DSYNC` direct writes through a deferred sync
-///   whose latency is a scheduler tick here);
-/// - through the log, `tests/disk_append_probe.rs` (1 KiB records, concurrency 1):
-///   `Fdatasync` p50 432 µs, `ODsync` p50 6.4 ms.
-///
-/// Hence the default is [`SyncMethod::Fdatasync`]; `ODsync` stays selectable for
-/// devices where a FUA write is cheaper than a flush.
+/// The server takes it from `diskSyncMethod` (default `O_DSYNC`); [`LogConfig::new`]
+/// (tools, tests) keeps [`SyncMethod::Fdatasync`]. Measurements on the target machine
+/// (2-core VM, ext4 on virtio without FUA, shared with other builds, so tails are
+/// noisy):
+/// - session 1, raw, `tests/disk_sync_probe.rs`: 4 KiB write + `fdatasync` p50
+///   220–290 µs; 4 KiB `O_DSYNC` write p50 3,990–4,210 µs; through the log
+///   (`tests/disk_append_probe.rs`, c=1): `Fdatasync` p50 432 µs, `ODsync` 6.4 ms;
+/// - session 4, same probe on a preallocated zero-filled file: 4 KiB write +
+///   `fdatasync` p50 198–219 µs, `O_DSYNC` write p50 375–401 µs (loaded machine); the
+///   bench's raw baseline: `O_DSYNC` p99 229 µs next to write + `fdatasync` p99
+///   274 µs; and the whole server (`perf bench`, back to back, load 4–6): c=1 p50
+///   656–819 µs with `ODsync` against 845–931 µs with `Fdatasync`, the same
+///   throughput at c=16 and at c=16 × 32 bodies. Without FUA the kernel still flushes
+///   the device cache after an `O_DSYNC` write, but from the write's completion, with
+///   no return to the executor and no second io_uring request (an `fsync` request is
+///   handed to an io-wq worker thread).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum SyncMethod {
     /// Plain direct write, then one `fdatasync` per touched file per group commit.

@@ -40,11 +40,6 @@ pub const INBOX_MESSAGES_MAX: usize = 8192;
 /// How far the commit index moves between two recovery checkpoints: keeps recovery
 /// short without a checkpoint write per commit (a final one is written at stop).
 pub const CHECKPOINT_STRIDE_ENTRIES: Index = 1024;
-/// Least time between two checkpoints of a group. A checkpoint costs several device
-/// flushes (the index file, the checkpoint file, its directory) that share the device
-/// with the appends' flushes; at 100k+ appends/s the entry stride alone would ask for
-/// one every few milliseconds. Recovery then scans at most this long's worth of appends.
-pub const CHECKPOINT_INTERVAL_MIN_MS: u64 = 200;
 /// How often an idle group samples its disk's usage (for retention and the log line
 /// when the DISK_FULL state changes).
 pub const DISK_CHECK_INTERVAL_MS: u64 = 1000;
@@ -805,13 +800,17 @@ impl Group {
     }
 
     /// One task per group: writes a recovery checkpoint for the newest wanted commit
-    /// index, at most one at a time and one per [`CHECKPOINT_INTERVAL_MIN_MS`], so the
-    /// driver never waits for one (requests that arrive meanwhile fold into the next).
+    /// index, at most one at a time and one per `checkPointInterval`, so the driver never
+    /// waits for one (requests that arrive meanwhile fold into the next). A checkpoint
+    /// costs several device flushes (the index file, the checkpoint file, its directory)
+    /// that share the device with the appends' flushes: at 100k appends/s the entry
+    /// stride alone would ask for one every 10 ms.
     async fn run_checkpointer(self: Rc<Self>, stop: ShardStop) {
         let Some(nudges) = self.checkpoint_rx.borrow_mut().take() else {
             return;
         };
-        let interval = Duration::from_millis(CHECKPOINT_INTERVAL_MIN_MS);
+        let interval =
+            Duration::from_millis(u64::from(self.node_cfg.timing.check_point_interval_ms));
         while !stop.is_stopped() {
             if crate::net::until_stop(&stop, nudges.recv()).await.is_none() {
                 return;

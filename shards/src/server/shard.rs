@@ -14,7 +14,7 @@ use std::{
 
 use bytes::Bytes;
 use dledger::{
-    config::{FlushDiskType, GroupId, NodeConfig},
+    config::{DiskSyncMethod, FlushDiskType, GroupId, NodeConfig},
     raft::NodeId,
     wire::{Frame, GroupMessage, GroupRow, WireLimits},
 };
@@ -30,7 +30,7 @@ use super::{
     peer::{Inbound, PeerItem, ServerPeerCodec, decode_payload},
 };
 use crate::{
-    disk::{FlushMode, LogConfig, OPEN_CONCURRENCY_DEFAULT, open_logs},
+    disk::{FlushMode, LogConfig, OPEN_CONCURRENCY_DEFAULT, SyncMethod, open_logs},
     net::{FrameRejected, PeerFrameHandler, PeerNet, PeerNetConfig},
     runtime::{ShardContext, ShardStop},
 };
@@ -286,6 +286,10 @@ pub(crate) fn log_config(cfg: &NodeConfig, group: &dledger::config::GroupConfig)
         },
     };
     lc.file_reserved_hours = u64::from(group.file_reserved_hours);
+    lc.sync_method = match cfg.storage.sync_method {
+        DiskSyncMethod::ODsync => SyncMethod::ODsync,
+        DiskSyncMethod::Fdatasync => SyncMethod::Fdatasync,
+    };
     lc.disk_ratio_check_expired = cfg.storage.disk_ratio_check_expired;
     lc.disk_ratio_force_clean = cfg.storage.disk_ratio_force_clean;
     // The group refuses appends above the hard ratio before the Raft core counts them
