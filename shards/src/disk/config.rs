@@ -96,6 +96,11 @@ pub struct LogConfig {
     pub disk_check_interval_ms: u64,
     /// Test seam: inject write/sync failures (`None` in production).
     pub fault: Option<Rc<FaultInjector>>,
+    /// The glommio task queue the writer and syncer run in (`None`: the queue of the
+    /// task that opens the log). The server puts them in its replication queue, beside
+    /// the group's driver: in another queue the scheduler ran the writer only after the
+    /// replication queue's turn, so the leader's own write left after its pushes.
+    pub task_queue: Option<glommio::TaskQueueHandle>,
 }
 
 impl LogConfig {
@@ -123,6 +128,7 @@ impl LogConfig {
             delete_when_hour: 4,
             disk_check_interval_ms: 1000,
             fault: None,
+            task_queue: None,
         }
     }
 

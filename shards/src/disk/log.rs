@@ -442,17 +442,18 @@ impl GroupLog {
             inner: inner.clone(),
             tasks: Rc::new(RefCell::new(Vec::new())),
         };
+        let queue = inner.cfg.task_queue;
         log.tasks
             .borrow_mut()
-            .push(spawn_local(run_writer(inner.clone())));
+            .push(spawn_in(queue, run_writer(inner.clone()))?);
         log.tasks
             .borrow_mut()
-            .push(spawn_local(run_syncer(inner.clone())));
+            .push(spawn_in(queue, run_syncer(inner.clone()))?);
         if let FlushMode::AsyncFlush { flush_interval_ms } = inner.cfg.flush_mode {
-            log.tasks.borrow_mut().push(spawn_local(run_sync_timer(
-                inner.clone(),
-                Duration::from_millis(flush_interval_ms),
-            )));
+            log.tasks.borrow_mut().push(spawn_in(
+                queue,
+                run_sync_timer(inner.clone(), Duration::from_millis(flush_interval_ms)),
+            )?);
         }
         if log.inner.st.borrow().prepared_end <= end_seg {
             // Only the segment the next append needs; the one after it is prepared
@@ -1645,6 +1646,19 @@ async fn prepare_segments(ctx: PrepareCtx, weak: std::rc::Weak<Inner>) {
 }
 
 /// Whether anything appended is not yet handed to the writer's device writes.
+/// Spawns a log task into `queue`, or the current one.
+fn spawn_in<F>(queue: Option<glommio::TaskQueueHandle>, task: F) -> Result<Task<()>, DiskError>
+where
+    F: std::future::Future<Output = ()> + 'static,
+{
+    match queue {
+        None => Ok(spawn_local(task)),
+        Some(q) => glommio::spawn_local_into(task, q).map_err(|e| DiskError::InvalidArgument {
+            message: format!("task_queue: cannot spawn the log's tasks: {e}"),
+        }),
+    }
+}
+
 fn has_staged(st: &State) -> bool {
     !st.ready.is_empty() || st.stage.as_ref().is_some_and(|s| s.has_new_bytes())
 }

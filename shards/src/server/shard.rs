@@ -400,7 +400,14 @@ async fn start(
 
     // Groups.
     // Logs first, a bounded number at a time (an open is mostly device waits).
-    let configs = mine.iter().map(|gc| log_config(&cfg, gc)).collect();
+    // Each log's writer and syncer run in the replication queue, beside the drivers.
+    let configs = mine
+        .iter()
+        .map(|gc| LogConfig {
+            task_queue: Some(ctx.queues.replication),
+            ..log_config(&cfg, gc)
+        })
+        .collect();
     let logs = open_logs(configs, OPEN_CONCURRENCY_DEFAULT).await;
     let mut groups = HashMap::new();
     for (i, (gc, opened)) in mine.into_iter().zip(logs).enumerate() {
