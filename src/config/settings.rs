@@ -200,7 +200,7 @@ impl Ctx<'_> {
         }
         let sync_method = self
             .parse("diskSyncMethod", parse_sync_method)?
-            .unwrap_or(DiskSyncMethod::ODsync);
+            .unwrap_or(DiskSyncMethod::Fdatasync);
         Ok(Storage {
             root_dir,
             commitlog_dir,

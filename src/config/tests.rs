@@ -441,7 +441,7 @@ fn shard_settings() {
 
 #[test]
 fn disk_sync_method() {
-    assert_eq!(ok(&base("")).storage.sync_method, DiskSyncMethod::ODsync);
+    assert_eq!(ok(&base("")).storage.sync_method, DiskSyncMethod::Fdatasync);
     let c = ok(&base("diskSyncMethod=FDATASYNC\n"));
     assert_eq!(c.storage.sync_method, DiskSyncMethod::Fdatasync);
     let c = ok(&base("diskSyncMethod=O_DSYNC\n"));

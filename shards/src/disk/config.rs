@@ -21,8 +21,8 @@ pub enum FlushMode {
 
 /// How a write is made durable.
 ///
-/// The server takes it from `diskSyncMethod` (default `O_DSYNC`); [`LogConfig::new`]
-/// (tools, tests) keeps [`SyncMethod::Fdatasync`]. Measurements on the target machine
+/// The server takes it from `diskSyncMethod`; the default there and in
+/// [`LogConfig::new`] is [`SyncMethod::Fdatasync`]. Measurements on the target machine
 /// (2-core VM, ext4 on virtio without FUA, shared with other builds, so tails are
 /// noisy):
 /// - session 1, raw, `tests/disk_sync_probe.rs`: 4 KiB write + `fdatasync` p50
@@ -31,12 +31,14 @@ pub enum FlushMode {
 /// - session 4, same probe on a preallocated zero-filled file: 4 KiB write +
 ///   `fdatasync` p50 198–219 µs, `O_DSYNC` write p50 375–401 µs (loaded machine); the
 ///   bench's raw baseline: `O_DSYNC` p99 229 µs next to write + `fdatasync` p99
-///   274 µs; and the whole server (`perf bench`, back to back, load 4–6): c=1 p50
-///   656–819 µs with `ODsync` against 845–931 µs with `Fdatasync`, the same
-///   throughput at c=16 and at c=16 × 32 bodies. Without FUA the kernel still flushes
-///   the device cache after an `O_DSYNC` write, but from the write's completion, with
-///   no return to the executor and no second io_uring request (an `fsync` request is
-///   handed to an io-wq worker thread).
+///   274 µs; the whole server (`perf bench`, back to back, load 4–6): c=1 p50
+///   656–819 µs with `ODsync` against 738–931 µs with `Fdatasync`, the same
+///   throughput at c=16 and at c=16 × 32 bodies. But 50 minutes later, on a quieter
+///   machine, the same probe gave `O_DSYNC` p50 3,980 µs (one 4 ms timer tick) at
+///   512 B, 4 KiB and 64 KiB while write + `fdatasync` stayed at 145–314 µs: the
+///   `O_DSYNC` completion is bimodal here, so `Fdatasync` stays the default. Without
+///   FUA the kernel flushes the device cache after an `O_DSYNC` write itself, from the
+///   write's completion (no return to the executor, no second io_uring request).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum SyncMethod {
     /// Plain direct write, then one `fdatasync` per touched file per group commit.

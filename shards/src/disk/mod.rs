@@ -24,7 +24,8 @@
 //!   flush wakes exactly the appends it made durable.
 //! - **O_DSYNC or fdatasync** ([`SyncMethod`], the server's `diskSyncMethod`): with
 //!   `ODsync` each write is durable when it completes and the syncer has nothing to
-//!   do; the server's default by measurement on the target VM (see [`SyncMethod`]).
+//!   do. `Fdatasync` is the default: on the target VM an `O_DSYNC` write is sometimes
+//!   one 4 ms timer tick (see [`SyncMethod`]).
 //! - **Segments** are created under a temporary name, `fallocate`d, zero-filled,
 //!   synced and renamed, in the background one segment ahead, so appends are pure
 //!   overwrites (no block allocation or unwritten-extent conversion inside a sync).
