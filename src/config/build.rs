@@ -370,6 +370,14 @@ pub(super) fn in_range(v: &str, range: &RangeInclusive<u64>) -> Result<u64, Stri
     }
 }
 
+pub(super) fn parse_sync_method(v: &str) -> Result<DiskSyncMethod, String> {
+    match v {
+        "O_DSYNC" => Ok(DiskSyncMethod::ODsync),
+        "FDATASYNC" => Ok(DiskSyncMethod::Fdatasync),
+        other => Err(format!("'{other}' is not O_DSYNC or FDATASYNC")),
+    }
+}
+
 pub(super) fn parse_flush(v: &str) -> Result<FlushDiskType, String> {
     match v {
         "SYNC_FLUSH" => Ok(FlushDiskType::SyncFlush),

@@ -59,6 +59,7 @@ pub const NODE_KEYS: &[&str] = &[
     "maxClientConnections",
     "clientFrameTimeoutMs",
     "diskSpaceRatioToRefuseWrites",
+    "diskSyncMethod",
     "metricsPort",
 ];
 

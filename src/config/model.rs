@@ -18,6 +18,26 @@ pub fn group_id_of(name: &str) -> GroupId {
         .fold(OFFSET, |h, b| (h ^ u32::from(b)).wrapping_mul(PRIME))
 }
 
+/// `diskSyncMethod`: how a data write is made durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DiskSyncMethod {
+    /// Segments opened with `O_DSYNC`: a direct write is durable when it completes
+    /// (one request to the kernel; it flushes the device cache, or writes FUA).
+    ODsync,
+    /// Plain direct writes, then one `fdatasync` per group commit round (a flush in
+    /// flight while the next round is written).
+    Fdatasync,
+}
+
+impl DiskSyncMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DiskSyncMethod::ODsync => "O_DSYNC",
+            DiskSyncMethod::Fdatasync => "FDATASYNC",
+        }
+    }
+}
+
 /// `flushDiskType`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FlushDiskType {
@@ -138,6 +158,8 @@ pub struct Storage {
     pub disk_ratio_check_expired: f64,
     pub disk_ratio_force_clean: f64,
     pub disk_ratio_refuse_writes: f64,
+    /// `diskSyncMethod`.
+    pub sync_method: DiskSyncMethod,
 }
 
 /// How many executors run and where.

@@ -2,7 +2,9 @@
 
 use std::ops::RangeInclusive;
 
-use super::build::{Ctx, FRAME_OVERHEAD_BYTES, RESERVED_HOURS_MAX, SEGMENT_ALIGN_BYTES, in_range};
+use super::build::{
+    Ctx, FRAME_OVERHEAD_BYTES, RESERVED_HOURS_MAX, SEGMENT_ALIGN_BYTES, in_range, parse_sync_method,
+};
 use super::error::ConfigError;
 use super::model::*;
 use super::values::*;
@@ -196,6 +198,9 @@ impl Ctx<'_> {
                 format!("{disk_ratio_refuse_writes} is below diskSpaceRatioToForceClean ({disk_ratio_force_clean})"),
             ));
         }
+        let sync_method = self
+            .parse("diskSyncMethod", parse_sync_method)?
+            .unwrap_or(DiskSyncMethod::Fdatasync);
         Ok(Storage {
             root_dir,
             commitlog_dir,
@@ -206,6 +211,7 @@ impl Ctx<'_> {
             disk_ratio_check_expired,
             disk_ratio_force_clean,
             disk_ratio_refuse_writes,
+            sync_method,
         })
     }
 

@@ -215,6 +215,12 @@ fn every_error_class_names_its_key_and_line() {
             "SYNC_FLUSH or ASYNC_FLUSH",
         ),
         (
+            "diskSyncMethod=fsync\n",
+            "diskSyncMethod",
+            Some(5),
+            "O_DSYNC or FDATASYNC",
+        ),
+        (
             "enableBatchPush=yes\n",
             "enableBatchPush",
             Some(5),
@@ -431,6 +437,16 @@ fn shard_settings() {
     );
     let c = ok(&base("enableBatchPush=false\n"));
     assert_eq!(c.limits.max_batch_push_entries, 1);
+}
+
+#[test]
+fn disk_sync_method() {
+    assert_eq!(ok(&base("")).storage.sync_method, DiskSyncMethod::Fdatasync);
+    let c = ok(&base("diskSyncMethod=FDATASYNC\n"));
+    assert_eq!(c.storage.sync_method, DiskSyncMethod::Fdatasync);
+    let c = ok(&base("diskSyncMethod=O_DSYNC\n"));
+    assert_eq!(c.storage.sync_method, DiskSyncMethod::ODsync);
+    assert_eq!(c.storage.sync_method.as_str(), "O_DSYNC");
 }
 
 #[test]

@@ -21,17 +21,24 @@ pub enum FlushMode {
 
 /// How a write is made durable.
 ///
-/// Chosen by measurement on the target machine (2-core VM, ext4 on virtio, shared
-/// with other builds, so tails are noisy):
-/// - raw, `tests/disk_sync_probe.rs` (2000 samples each): 4 KiB write + `fdatasync`
-///   p50 220–290 µs; 4 KiB `O_DSYNC` write p50 3,990–4,210 µs (also ≈ 4 ms at 512 B
-///   and 64 KiB: the kernel completes `O_DSYNC` direct writes through a deferred sync
-///   whose latency is a scheduler tick here);
-/// - through the log, `tests/disk_append_probe.rs` (1 KiB records, concurrency 1):
-///   `Fdatasync` p50 432 µs, `ODsync` p50 6.4 ms.
-///
-/// Hence the default is [`SyncMethod::Fdatasync`]; `ODsync` stays selectable for
-/// devices where a FUA write is cheaper than a flush.
+/// The server takes it from `diskSyncMethod`; the default there and in
+/// [`LogConfig::new`] is [`SyncMethod::Fdatasync`]. Measurements on the target machine
+/// (2-core VM, ext4 on virtio without FUA, shared with other builds, so tails are
+/// noisy):
+/// - session 1, raw, `tests/disk_sync_probe.rs`: 4 KiB write + `fdatasync` p50
+///   220–290 µs; 4 KiB `O_DSYNC` write p50 3,990–4,210 µs; through the log
+///   (`tests/disk_append_probe.rs`, c=1): `Fdatasync` p50 432 µs, `ODsync` 6.4 ms;
+/// - session 4, same probe on a preallocated zero-filled file: 4 KiB write +
+///   `fdatasync` p50 198–219 µs, `O_DSYNC` write p50 375–401 µs (loaded machine); the
+///   bench's raw baseline: `O_DSYNC` p99 229 µs next to write + `fdatasync` p99
+///   274 µs; the whole server (`perf bench`, back to back, load 4–6): c=1 p50
+///   656–819 µs with `ODsync` against 738–931 µs with `Fdatasync`, the same
+///   throughput at c=16 and at c=16 × 32 bodies. But 50 minutes later, on a quieter
+///   machine, the same probe gave `O_DSYNC` p50 3,980 µs (one 4 ms timer tick) at
+///   512 B, 4 KiB and 64 KiB while write + `fdatasync` stayed at 145–314 µs: the
+///   `O_DSYNC` completion is bimodal here, so `Fdatasync` stays the default. Without
+///   FUA the kernel flushes the device cache after an `O_DSYNC` write itself, from the
+///   write's completion (no return to the executor, no second io_uring request).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum SyncMethod {
     /// Plain direct write, then one `fdatasync` per touched file per group commit.
@@ -91,6 +98,11 @@ pub struct LogConfig {
     pub disk_check_interval_ms: u64,
     /// Test seam: inject write/sync failures (`None` in production).
     pub fault: Option<Rc<FaultInjector>>,
+    /// The glommio task queue the writer and syncer run in (`None`: the queue of the
+    /// task that opens the log). The server puts them in its replication queue, beside
+    /// the group's driver: in another queue the scheduler ran the writer only after the
+    /// replication queue's turn, so the leader's own write left after its pushes.
+    pub task_queue: Option<glommio::TaskQueueHandle>,
 }
 
 impl LogConfig {
@@ -118,6 +130,7 @@ impl LogConfig {
             delete_when_hour: 4,
             disk_check_interval_ms: 1000,
             fault: None,
+            task_queue: None,
         }
     }
 

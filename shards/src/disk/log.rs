@@ -116,6 +116,10 @@ struct State {
     /// its (now stale) durable point.
     epoch: u64,
     truncating: bool,
+    /// A checkpoint (index write, then the checkpoint file) is being written. It and a
+    /// truncation never overlap: a truncation may lower the checkpoint, and a checkpoint
+    /// taken before a cut must not land after it.
+    checkpointing: bool,
     closing: bool,
     hard_state: HardState,
     /// The slot of the hard state file holding `hard_state`; `None` while the file is
@@ -445,6 +449,7 @@ impl GroupLog {
             syncing: false,
             epoch: 0,
             truncating: false,
+            checkpointing: false,
             closing: false,
             hard_state,
             hard_state_slot,
@@ -477,17 +482,18 @@ impl GroupLog {
             inner: inner.clone(),
             tasks: Rc::new(RefCell::new(Vec::new())),
         };
+        let queue = inner.cfg.task_queue;
         log.tasks
             .borrow_mut()
-            .push(spawn_local(run_writer(inner.clone())));
+            .push(spawn_in(queue, run_writer(inner.clone()))?);
         log.tasks
             .borrow_mut()
-            .push(spawn_local(run_syncer(inner.clone())));
+            .push(spawn_in(queue, run_syncer(inner.clone()))?);
         if let FlushMode::AsyncFlush { flush_interval_ms } = inner.cfg.flush_mode {
-            log.tasks.borrow_mut().push(spawn_local(run_sync_timer(
-                inner.clone(),
-                Duration::from_millis(flush_interval_ms),
-            )));
+            log.tasks.borrow_mut().push(spawn_in(
+                queue,
+                run_sync_timer(inner.clone(), Duration::from_millis(flush_interval_ms)),
+            )?);
         }
         if log.inner.st.borrow().prepared_end <= end_seg {
             // Only the segment the next append needs; the one after it is prepared once
@@ -669,7 +675,27 @@ impl GroupLog {
     /// then starts scanning at the previous checkpoint's durable point and refuses to
     /// drop anything below this one's (it reports corruption instead). Call it
     /// periodically (DLedger's `checkPointInterval`); `commit_index` never goes back.
+    ///
+    /// May run while appends go on (the server writes checkpoints from their own task,
+    /// off the append path); it waits for a running truncation or checkpoint to end,
+    /// and a truncation waits for it.
     pub async fn persist_checkpoint(&self, commit_index: u64) -> Result<(), DiskError> {
+        self.inner.check_usable()?;
+        let inner = &self.inner;
+        inner
+            .progress
+            .wait_for(|| {
+                let mut st = inner.st.borrow_mut();
+                (!st.truncating && !st.checkpointing).then(|| st.checkpointing = true)
+            })
+            .await;
+        let result = self.persist_checkpoint_locked(commit_index).await;
+        inner.st.borrow_mut().checkpointing = false;
+        inner.progress.notify();
+        result
+    }
+
+    async fn persist_checkpoint_locked(&self, commit_index: u64) -> Result<(), DiskError> {
         self.inner.check_usable()?;
         let cp = {
             let st = self.inner.st.borrow();
@@ -978,6 +1004,12 @@ impl GroupLog {
             }
             st.truncating = true;
         }
+        // A checkpoint being written (it started before this cut) finishes first; new
+        // ones wait for this truncation.
+        inner
+            .progress
+            .wait_for(|| (!inner.st.borrow().checkpointing).then_some(()))
+            .await;
         let result = self.truncate_locked(from_index).await;
         inner.st.borrow_mut().truncating = false;
         inner.progress.notify();
@@ -1688,6 +1720,19 @@ async fn prepare_segments(ctx: PrepareCtx, weak: std::rc::Weak<Inner>) {
 }
 
 /// Whether anything appended is not yet handed to the writer's device writes.
+/// Spawns a log task into `queue`, or the current one.
+fn spawn_in<F>(queue: Option<glommio::TaskQueueHandle>, task: F) -> Result<Task<()>, DiskError>
+where
+    F: std::future::Future<Output = ()> + 'static,
+{
+    match queue {
+        None => Ok(spawn_local(task)),
+        Some(q) => glommio::spawn_local_into(task, q).map_err(|e| DiskError::InvalidArgument {
+            message: format!("task_queue: cannot spawn the log's tasks: {e}"),
+        }),
+    }
+}
+
 fn has_staged(st: &State) -> bool {
     !st.ready.is_empty() || st.stage.as_ref().is_some_and(|s| s.has_new_bytes())
 }

@@ -22,9 +22,10 @@
 //!   already on the device (`LogStats` counts records per flush and the time spent
 //!   waiting for writes and flushes). Durability waiters are keyed by index, so a
 //!   flush wakes exactly the appends it made durable.
-//! - **fdatasync, not O_DSYNC**, by measurement on the target VM (ext4 on virtio):
-//!   write + `fdatasync` p50 ≈ 0.23–0.4 ms, an `O_DSYNC` direct write p50 ≈ 4 ms
-//!   (see [`SyncMethod`]); `SyncMethod::ODsync` stays available for FUA devices.
+//! - **O_DSYNC or fdatasync** ([`SyncMethod`], the server's `diskSyncMethod`): with
+//!   `ODsync` each write is durable when it completes and the syncer has nothing to
+//!   do. `Fdatasync` is the default: on the target VM an `O_DSYNC` write is sometimes
+//!   one 4 ms timer tick (see [`SyncMethod`]).
 //! - **Segments** are created under a temporary name, `fallocate`d, zero-filled,
 //!   synced and renamed, in the background one segment ahead, so appends are pure
 //!   overwrites (no block allocation or unwritten-extent conversion inside a sync).

@@ -14,7 +14,7 @@ use std::{
 
 use bytes::Bytes;
 use dledger::{
-    config::{FlushDiskType, GroupId, NodeConfig},
+    config::{DiskSyncMethod, FlushDiskType, GroupId, NodeConfig},
     raft::NodeId,
     wire::{Frame, GroupMessage, GroupRow, WireLimits},
 };
@@ -30,7 +30,7 @@ use super::{
     peer::{Inbound, PeerItem, ServerPeerCodec, decode_payload},
 };
 use crate::{
-    disk::{FlushMode, LogConfig, OPEN_CONCURRENCY_DEFAULT, open_logs},
+    disk::{FlushMode, LogConfig, OPEN_CONCURRENCY_DEFAULT, SyncMethod, open_logs},
     net::{FrameRejected, PeerFrameHandler, PeerNet, PeerNetConfig},
     runtime::{ShardContext, ShardStop},
 };
@@ -286,6 +286,10 @@ pub(crate) fn log_config(cfg: &NodeConfig, group: &dledger::config::GroupConfig)
         },
     };
     lc.file_reserved_hours = u64::from(group.file_reserved_hours);
+    lc.sync_method = match cfg.storage.sync_method {
+        DiskSyncMethod::ODsync => SyncMethod::ODsync,
+        DiskSyncMethod::Fdatasync => SyncMethod::Fdatasync,
+    };
     lc.disk_ratio_check_expired = cfg.storage.disk_ratio_check_expired;
     lc.disk_ratio_force_clean = cfg.storage.disk_ratio_force_clean;
     // The group refuses appends above the hard ratio before the Raft core counts them
@@ -396,7 +400,14 @@ async fn start(
 
     // Groups.
     // Logs first, a bounded number at a time (an open is mostly device waits).
-    let configs = mine.iter().map(|gc| log_config(&cfg, gc)).collect();
+    // Each log's writer and syncer run in the replication queue, beside the drivers.
+    let configs = mine
+        .iter()
+        .map(|gc| LogConfig {
+            task_queue: Some(ctx.queues.replication),
+            ..log_config(&cfg, gc)
+        })
+        .collect();
     let logs = open_logs(configs, OPEN_CONCURRENCY_DEFAULT).await;
     let mut groups = HashMap::new();
     for (i, (gc, opened)) in mine.into_iter().zip(logs).enumerate() {
