@@ -374,7 +374,9 @@ impl Node {
             return;
         }
         let wake = match self.role {
-            Role::Leader => alive || self.alive_voters() < super::quorum::majority(self.voter_count),
+            Role::Leader => {
+                alive || self.alive_voters() < super::quorum::majority(self.voter_count)
+            }
             _ => !alive && self.leader == Some(peer),
         };
         if wake {
@@ -748,8 +750,7 @@ impl Node {
         debug_assert!(
             !self.quiescent
                 || self.role != Role::Leader
-                || (self.transfer.is_none()
-                    && self.log.commit_index() == self.log.last_index()),
+                || (self.transfer.is_none() && self.log.commit_index() == self.log.last_index()),
             "a quiescent leader has everything committed and no transfer"
         );
         debug_assert!(

@@ -828,9 +828,8 @@ fn quiesced_cluster() -> Cluster {
 #[test]
 fn an_idle_group_quiesces_and_then_sends_nothing() {
     let mut c = quiesced_cluster();
-    let quiesce_beats = c.count_sent(|m| {
-        matches!(m.body, MsgBody::Heartbeat { quiesce: true, .. })
-    });
+    let quiesce_beats =
+        c.count_sent(|m| matches!(m.body, MsgBody::Heartbeat { quiesce: true, .. }));
     assert_eq!(quiesce_beats, 2, "one quiesce heartbeat per follower");
     let sent = c.sent.len();
     let events = c.events.len();
@@ -839,7 +838,11 @@ fn an_idle_group_quiesces_and_then_sends_nothing() {
     assert_eq!(c.sent.len(), sent);
     assert_eq!(c.events.len(), events);
     assert_eq!(c.leaders(), vec![0]);
-    assert!(c.nodes.iter().all(|n| n.term() == 1 && n.commit_index() == 1));
+    assert!(
+        c.nodes
+            .iter()
+            .all(|n| n.term() == 1 && n.commit_index() == 1)
+    );
 }
 
 #[test]
@@ -856,7 +859,8 @@ fn without_liveness_reports_nobody_quiesces() {
 #[test]
 fn a_proposal_wakes_the_group_which_quiets_again() {
     let mut c = quiesced_cluster();
-    c.propose(0, 3).expect("a quiesced leader accepts proposals");
+    c.propose(0, 3)
+        .expect("a quiesced leader accepts proposals");
     assert!(!c.nodes[0].is_quiescent());
     c.deliver();
     assert!(c.quiescent().is_empty(), "the appends woke the followers");
@@ -897,11 +901,18 @@ fn a_quiesced_leader_that_loses_its_majority_wakes_and_steps_down() {
     let mut c = quiesced_cluster();
     c.isolate(0, true);
     c.liveness(0, 1, false);
-    assert!(c.nodes[0].is_quiescent(), "one of two followers down: a majority is up");
+    assert!(
+        c.nodes[0].is_quiescent(),
+        "one of two followers down: a majority is up"
+    );
     c.liveness(0, 2, false);
     assert!(!c.nodes[0].is_quiescent());
     c.tick_all(2 * MAX_TICKS);
-    assert_ne!(c.nodes[0].role(), Role::Leader, "check-quorum stepped it down");
+    assert_ne!(
+        c.nodes[0].role(),
+        Role::Leader,
+        "check-quorum stepped it down"
+    );
 }
 
 #[test]
@@ -921,7 +932,10 @@ fn a_leader_quiesces_without_a_down_follower_and_wakes_when_it_returns() {
     assert_eq!(c.nodes[0].commit_index(), 3);
     c.isolate(2, false);
     c.liveness(0, 2, true);
-    assert!(!c.nodes[0].is_quiescent(), "a returning peer wakes the leader");
+    assert!(
+        !c.nodes[0].is_quiescent(),
+        "a returning peer wakes the leader"
+    );
     c.tick_all(3 * MAX_TICKS);
     assert_eq!(c.logs[2].len(), 3, "the returning follower caught up");
     assert_eq!(c.nodes[2].commit_index(), 3);
@@ -966,7 +980,10 @@ fn answers_to_the_quiesce_heartbeat_keep_the_leader_quiet_and_others_wake_it() {
         ..resp
     };
     c.nodes[0].step(lagging, &mut out);
-    assert!(!c.nodes[0].is_quiescent(), "a restarted follower's answer wakes it");
+    assert!(
+        !c.nodes[0].is_quiescent(),
+        "a restarted follower's answer wakes it"
+    );
     c.apply(0, &mut out);
     c.deliver();
     c.tick_all(2 * MIN_TICKS);
