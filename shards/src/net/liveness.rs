@@ -96,17 +96,24 @@ impl PeerLiveness {
         }
     }
 
-    /// Turns the peer down when its keepalives stop; never returns.
-    pub(crate) async fn watchdog(&self, interval: Duration, timeout: Duration) -> NetError {
+    /// Turns the peer down when its keepalives stop; never returns. Wakes once per
+    /// `timeout` or so (when the deadline from the last keepalive comes), not per
+    /// keepalive.
+    pub(crate) async fn watchdog(&self, timeout: Duration) -> NetError {
         loop {
-            glommio::timer::sleep(interval).await;
-            if self.alive.get() && self.heard_at.get().elapsed() > timeout {
-                tracing::info!(
-                    peer = self.peer,
-                    silent_ms = self.heard_at.get().elapsed().as_millis() as u64,
-                    "no keepalive from the peer: reporting it down"
-                );
-                self.set(false);
+            let silent = self.heard_at.get().elapsed();
+            if silent > timeout {
+                if self.alive.get() {
+                    tracing::info!(
+                        peer = self.peer,
+                        silent_ms = silent.as_millis() as u64,
+                        "no keepalive from the peer: reporting it down"
+                    );
+                    self.set(false);
+                }
+                glommio::timer::sleep(timeout).await;
+            } else {
+                glommio::timer::sleep(timeout - silent + Duration::from_millis(1)).await;
             }
         }
     }

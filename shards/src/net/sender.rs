@@ -274,10 +274,9 @@ impl<C: PeerCodec> Writer<C> {
                             let watchdog = async {
                                 Err(self
                                     .liveness
-                                    .watchdog(
-                                        Duration::from_millis(self.config.keepalive_interval_ms),
-                                        Duration::from_millis(self.config.liveness_timeout_ms),
-                                    )
+                                    .watchdog(Duration::from_millis(
+                                        self.config.liveness_timeout_ms,
+                                    ))
                                     .await)
                             };
                             let watched = futures_lite::future::or(keepalives, watchdog);

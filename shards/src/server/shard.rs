@@ -43,6 +43,9 @@ const TICK_SLICE_GROUPS: usize = 32;
 const TICK_SLICES_MAX: usize = 10;
 /// How often each shard tells its peers where it serves clients.
 const CLIENT_ADDR_ANNOUNCE_MS: u64 = 1000;
+/// How often a serving shard looks whether the node started draining (an idle shard's
+/// only periodic wake-up besides keepalives, metrics and maintenance).
+const DRAIN_POLL_MS: u64 = 100;
 /// How long a stopping leader waits for a follower to take over.
 pub const STOP_TRANSFER_WAIT_MS: u64 = 1000;
 
@@ -57,6 +60,31 @@ pub struct Shared {
     pub failed: AtomicUsize,
     /// Every shard's and group's metrics, read by the metrics endpoint.
     pub metrics: Arc<super::metrics::NodeMetrics>,
+    /// Wakes the main thread's stopper when `draining` is set (it sleeps, not polls).
+    drain_requested: (std::sync::Mutex<bool>, std::sync::Condvar),
+}
+
+impl Shared {
+    /// Asks every shard to drain, and wakes the stopper.
+    pub fn request_drain(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+        let (lock, cv) = &self.drain_requested;
+        *lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+        cv.notify_all();
+    }
+
+    /// Blocks the calling (non-shard) thread until [`Self::request_drain`].
+    pub fn wait_for_drain_request(&self) {
+        let (lock, cv) = &self.drain_requested;
+        let requested = lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _requested = cv
+            .wait_while(requested, |r| !*r)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+    }
 }
 
 /// The node's listening sockets, bound once by the main thread; each shard accepts on a
@@ -327,12 +355,12 @@ pub async fn shard_main(
             // The node cannot serve without this shard's groups: stop the others too.
             tracing::error!("{e}");
             shared.failed.fetch_add(1, Ordering::SeqCst);
-            shared.draining.store(true, Ordering::SeqCst);
+            shared.request_drain();
             return Err(e);
         }
     };
     while !shared.draining.load(Ordering::SeqCst) && !stop.is_stopped() {
-        glommio::timer::sleep(Duration::from_millis(20)).await;
+        glommio::timer::sleep(Duration::from_millis(DRAIN_POLL_MS)).await;
     }
     // Hand over leadership (bounded), then flush and close every log.
     let transfers = groups.values().map(|g| {
