@@ -511,8 +511,14 @@ fn peer_claims_another_node(t: &Target) {
     let limits = WireLimits::default();
     let mut batch = GatherBuf::new();
     let mut w = PeerBatchWriter::begin(&mut batch, 0, 1, TARGET as u32, 0, &limits);
-    w.heartbeat(&mut batch, dledger::config::group_id_of(GROUP), 1 << 40, 0)
-        .expect("heartbeat");
+    w.heartbeat(
+        &mut batch,
+        dledger::config::group_id_of(GROUP),
+        1 << 40,
+        0,
+        false,
+    )
+    .expect("heartbeat");
     w.finish(&mut batch).expect("finish");
     let mut payload = vec![1u8]; // the server's Raft item tag
     payload.extend_from_slice(&batch.to_bytes());

@@ -61,6 +61,9 @@ impl PeerFrameHandler for Echo {
         }
         Ok(())
     }
+
+    /// The latency probe measures frames only; liveness does not matter to it.
+    fn on_peer_liveness(&self, _peer: NodeId, _alive: bool) {}
 }
 
 #[test]

@@ -7,7 +7,10 @@ use std::{
     time::Duration,
 };
 
-use dledger_shards::net::{RejectReason, frame::FrameKind};
+use dledger_shards::net::{
+    RejectReason,
+    frame::{self, FrameKind},
+};
 use net_support::*;
 
 const A: u32 = 1;
@@ -17,10 +20,19 @@ const CLUSTER: &str = "transport-test";
 fn recorder(
     log: &Arc<Mutex<Vec<Received>>>,
 ) -> impl Fn(usize) -> Recorder + Send + Clone + 'static {
-    let log = log.clone();
+    recorder_with_liveness(log.clone(), Arc::new(Mutex::new(Vec::new())))
+}
+
+type LivenessLog = Arc<Mutex<Vec<(usize, u32, bool)>>>;
+
+fn recorder_with_liveness(
+    log: Arc<Mutex<Vec<Received>>>,
+    liveness: LivenessLog,
+) -> impl Fn(usize) -> Recorder + Send + Clone + 'static {
     move |local_shard| Recorder {
         local_shard,
         log: log.clone(),
+        liveness: liveness.clone(),
     }
 }
 
@@ -406,4 +418,62 @@ fn stop_ends_every_shard_promptly_enough_to_join() {
     // towards an absent peer included).
     std::thread::sleep(Duration::from_millis(20));
     node.stop();
+}
+
+/// Node-level liveness: a peer is reported up once connected, down at once when it
+/// stops (its connections close), and down after `liveness_timeout_ms` when it is
+/// connected but silent (no keepalives: a stopped process, a partition).
+#[test]
+fn peer_liveness_turns_up_then_down_on_close_and_on_silence() {
+    const C: u32 = 3;
+    // C is a fake: it completes the handshake and then says nothing.
+    let fake_c = std::net::TcpListener::bind("127.0.0.1:0").expect("bind C");
+    let port_c = fake_c.local_addr().expect("C's address").port();
+    let (port_a, port_b) = (free_port(), free_port());
+    let nodes = [(A, port_a), (B, port_b), (C, port_c)];
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let liveness: LivenessLog = Arc::new(Mutex::new(Vec::new()));
+    let mut cfg_a = config(CLUSTER, A, &nodes);
+    cfg_a.keepalive_interval_ms = 20;
+    cfg_a.liveness_timeout_ms = 200;
+    let idle = |_: ShardScript<Recorder>| async {};
+    let node_a = TestNode::start(
+        1,
+        cfg_a,
+        recorder_with_liveness(log.clone(), liveness.clone()),
+        idle,
+    );
+    let seen = |peer: u32| -> Vec<bool> {
+        let l = liveness.lock().expect("liveness");
+        l.iter().filter(|t| t.1 == peer).map(|t| t.2).collect()
+    };
+    let node_b = TestNode::start(1, config(CLUSTER, B, &nodes), recorder(&log), idle);
+    wait_until("A sees B up", || seen(B) == vec![true]);
+    // Keepalives keep it up while nothing else flows.
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(seen(B), vec![true], "idle but alive");
+    node_b.stop();
+    wait_until("A sees B down when its connection closes", || {
+        seen(B) == vec![true, false]
+    });
+
+    let (mut conn, _) = fake_c.accept().expect("A dials C");
+    let mut header = [0u8; frame::FRAME_HEADER_BYTES];
+    std::io::Read::read_exact(&mut conn, &mut header).expect("hello header");
+    let h = frame::decode_header(&header, 1 << 10).expect("hello header");
+    let mut payload = vec![0u8; h.payload_len];
+    std::io::Read::read_exact(&mut conn, &mut payload).expect("hello payload");
+    assert!(seen(C).is_empty(), "not up before the handshake completes");
+    let mut ack = Vec::new();
+    frame::HelloAck {
+        node_id: C,
+        shard_id: 0,
+        shard_count: 1,
+    }
+    .encode_frame(&mut ack);
+    std::io::Write::write_all(&mut conn, &ack).expect("ack");
+    wait_until("A sees C up at the ack", || seen(C) == vec![true]);
+    wait_until("A sees the silent C down", || seen(C) == vec![true, false]);
+    drop(conn);
+    node_a.stop();
 }

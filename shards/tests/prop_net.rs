@@ -77,7 +77,7 @@ fn arb_body() -> impl Strategy<Value = MsgBody> {
                 }),
             }
         ),
-        u().prop_map(|commit| MsgBody::Heartbeat { commit }),
+        (u(), any::<bool>()).prop_map(|(commit, quiesce)| MsgBody::Heartbeat { commit, quiesce }),
         u().prop_map(|match_index| MsgBody::HeartbeatResp { match_index }),
         Just(MsgBody::TimeoutNow),
     ]

@@ -130,13 +130,32 @@ impl Node {
         }
     }
 
-    pub(super) fn handle_heartbeat(&mut self, from: NodeId, commit: Index, out: &mut Outbox) {
+    pub(super) fn handle_heartbeat(
+        &mut self,
+        from: NodeId,
+        from_slot: usize,
+        commit: Index,
+        quiesce: bool,
+        out: &mut Outbox,
+    ) {
         self.accept_leader(from, out);
         // The leader capped `commit` at what it knows we hold; we also cap at what we
         // verified in this term (after a restart we re-verify before committing).
         self.commit_to(commit.min(self.verified_index), out);
         let ack = self.current_ack();
         self.send(out, from, MsgBody::HeartbeatResp { match_index: ack });
+        // Go quiet only when nothing is left to do: our log matches the leader's through
+        // its commit (durably: our ack covers it), and the driver hears the leader's node
+        // (so it will tell us when that node dies). Otherwise keep ticking: if the leader
+        // stays silent we campaign, which wakes it.
+        if quiesce
+            && self.peer_alive[from_slot]
+            && ack >= commit
+            && self.log.commit_index() >= commit
+        {
+            self.quiescent = true;
+            self.election_elapsed_ticks = 0;
+        }
     }
 
     pub(super) fn handle_timeout_now(&mut self, from: NodeId, out: &mut Outbox) {

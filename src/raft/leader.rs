@@ -57,9 +57,39 @@ impl Node {
         }
         if self.heartbeat_elapsed_ticks >= self.cfg.heartbeat_interval_ticks {
             self.heartbeat_elapsed_ticks = 0;
-            self.broadcast_heartbeats(out);
+            let quiesce = self.can_quiesce();
+            self.broadcast_heartbeats(quiesce, out);
+            if quiesce {
+                self.quiescent = true;
+                return;
+            }
             self.maybe_hand_to_preferred(out);
         }
+    }
+
+    /// The group is fully idle: everything committed and durable here, every follower
+    /// whose node is up holds all of it and answered in this check period, a majority is
+    /// up, and there is no transfer nor a hand-over to a live preferred node to come.
+    /// Followers reported down are left out (they wake the leader when they come back).
+    fn can_quiesce(&self) -> bool {
+        let last = self.log.last_index();
+        if self.transfer.is_some()
+            || self.log.commit_index() != last
+            || self.log.persisted_index() != last
+            || self.alive_voters() < majority(self.voter_count)
+        {
+            return false;
+        }
+        if let Some(p) = self.cfg.preferred_leader.and_then(|p| self.slot_of(p)) {
+            if p != self.self_slot && self.peer_alive[p] {
+                return false;
+            }
+        }
+        self.peer_slots().all(|s| {
+            let pr = &self.progress[s];
+            !self.peer_alive[s]
+                || (pr.recent_active && pr.match_index == last && pr.state == ReplState::Replicate)
+        })
     }
 
     /// Voters heard from since the last check (self included); clears the marks.
@@ -73,16 +103,16 @@ impl Node {
         active
     }
 
-    fn broadcast_heartbeats(&mut self, out: &mut Outbox) {
+    fn broadcast_heartbeats(&mut self, quiesce: bool, out: &mut Outbox) {
         let commit = self.log.commit_index();
         for slot in self.peer_slots() {
             // Never tell a follower to commit past what it is known to hold.
             let capped = commit.min(self.progress[slot].match_index);
-            self.send(
-                out,
-                self.voters[slot],
-                MsgBody::Heartbeat { commit: capped },
-            );
+            let body = MsgBody::Heartbeat {
+                commit: capped,
+                quiesce,
+            };
+            self.send(out, self.voters[slot], body);
         }
     }
 
@@ -102,6 +132,8 @@ impl Node {
         if count == 0 {
             return Err(ProposeError::Empty);
         }
+        // New work: the group is no longer idle (the Appends below wake the followers).
+        self.wake();
         let limit = self.cfg.max_uncommitted_entries;
         let uncommitted = self.log.last_index() - self.log.commit_index();
         if uncommitted + u64::from(count) > limit {

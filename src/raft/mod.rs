@@ -32,6 +32,10 @@
 //!   follower re-verify (empty Append at the known match) before it commits again.
 //! - The leader counts its own log only through `persisted`, commits only an index of
 //!   its own term (§5.4.2), and appends a no-op on election.
+//! - Quiescence: an idle group's leader sends a final `Heartbeat { quiesce: true }` and
+//!   stops ticking; followers that take it stop their election clocks. The driver
+//!   reports node-level liveness (`Node::peer_liveness`) and may skip ticks of a
+//!   quiescent node; the contract is written above [`Outbox`].
 //! - Automatic hand-over to `preferred_leader` starts when the preferred node answered in
 //!   the current check period and lags by at most one batch; at most once per
 //!   `4 * election_timeout_max` ticks, doubling (up to 16x) after each abandoned attempt.

@@ -74,6 +74,22 @@ pub struct Recovered {
 ///    follower acknowledges only durable entries.
 /// 3. `messages`: may be sent in any order, delayed, duplicated or lost; the core copes.
 /// 4. `events`: informational (clients, metrics, logs).
+///
+/// # Quiescence and node liveness (what the driver owes the core)
+/// An idle group goes quiet: its leader sends one `Heartbeat { quiesce: true }` and stops
+/// heartbeating; followers that take it stop their election clocks. While
+/// [`Node::is_quiescent`] is true, [`Node::tick`] is a no-op (asserted), so the driver may
+/// skip ticking the node (the server ticks only non-quiescent groups). In exchange the
+/// driver reports the *node-level* liveness of every peer with [`Node::peer_liveness`]:
+/// "down" as soon as it knows the peer's node is dead or unreachable (its connection
+/// closed, or nothing heard from it within a bound), "up" when it hears from it again.
+/// Every peer starts "down" until reported "up". A quiesced follower whose leader's node
+/// goes down wakes and runs its election timeout; a quiesced leader wakes when a peer
+/// comes back up or when fewer than a majority remain up. Any proposal, transfer, or
+/// message other than the expected answers to the quiesce heartbeat wakes a node too.
+/// Safety never depends on these reports (they only decide when to tick); liveness does:
+/// a driver that never reports "down" for a dead leader leaves its quiesced followers
+/// waiting until another message arrives.
 #[derive(Debug, Default)]
 pub struct Outbox {
     pub hard_state: Option<HardState>,
@@ -128,6 +144,11 @@ pub struct Node {
     /// Follower: highest `match_index` sent to the leader in this term.
     pub(super) acked_index: Index,
     pub(super) transfer: Option<Transfer>,
+    /// The group is idle and this node's clocks are stopped (see [`Node::is_quiescent`]).
+    pub(super) quiescent: bool,
+    /// Node-level liveness of every voter slot as last reported by the driver (own slot:
+    /// always true).
+    pub(super) peer_alive: [bool; MAX_PEERS],
     /// Leader: ticks before the next automatic hand-over to the preferred leader.
     pub(super) preferred_cooldown_ticks: u32,
     /// Leader: the cooldown after the next attempt; doubles while attempts fail.
@@ -246,6 +267,8 @@ impl Node {
             verified_index: 0,
             acked_index: 0,
             transfer: None,
+            quiescent: false,
+            peer_alive: std::array::from_fn(|slot| slot == self_slot),
             preferred_cooldown_ticks: 0,
             preferred_backoff_ticks: 0,
             cfg: config,
@@ -254,8 +277,13 @@ impl Node {
         Ok(node)
     }
 
-    /// Advance logical time by one tick.
+    /// Advance logical time by one tick. A no-op while the node is quiescent (the driver
+    /// may skip it then; see the quiescence contract above [`Outbox`]).
     pub fn tick(&mut self, out: &mut Outbox) {
+        if self.quiescent {
+            debug_assert!(!self.hard_state_unsaved, "a quiescent node saved its state");
+            return;
+        }
         self.save_recovered_hard_state(out);
         let before = self.before();
         match self.role {
@@ -281,6 +309,9 @@ impl Node {
             return;
         };
         let before = self.before();
+        if self.quiescent && !self.expected_while_quiescent(&msg, from_slot) {
+            self.wake();
+        }
         if self.adjust_term(&msg, out) {
             self.dispatch(msg, from_slot, out);
         }
@@ -315,6 +346,9 @@ impl Node {
     pub fn transfer_leadership(&mut self, to: NodeId, out: &mut Outbox) {
         self.save_recovered_hard_state(out);
         let before = self.before();
+        if self.role == Role::Leader {
+            self.wake();
+        }
         self.start_transfer(to, out);
         self.finish(before, out);
     }
@@ -323,6 +357,38 @@ impl Node {
     /// stops streaming to it and probes once per heartbeat until it answers again.
     pub fn unreachable(&mut self, peer: NodeId) {
         self.mark_unreachable(peer);
+    }
+
+    /// The driver's report of `peer`'s node-level liveness (connection up and heard from
+    /// recently, or not). Wakes a quiesced follower whose leader went down, and a quiesced
+    /// leader when a peer comes back (it may need catching up) or when fewer than a
+    /// majority remain up (check-quorum then steps it down). Reports about unknown nodes
+    /// or self are ignored. See the contract above [`Outbox`].
+    pub fn peer_liveness(&mut self, peer: NodeId, alive: bool, out: &mut Outbox) {
+        self.save_recovered_hard_state(out);
+        let Some(slot) = self.slot_of(peer).filter(|&s| s != self.self_slot) else {
+            return;
+        };
+        let was = std::mem::replace(&mut self.peer_alive[slot], alive);
+        if !self.quiescent || was == alive {
+            return;
+        }
+        let wake = match self.role {
+            Role::Leader => {
+                alive || self.alive_voters() < super::quorum::majority(self.voter_count)
+            }
+            _ => !alive && self.leader == Some(peer),
+        };
+        if wake {
+            self.wake();
+        }
+    }
+
+    /// True while the group is idle and this node needs no ticks: a leader that sent its
+    /// quiesce heartbeat, or a follower that took one from its leader (and hears that
+    /// the leader's node is alive). Ticking a quiescent node does nothing.
+    pub fn is_quiescent(&self) -> bool {
+        self.quiescent
     }
 
     pub fn id(&self) -> NodeId {
@@ -442,6 +508,9 @@ impl Node {
         if self.role == Role::Leader {
             self.end_transfer(false, out);
         }
+        // Only a message that woke the node can move it to another term or role.
+        debug_assert!(!self.quiescent, "a quiescent node changed role");
+        self.quiescent = false;
         self.role = Role::Follower;
         self.leader = leader;
         self.reset_election_timeout();
@@ -472,6 +541,49 @@ impl Node {
         if self.log.commit_to(index) {
             debug_assert!(self.log.commit_index() > before);
             out.events.push(Event::Committed { index });
+        }
+    }
+
+    /// Voters reported alive, self included.
+    pub(super) fn alive_voters(&self) -> usize {
+        self.peer_alive[..self.voter_count]
+            .iter()
+            .filter(|&&a| a)
+            .count()
+    }
+
+    /// Leave quiescence: clocks run again. A leader heartbeats at its next tick (so
+    /// quiesced followers wake too) and starts a fresh check-quorum period in which its
+    /// followers must answer again; a follower's election clock starts from zero (it
+    /// was stopped right after its leader's last heartbeat).
+    pub(super) fn wake(&mut self) {
+        if !std::mem::take(&mut self.quiescent) {
+            return;
+        }
+        self.election_elapsed_ticks = 0;
+        if self.role == Role::Leader {
+            self.heartbeat_elapsed_ticks = self.cfg.heartbeat_interval_ticks.saturating_sub(1);
+            for slot in self.peer_slots() {
+                self.progress[slot].recent_active = false;
+            }
+        }
+    }
+
+    /// While quiescent, the only messages that leave a node quiet: a follower's answer to
+    /// the quiesce heartbeat (leader), a repeat of the quiesce heartbeat (follower).
+    fn expected_while_quiescent(&self, msg: &Message, from_slot: usize) -> bool {
+        if msg.term != self.hard_state.term {
+            return false;
+        }
+        match (self.role, msg.body) {
+            (Role::Leader, MsgBody::HeartbeatResp { match_index }) => {
+                match_index == self.log.last_index()
+                    && self.progress[from_slot].match_index == match_index
+            }
+            (Role::Follower, MsgBody::Heartbeat { quiesce: true, .. }) => {
+                self.leader == Some(msg.from)
+            }
+            _ => false,
         }
     }
 
@@ -582,7 +694,9 @@ impl Node {
                 rejected_prev,
                 reject,
             } => self.handle_append_resp(from_slot, match_index, rejected_prev, reject, out),
-            Heartbeat { commit } => self.handle_heartbeat(msg.from, commit, out),
+            Heartbeat { commit, quiesce } => {
+                self.handle_heartbeat(msg.from, from_slot, commit, quiesce, out)
+            }
             HeartbeatResp { match_index } => {
                 self.handle_heartbeat_resp(from_slot, match_index, out)
             }
@@ -628,6 +742,17 @@ impl Node {
         debug_assert!(self.log.persisted_index() <= self.log.last_index());
         debug_assert!(self.log.last_term() <= self.hard_state.term);
         debug_assert!(self.role != Role::Leader || self.leader == Some(self.cfg.id));
+        debug_assert!(
+            !self.quiescent
+                || (matches!(self.role, Role::Leader | Role::Follower) && self.leader.is_some()),
+            "only a leader or a follower with a leader is quiescent"
+        );
+        debug_assert!(
+            !self.quiescent
+                || self.role != Role::Leader
+                || (self.transfer.is_none() && self.log.commit_index() == self.log.last_index()),
+            "a quiescent leader has everything committed and no transfer"
+        );
         debug_assert!(
             self.role != Role::Leader
                 || self

@@ -226,6 +226,30 @@ impl Cluster {
             .collect()
     }
 
+    /// Node `at`'s driver reports `peer`'s node as up or down.
+    fn liveness(&mut self, at: usize, peer: usize, alive: bool) {
+        let mut out = Outbox::default();
+        self.nodes[at].peer_liveness(peer as NodeId, alive, &mut out);
+        self.apply(at, &mut out);
+    }
+
+    /// Every driver reports every other node up.
+    fn all_alive(&mut self) {
+        for at in 0..self.nodes.len() {
+            for peer in 0..self.nodes.len() {
+                if peer != at {
+                    self.liveness(at, peer, true);
+                }
+            }
+        }
+    }
+
+    fn quiescent(&self) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].is_quiescent())
+            .collect()
+    }
+
     fn count_sent(&self, f: impl Fn(&Message) -> bool) -> usize {
         self.sent.iter().filter(|m| f(m)).count()
     }
@@ -787,4 +811,211 @@ fn a_healthy_busy_group_keeps_its_leader() {
         })
         .count();
     assert_eq!(elections, 1);
+}
+
+// ---- quiescence ----
+
+/// A 3-node group led by n0, every node reporting the others up, ticked until quiet.
+fn quiesced_cluster() -> Cluster {
+    let mut c = Cluster::new(3);
+    c.all_alive();
+    c.campaign(0);
+    c.tick_all(2 * MIN_TICKS);
+    assert_eq!(c.quiescent(), vec![0, 1, 2], "an idle group goes quiet");
+    c
+}
+
+#[test]
+fn an_idle_group_quiesces_and_then_sends_nothing() {
+    let mut c = quiesced_cluster();
+    let quiesce_beats =
+        c.count_sent(|m| matches!(m.body, MsgBody::Heartbeat { quiesce: true, .. }));
+    assert_eq!(quiesce_beats, 2, "one quiesce heartbeat per follower");
+    let sent = c.sent.len();
+    let events = c.events.len();
+    // Ticks on quiescent nodes are no-ops: no message, no event, no election.
+    c.tick_all(20 * MAX_TICKS);
+    assert_eq!(c.sent.len(), sent);
+    assert_eq!(c.events.len(), events);
+    assert_eq!(c.leaders(), vec![0]);
+    assert!(
+        c.nodes
+            .iter()
+            .all(|n| n.term() == 1 && n.commit_index() == 1)
+    );
+}
+
+#[test]
+fn without_liveness_reports_nobody_quiesces() {
+    let mut c = Cluster::new(3);
+    c.campaign(0);
+    c.tick_all(10 * MAX_TICKS);
+    assert!(c.quiescent().is_empty());
+    let sent = c.sent.len();
+    c.tick_all(10);
+    assert!(c.sent.len() > sent, "the leader keeps heartbeating");
+}
+
+#[test]
+fn a_proposal_wakes_the_group_which_quiets_again() {
+    let mut c = quiesced_cluster();
+    c.propose(0, 3)
+        .expect("a quiesced leader accepts proposals");
+    assert!(!c.nodes[0].is_quiescent());
+    c.deliver();
+    assert!(c.quiescent().is_empty(), "the appends woke the followers");
+    c.tick_all(3);
+    assert!(c.nodes.iter().all(|n| n.commit_index() == 4));
+    c.tick_all(2 * MIN_TICKS);
+    assert_eq!(c.quiescent(), vec![0, 1, 2]);
+    assert_eq!(c.leaders(), vec![0]);
+}
+
+#[test]
+fn quiesced_followers_elect_a_new_leader_once_the_leaders_node_is_reported_down() {
+    let mut c = quiesced_cluster();
+    c.isolate(0, true);
+    // Nobody is told: the followers keep waiting (liveness, not safety, needs reports).
+    c.tick_all(10 * MAX_TICKS);
+    assert_eq!(c.quiescent(), vec![0, 1, 2]);
+    c.liveness(1, 0, false);
+    c.liveness(2, 0, false);
+    assert_eq!(c.quiescent(), vec![0], "the followers woke");
+    c.tick_all(3 * MAX_TICKS);
+    let leaders = c.leaders();
+    assert!(
+        leaders.len() == 2 && leaders[0] == 0 && c.nodes[leaders[1]].term() == 2,
+        "a follower took over in term 2 while the isolated old leader sleeps: {leaders:?}"
+    );
+    // The old leader hears of its loss once it is reachable and woken.
+    c.isolate(0, false);
+    c.liveness(0, 1, false);
+    c.liveness(0, 2, false);
+    c.tick_all(3 * MAX_TICKS);
+    assert_eq!(c.leaders().len(), 1);
+    assert_ne!(c.leaders()[0], 0);
+}
+
+#[test]
+fn a_quiesced_leader_that_loses_its_majority_wakes_and_steps_down() {
+    let mut c = quiesced_cluster();
+    c.isolate(0, true);
+    c.liveness(0, 1, false);
+    assert!(
+        c.nodes[0].is_quiescent(),
+        "one of two followers down: a majority is up"
+    );
+    c.liveness(0, 2, false);
+    assert!(!c.nodes[0].is_quiescent());
+    c.tick_all(2 * MAX_TICKS);
+    assert_ne!(
+        c.nodes[0].role(),
+        Role::Leader,
+        "check-quorum stepped it down"
+    );
+}
+
+#[test]
+fn a_leader_quiesces_without_a_down_follower_and_wakes_when_it_returns() {
+    let mut c = Cluster::new(3);
+    c.all_alive();
+    c.campaign(0);
+    c.isolate(2, true);
+    c.liveness(0, 2, false);
+    c.liveness(1, 2, false);
+    c.tick_all(2 * MIN_TICKS);
+    assert_eq!(c.quiescent(), vec![0, 1], "quiet with a majority up");
+    c.propose(0, 2).expect("leader");
+    c.deliver();
+    c.tick_all(2 * MIN_TICKS);
+    assert_eq!(c.quiescent(), vec![0, 1]);
+    assert_eq!(c.nodes[0].commit_index(), 3);
+    c.isolate(2, false);
+    c.liveness(0, 2, true);
+    assert!(
+        !c.nodes[0].is_quiescent(),
+        "a returning peer wakes the leader"
+    );
+    c.tick_all(3 * MAX_TICKS);
+    assert_eq!(c.logs[2].len(), 3, "the returning follower caught up");
+    assert_eq!(c.nodes[2].commit_index(), 3);
+    assert_eq!(c.leaders(), vec![0]);
+    assert_eq!(c.quiescent(), vec![0, 1, 2]);
+}
+
+#[test]
+fn a_quiesced_follower_refuses_pre_votes_while_its_leader_is_up() {
+    let mut c = quiesced_cluster();
+    let pre_vote = Message {
+        from: 2,
+        to: 1,
+        term: 2,
+        body: MsgBody::PreVote {
+            last_index: 1,
+            last_term: 1,
+        },
+    };
+    let mut out = Outbox::default();
+    c.nodes[1].step(pre_vote, &mut out);
+    assert!(out.messages.is_empty(), "in lease: not even a refusal");
+    assert!(!c.nodes[1].is_quiescent(), "an unexpected message wakes it");
+    assert_eq!(c.nodes[1].leader(), Some(0));
+    c.apply(1, &mut out);
+}
+
+#[test]
+fn answers_to_the_quiesce_heartbeat_keep_the_leader_quiet_and_others_wake_it() {
+    let mut c = quiesced_cluster();
+    let resp = Message {
+        from: 1,
+        to: 0,
+        term: 1,
+        body: MsgBody::HeartbeatResp { match_index: 1 },
+    };
+    let mut out = Outbox::default();
+    c.nodes[0].step(resp, &mut out);
+    assert!(c.nodes[0].is_quiescent() && out.is_empty());
+    let lagging = Message {
+        body: MsgBody::HeartbeatResp { match_index: 0 },
+        ..resp
+    };
+    c.nodes[0].step(lagging, &mut out);
+    assert!(
+        !c.nodes[0].is_quiescent(),
+        "a restarted follower's answer wakes it"
+    );
+    c.apply(0, &mut out);
+    c.deliver();
+    c.tick_all(2 * MIN_TICKS);
+    assert_eq!(c.quiescent(), vec![0, 1, 2]);
+}
+
+#[test]
+fn a_transfer_wakes_a_quiesced_leader_and_hands_over() {
+    let mut c = quiesced_cluster();
+    let mut out = Outbox::default();
+    c.nodes[0].transfer_leadership(1, &mut out);
+    c.apply(0, &mut out);
+    c.deliver();
+    c.tick_all(3);
+    assert_eq!(c.leaders(), vec![1]);
+    c.tick_all(2 * MIN_TICKS);
+    assert_eq!(c.quiescent(), vec![0, 1, 2]);
+}
+
+#[test]
+fn no_quiescence_before_the_preferred_leader_took_over() {
+    let mut c = Cluster::with((0..3).map(|_| recovered(0, &[], 0)).collect(), |cfg| {
+        cfg.preferred_leader = Some(2)
+    });
+    c.all_alive();
+    c.campaign(0);
+    c.tick_all(10 * MAX_TICKS);
+    assert_eq!(c.leaders(), vec![2]);
+    assert_eq!(c.quiescent(), vec![0, 1, 2]);
+    assert_eq!(
+        c.count_sent(|m| m.from == 0 && matches!(m.body, MsgBody::Heartbeat { quiesce: true, .. })),
+        0,
+        "n0 handed over instead of going quiet"
+    );
 }

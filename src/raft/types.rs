@@ -126,8 +126,12 @@ pub enum MsgBody {
     },
     /// Leader liveness and commit propagation. `commit` is capped by the leader at the
     /// follower's known match index, so a follower never commits what it may not have.
+    /// `quiesce`: the leader's last heartbeat before the group goes quiet (see
+    /// [`crate::raft::Node::is_quiescent`]): a follower whose log matches through `commit`
+    /// stops its election clock while the driver reports the leader's node alive.
     Heartbeat {
         commit: Index,
+        quiesce: bool,
     },
     /// `match_index`: what the follower would acknowledge right now (durable and verified
     /// against this leader's log in this term). Lets the leader find a follower whose ack

@@ -79,10 +79,10 @@ impl Sim {
             let rest: Vec<usize> = (0..nodes).filter(|&n| n != l).collect();
             self.cut(vec![l], rest, true);
         } else if take(w.crash_node) {
-            self.crash_node(victim);
+            self.crash_node(victim)?;
         } else if take(w.crash_leader) {
             let l = self.random_leader().unwrap_or(victim);
-            self.crash_node(l);
+            self.crash_node(l)?;
         } else if take(w.pause_node) {
             let until = self.sched.now_ms() + self.outage() / 2;
             let st = &mut self.nodes[victim];
@@ -136,7 +136,7 @@ impl Sim {
             .random_range(self.faults.outage_min_ms..=self.faults.churn_outage_max_ms);
         self.trace(|| format!("g{group}/n{node} CHURN leader of term {term}"));
         if self.rng.random_bool(0.5) {
-            self.crash_node_for(node, outage);
+            self.crash_node_for(node, outage)?;
         } else {
             let rest: Vec<usize> = (0..self.opts.nodes).filter(|&n| n != node).collect();
             self.cut_for(vec![node], rest, true, outage);
@@ -149,7 +149,13 @@ impl Sim {
         self.cut_for(from, to, symmetric, d);
     }
 
-    fn cut_for(&mut self, from: Vec<usize>, to: Vec<usize>, symmetric: bool, outage_ms: SimMs) {
+    pub(super) fn cut_for(
+        &mut self,
+        from: Vec<usize>,
+        to: Vec<usize>,
+        symmetric: bool,
+        outage_ms: SimMs,
+    ) {
         if to.is_empty() {
             return;
         }
@@ -164,21 +170,28 @@ impl Sim {
         self.sched.after(outage_ms, Ev::HealCut { id });
     }
 
-    fn crash_node(&mut self, node: usize) {
+    fn crash_node(&mut self, node: usize) -> Result<(), Violation> {
         let d = self.outage();
-        self.crash_node_for(node, d);
+        self.crash_node_for(node, d)
     }
 
-    fn crash_node_for(&mut self, node: usize, outage_ms: SimMs) {
+    pub(super) fn crash_node_for(
+        &mut self,
+        node: usize,
+        outage_ms: SimMs,
+    ) -> Result<(), Violation> {
         if !self.nodes[node].up {
-            return;
+            return Ok(());
         }
         self.stats.crashes += 1;
         self.nodes[node].up = false;
         for g in 0..self.opts.groups {
             self.crash_replica(node, g);
         }
-        self.sched.after(outage_ms, Ev::Restart { node });
+        self.nodes[node].crashes += 1;
+        let crash = self.nodes[node].crashes;
+        self.sched.after(outage_ms, Ev::Restart { node, crash });
+        self.liveness_on_crash(node)
     }
 
     /// Stop one group on one node as a crash would: unsynced writes are lost except a
@@ -254,7 +267,7 @@ impl Sim {
         let r = &mut self.replicas[i];
         r.raft = Some(raft);
         r.last_commit = commit;
-        Ok(())
+        self.tell_view(node, group)
     }
 
     pub(super) fn on_heal(&mut self) -> Result<(), Violation> {

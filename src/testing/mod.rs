@@ -35,6 +35,16 @@
 //! ignores stale `persisted` reports. After healing, every
 //! group must elect a leader and commit a new proposal within a bounded number of ticks.
 //!
+//! # Quiescence and node liveness ([`keepalive`])
+//! Nodes keep a per-peer up/down view the way the server's transport does (keepalives
+//! through the simulated network; partitions and pauses turn into "down" after a
+//! timeout, crashes at once) and report it to every group; the driver skips ticks of
+//! quiescent nodes (and on some seeds ticks them anyway, checking the tick is a no-op).
+//! Clients of some seeds pause now and then, so groups quiesce and wake during the
+//! faults. After the liveness window, a quiet phase stops the clients, requires every
+//! group to go quiescent, takes the leader of group 0 down, and requires a new leader
+//! in every group it led within a bound.
+//!
 //! Same seed ⇒ same run: one PCG stream, ordered containers, no wall clock.
 //!
 //! Entry points: [`run_seed`] for one seed, [`Sim`] for finer control; the runner is
@@ -46,6 +56,7 @@ pub mod clock;
 pub mod disk;
 mod driver;
 mod faults;
+mod keepalive;
 mod liveness;
 pub mod net;
 mod options;
@@ -53,6 +64,7 @@ pub mod profile;
 pub mod report;
 mod sim;
 
+pub use keepalive::{QUIESCE_WITHIN_ELECTIONS, QUIET_FAILOVER_ELECTIONS};
 pub use options::{LIVENESS_CAP_FACTOR, SimOptions};
 #[cfg(feature = "planted-bugs")]
 pub use options::{PLANTED_BUGS, parse_planted};

@@ -22,6 +22,9 @@ pub struct SimOptions {
     pub tick_ms: SimMs,
     /// Print a trace of the run to stderr.
     pub verbose: bool,
+    /// End with the quiet phase (clients stop, groups quiesce, a quiesced leader goes
+    /// down, new leaders within a bound); needs 3 nodes or more.
+    pub quiet_phase: bool,
     #[cfg(feature = "planted-bugs")]
     pub planted: Option<PlantedBug>,
 }
@@ -35,6 +38,7 @@ impl Default for SimOptions {
             liveness_ticks: 300,
             tick_ms: 10,
             verbose: false,
+            quiet_phase: true,
             #[cfg(feature = "planted-bugs")]
             planted: None,
         }

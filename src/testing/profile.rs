@@ -89,6 +89,10 @@ pub struct ClientTuning {
     pub body_pad_max_bytes: usize,
     /// A proposal not acknowledged within this long is abandoned (outcome unknown).
     pub timeout_ms: SimMs,
+    /// Chance that a client pauses after a proposal (its group may go quiescent), and
+    /// the longest pause.
+    pub pause_prob: f64,
+    pub pause_max_ms: SimMs,
 }
 
 pub fn draw_faults(rng: &mut impl Rng, tick_ms: SimMs) -> FaultProfile {
@@ -182,5 +186,11 @@ pub fn draw_clients(rng: &mut impl Rng, tick_ms: SimMs) -> ClientTuning {
         gap_max_ms: gap_min_ms + rng.random_range(1..=tick_ms * 3),
         body_pad_max_bytes: rng.random_range(0..=24),
         timeout_ms: tick_ms * 60,
+        pause_prob: if rng.random_bool(0.5) {
+            rng.random_range(0.01..0.3)
+        } else {
+            0.0
+        },
+        pause_max_ms: tick_ms * rng.random_range(20..=200),
     }
 }

@@ -45,6 +45,8 @@ pub struct SeedStats {
     pub pauses: u64,
     pub events: u64,
     pub sim_ms: SimMs,
+    /// Quiet phase: from taking down the leader of quiesced groups to new leaders.
+    pub quiet_failover_ms: SimMs,
 }
 
 /// The outcome of one seed.

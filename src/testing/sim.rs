@@ -10,6 +10,7 @@ use super::checker::GroupChecker;
 use super::client::{Client, Pending};
 use super::clock::{Scheduler, SimMs};
 use super::disk::SimDisk;
+use super::keepalive::{PeerView, QuietPhase};
 use super::net::Network;
 use super::options::SimOptions;
 use super::profile::{self, ClientTuning, FaultProfile, RaftTuning};
@@ -48,6 +49,8 @@ pub(super) enum Ev {
     },
     Restart {
         node: usize,
+        /// The crash this restart ends (a restart of an earlier crash is stale).
+        crash: u32,
     },
     RestartGroup {
         node: usize,
@@ -55,6 +58,11 @@ pub(super) enum Ev {
     },
     Heal,
     Deadline,
+    /// `node` evaluates its view of its peers' liveness.
+    Keepalive {
+        node: usize,
+    },
+    QuietCheck,
 }
 
 /// A sync of one group's log on one node that completes later.
@@ -76,6 +84,8 @@ pub(super) struct NodeState {
     pub paused_until: SimMs,
     /// This node's tick length (clocks drift a little between nodes).
     pub tick_ms: SimMs,
+    /// Crashes so far (a restart event names the crash it ends).
+    pub crashes: u32,
 }
 
 /// One group on one node: the raft node and its storage.
@@ -121,6 +131,14 @@ pub struct Sim {
     pub(super) post_heal: Vec<Vec<(Index, Term)>>,
     /// Per group: committed length at the previous liveness check.
     pub(super) progress_mark: Vec<(Index, Option<(Term, Index)>)>,
+    /// `views[at * nodes + peer]`: what `at` believes of `peer`'s liveness.
+    pub(super) views: Vec<PeerView>,
+    /// A peer not heard from for this long turns down.
+    pub(super) liveness_timeout_ms: SimMs,
+    /// Tick quiescent nodes anyway (checking it is a no-op) instead of skipping them.
+    pub(super) tick_quiescent: bool,
+    pub(super) clients_stopped: bool,
+    pub(super) quiet: QuietPhase,
 }
 
 impl Sim {
@@ -140,6 +158,7 @@ impl Sim {
                 up: true,
                 paused_until: 0,
                 tick_ms: rng.random_range(tick_ms - tick_ms / 10..=tick_ms + tick_ms / 10),
+                crashes: 0,
             })
             .collect();
         let preferred = (0..opts.groups)
@@ -156,6 +175,9 @@ impl Sim {
             }
         }
         let net = Network::new(opts.nodes, faults.link.clone());
+        let keepalive_ms = SimMs::from(tuning.heartbeat_interval_ticks) * tick_ms;
+        let liveness_timeout_ms = keepalive_ms * rng.random_range(2..=4);
+        let tick_quiescent = rng.random_bool(0.3);
         Sim {
             opts: SimOptions {
                 tick_ms,
@@ -183,6 +205,11 @@ impl Sim {
             live: vec![false; opts.groups],
             post_heal: vec![Vec::new(); opts.groups],
             progress_mark: vec![(0, None); opts.groups],
+            views: vec![PeerView::default(); opts.nodes * opts.nodes],
+            liveness_timeout_ms,
+            tick_quiescent,
+            clients_stopped: false,
+            quiet: QuietPhase::Off,
         }
     }
 
@@ -227,13 +254,17 @@ impl Sim {
             let d = self.rng.random_range(0..=self.client_tuning.gap_max_ms);
             self.sched.after(d, Ev::Client { client: c });
         }
+        self.schedule_keepalives();
         let gap = self.fault_gap();
         self.sched.after(gap, Ev::Fault);
         self.sched.at(self.heal_ms, Ev::Heal);
         while let Some(ev) = self.sched.pop() {
             self.stats.events += 1;
             self.handle(ev)?;
-            if self.healed && self.live.iter().all(|&l| l) {
+            let live = self.healed && self.live.iter().all(|&l| l);
+            let off = matches!(self.quiet, QuietPhase::Off);
+            if (off && live && !self.begin_quiet_phase()) || matches!(self.quiet, QuietPhase::Done)
+            {
                 break;
             }
         }
@@ -253,7 +284,12 @@ impl Sim {
                 self.trace(|| format!("heal cut {id}"));
                 Ok(())
             }
-            Ev::Restart { node } => self.restart_node(node),
+            Ev::Restart { node, crash } => {
+                if crash == self.nodes[node].crashes {
+                    self.restart_node(node)?;
+                }
+                Ok(())
+            }
             Ev::RestartGroup { node, group } => {
                 if self.nodes[node].up && self.replicas[self.idx(node, group)].raft.is_none() {
                     self.start_replica(node, group)?;
@@ -262,6 +298,8 @@ impl Sim {
             }
             Ev::Heal => self.on_heal(),
             Ev::Deadline => self.on_deadline(),
+            Ev::Keepalive { node } => self.on_keepalive(node),
+            Ev::QuietCheck => self.on_quiet_check(),
         }
     }
 
@@ -273,7 +311,15 @@ impl Sim {
             return Ok(());
         }
         for g in 0..self.opts.groups {
-            self.call(node, g, None, |n, out| n.tick(out))?;
+            let quiescent = self.replicas[self.idx(node, g)]
+                .raft
+                .as_ref()
+                .is_some_and(|n| n.is_quiescent());
+            if !quiescent {
+                self.call(node, g, None, |n, out| n.tick(out))?;
+            } else if self.tick_quiescent {
+                self.tick_quiescent_node(node, g)?;
+            }
         }
         Ok(())
     }
@@ -325,8 +371,14 @@ impl Sim {
     }
 
     fn on_client(&mut self, ci: usize) -> Result<(), Violation> {
+        if self.clients_stopped {
+            return Ok(());
+        }
         let ct = &self.client_tuning;
-        let gap = self.rng.random_range(ct.gap_min_ms..=ct.gap_max_ms);
+        let mut gap = self.rng.random_range(ct.gap_min_ms..=ct.gap_max_ms);
+        if ct.pause_prob > 0.0 && self.rng.random_bool(ct.pause_prob) {
+            gap += self.rng.random_range(0..=ct.pause_max_ms);
+        }
         self.sched.after(gap, Ev::Client { client: ci });
         if self.clients[ci].outstanding >= self.client_tuning.window {
             return Ok(());

@@ -13,7 +13,8 @@ use super::frame::Kind;
 use super::limits::WireLimits;
 
 /// Version of the peer message set; both sides must speak the same.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// 2: heartbeats carry a flags byte (quiesce).
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// The first frame on a peer connection, in both directions.
 ///

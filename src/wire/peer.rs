@@ -54,13 +54,13 @@ const T_HEARTBEAT_RESP: u8 = 8;
 const T_TIMEOUT_NOW: u8 = 9;
 
 /// Smallest encodings, for bounding counts against the bytes present.
-const HEARTBEAT_BYTES: usize = 4 + 8 + 8;
+const HEARTBEAT_BYTES: usize = 4 + 8 + 8 + 1;
 const HEARTBEAT_RESP_BYTES: usize = 4 + 8 + 8;
 const MESSAGE_MIN_BYTES: usize = 4 + 8 + 1;
 
 /// ```text
 /// u32 from | u32 to | u16 shard | u16 reserved (0)
-/// u32 n_hb  | n_hb  × (u32 group, u64 term, u64 commit)         heartbeats
+/// u32 n_hb  | n_hb  × (u32 group, u64 term, u64 commit, u8 hb_flags)   heartbeats
 /// u32 n_hbr | n_hbr × (u32 group, u64 term, u64 match_index)    heartbeat responses
 /// u32 n_msg | n_msg × (u32 group, u64 term, u8 type, fields)    other messages
 ///
@@ -74,10 +74,13 @@ const MESSAGE_MIN_BYTES: usize = 4 + 8 + 1;
 ///                  count == 0 ⇔ entries_len == 0)
 ///  6 AppendResp    u64 match_index, u64 rejected_prev, u8 rejected,
 ///                  [u64 last_index, u64 conflict_term, u64 conflict_first_index]
-///  7 Heartbeat     u64 commit        (normally sent in the heartbeat section)
+///  7 Heartbeat     u64 commit, u8 hb_flags (normally sent in the heartbeat section)
 ///  8 HeartbeatResp u64 match_index   (normally sent in the response section)
 ///  9 TimeoutNow    (nothing)
 /// ```
+/// hb_flags: bit 0 quiesce (the leader's last heartbeat before the group goes quiet);
+/// the other bits are reserved and must be 0.
+///
 /// Bounds: n_hb and n_hbr ≤ `max_groups_per_batch`, n_msg ≤ `max_messages_per_batch`,
 /// Append count ≤ `max_entries_per_append`, and every count × its smallest item fits the
 /// bytes left.
@@ -147,8 +150,9 @@ impl PeerBatch {
             let group = r.u32("group")?;
             let term = r.u64("term")?;
             let commit = r.u64("commit")?;
+            let quiesce = read_hb_flags(&mut r)?;
             self.items
-                .push(mk(group, term, MsgBody::Heartbeat { commit }));
+                .push(mk(group, term, MsgBody::Heartbeat { commit, quiesce }));
         }
         let n = r.count(
             "heartbeat responses",
@@ -249,6 +253,7 @@ fn read_msg_body(r: &mut Reader<'_>, limits: &WireLimits) -> Result<(MsgBody, By
         }
         T_HEARTBEAT => MsgBody::Heartbeat {
             commit: r.u64("commit")?,
+            quiesce: read_hb_flags(r)?,
         },
         T_HEARTBEAT_RESP => MsgBody::HeartbeatResp {
             match_index: r.u64("match_index")?,
@@ -262,6 +267,25 @@ fn read_msg_body(r: &mut Reader<'_>, limits: &WireLimits) -> Result<(MsgBody, By
         }
     };
     Ok((body, Bytes::new()))
+}
+
+/// Bit 0 of a heartbeat's flags byte.
+const HB_FLAG_QUIESCE: u8 = 1;
+
+/// A heartbeat's flags byte: the quiesce bit; any other bit set is an error.
+fn read_hb_flags(r: &mut Reader<'_>) -> Result<bool, WireError> {
+    let flags = r.u8("heartbeat flags")?;
+    if flags & !HB_FLAG_QUIESCE != 0 {
+        return Err(WireError::BadValue {
+            what: "heartbeat flags",
+            value: u64::from(flags),
+        });
+    }
+    Ok(flags & HB_FLAG_QUIESCE != 0)
+}
+
+fn hb_flags(quiesce: bool) -> u8 {
+    if quiesce { HB_FLAG_QUIESCE } else { 0 }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -429,6 +453,7 @@ impl PeerBatchWriter {
         group: GroupId,
         term: Term,
         commit: u64,
+        quiesce: bool,
     ) -> Result<(), WireError> {
         self.check_room(
             out,
@@ -442,6 +467,7 @@ impl PeerBatchWriter {
         head.put_u32(group);
         head.put_u64(term);
         head.put_u64(commit);
+        head.put_u8(hb_flags(quiesce));
         self.count += 1;
         Ok(())
     }
@@ -517,7 +543,8 @@ impl PeerBatchWriter {
             MsgBody::Vote { .. } => 17,
             MsgBody::PreVoteResp { .. } | MsgBody::VoteResp { .. } => 1,
             MsgBody::AppendResp { .. } => 8 + 8 + 1 + 24,
-            MsgBody::Heartbeat { .. } | MsgBody::HeartbeatResp { .. } => 8,
+            MsgBody::Heartbeat { .. } => 8 + 1,
+            MsgBody::HeartbeatResp { .. } => 8,
             MsgBody::TimeoutNow => 0,
         };
         self.check_room(
@@ -616,9 +643,10 @@ fn write_msg_body(out: &mut BytesMut, body: &MsgBody, entries_len: usize) {
                 }
             }
         }
-        MsgBody::Heartbeat { commit } => {
+        MsgBody::Heartbeat { commit, quiesce } => {
             out.put_u8(T_HEARTBEAT);
             out.put_u64(commit);
+            out.put_u8(hb_flags(quiesce));
         }
         MsgBody::HeartbeatResp { match_index } => {
             out.put_u8(T_HEARTBEAT_RESP);

@@ -107,7 +107,7 @@ fn arb_msg_body() -> impl Strategy<Value = MsgBody> {
                 ),
             }
         ),
-        u().prop_map(|commit| MsgBody::Heartbeat { commit }),
+        (u(), any::<bool>()).prop_map(|(commit, quiesce)| MsgBody::Heartbeat { commit, quiesce }),
         u().prop_map(|match_index| MsgBody::HeartbeatResp { match_index }),
         Just(MsgBody::TimeoutNow),
     ]
@@ -119,7 +119,7 @@ struct BatchInput {
     from: u32,
     to: u32,
     shard: u16,
-    heartbeats: Vec<(u32, u64, u64)>,
+    heartbeats: Vec<(u32, u64, u64, bool)>,
     responses: Vec<(u32, u64, u64)>,
     messages: Vec<(u32, u64, MsgBody, Vec<u8>)>,
 }
@@ -139,7 +139,10 @@ fn arb_batch() -> impl Strategy<Value = BatchInput> {
         arb_node(),
         arb_node(),
         any::<u16>(),
-        proptest::collection::vec((any::<u32>(), any::<u64>(), any::<u64>()), 0..20),
+        proptest::collection::vec(
+            (any::<u32>(), any::<u64>(), any::<u64>(), any::<bool>()),
+            0..20,
+        ),
         proptest::collection::vec((any::<u32>(), any::<u64>(), any::<u64>()), 0..20),
         proptest::collection::vec(msg, 0..20),
     )
@@ -188,8 +191,8 @@ impl EntryParts for TestPart {
 /// length) into pieces alternately shared (spliced) and copied.
 fn write_batch_parts(b: &BatchInput, out: &mut GatherBuf, cuts: &[u16]) -> usize {
     let mut w = PeerBatchWriter::begin(out, 7, b.from, b.to, b.shard, &limits());
-    for &(g, t, c) in &b.heartbeats {
-        w.heartbeat(out, g, t, c).unwrap();
+    for &(g, t, c, q) in &b.heartbeats {
+        w.heartbeat(out, g, t, c, q).unwrap();
     }
     for &(g, t, m) in &b.responses {
         w.heartbeat_resp(out, g, t, m).unwrap();
@@ -241,8 +244,8 @@ fn expected_items(b: &BatchInput) -> Vec<GroupMessage> {
         entries: Bytes::copy_from_slice(entries),
     };
     let mut v = Vec::new();
-    for &(g, t, commit) in &b.heartbeats {
-        v.push(mk(g, t, MsgBody::Heartbeat { commit }, &[]));
+    for &(g, t, commit, quiesce) in &b.heartbeats {
+        v.push(mk(g, t, MsgBody::Heartbeat { commit, quiesce }, &[]));
     }
     for &(g, t, match_index) in &b.responses {
         v.push(mk(g, t, MsgBody::HeartbeatResp { match_index }, &[]));
@@ -356,7 +359,7 @@ fn sample_frames() -> Vec<BytesMut> {
             from: 0,
             to: 1,
             shard: 0,
-            heartbeats: vec![(1, 2, 3), (4, 5, 6)],
+            heartbeats: vec![(1, 2, 3, false), (4, 5, 6, true)],
             responses: vec![(7, 8, 9)],
             messages: vec![(
                 9,
@@ -502,7 +505,7 @@ fn peer_batch_from_another_node_is_refused() {
         from: 5,
         to: 1,
         shard: 0,
-        heartbeats: vec![(1, 1, 1)],
+        heartbeats: vec![(1, 1, 1, true)],
         responses: vec![],
         messages: vec![],
     };
@@ -530,11 +533,11 @@ fn peer_batch_writer_enforces_order_and_limits() {
     };
     let mut out = GatherBuf::new();
     let mut w = PeerBatchWriter::begin(&mut out, 1, 0, 1, 0, &l);
-    w.heartbeat(&mut out, 1, 1, 1).unwrap();
-    w.heartbeat(&mut out, 2, 1, 1).unwrap();
+    w.heartbeat(&mut out, 1, 1, 1, false).unwrap();
+    w.heartbeat(&mut out, 2, 1, 1, false).unwrap();
     let before = out.len();
     assert!(matches!(
-        w.heartbeat(&mut out, 3, 1, 1),
+        w.heartbeat(&mut out, 3, 1, 1, false),
         Err(WireError::TooMany { .. })
     ));
     assert_eq!(out.len(), before, "a refused push writes nothing");
@@ -591,7 +594,7 @@ fn a_refused_push_into_a_new_section_writes_nothing() {
     };
     let mut out = GatherBuf::new();
     let mut w = PeerBatchWriter::begin(&mut out, 1, 0, 1, 0, &l);
-    w.heartbeat(&mut out, 1, 1, 1).unwrap();
+    w.heartbeat(&mut out, 1, 1, 1, false).unwrap();
     let before = out.len();
     let m = Message {
         from: 0,
@@ -605,7 +608,7 @@ fn a_refused_push_into_a_new_section_writes_nothing() {
     ));
     assert_eq!(out.len(), before);
     // The heartbeat section can still be extended, and the frame is valid.
-    w.heartbeat(&mut out, 2, 1, 1).unwrap();
+    w.heartbeat(&mut out, 2, 1, 1, false).unwrap();
     w.finish(&mut out).unwrap();
     let mut out = BytesMut::from(&out.to_bytes()[..]);
     let f = FrameDecoder::new(l.max_frame_bytes)
@@ -626,7 +629,7 @@ fn peer_batch_writer_stops_before_the_frame_limit() {
     let mut out = GatherBuf::new();
     let mut w = PeerBatchWriter::begin(&mut out, 1, 0, 1, 0, &l);
     let mut n = 0;
-    while w.heartbeat(&mut out, n, 1, 1).is_ok() {
+    while w.heartbeat(&mut out, n, 1, 1, false).is_ok() {
         n += 1;
         assert!(n < 10_000);
     }

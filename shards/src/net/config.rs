@@ -14,6 +14,9 @@ pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 1000;
 pub const DEFAULT_HELLO_TIMEOUT_MS: u64 = 1000;
 pub const DEFAULT_BACKOFF_MIN_MS: u64 = 20;
 pub const DEFAULT_BACKOFF_MAX_MS: u64 = 2000;
+/// DLedger's default heartbeat interval and its default `maxHeartBeatLeak` (3) times it.
+pub const DEFAULT_KEEPALIVE_INTERVAL_MS: u64 = 100;
+pub const DEFAULT_LIVENESS_TIMEOUT_MS: u64 = 300;
 
 /// Peer transport settings (identical on every shard of a node).
 #[derive(Clone, Debug)]
@@ -44,6 +47,10 @@ pub struct PeerNetConfig {
     /// Reconnect backoff: first delay, doubled per failure up to the max, with jitter.
     pub backoff_min_ms: u64,
     pub backoff_max_ms: u64,
+    /// The acceptor of a connection sends a keepalive this often.
+    pub keepalive_interval_ms: u64,
+    /// A connected peer with no keepalive for this long is reported down.
+    pub liveness_timeout_ms: u64,
 }
 
 impl PeerNetConfig {
@@ -68,6 +75,8 @@ impl PeerNetConfig {
             hello_timeout_ms: DEFAULT_HELLO_TIMEOUT_MS,
             backoff_min_ms: DEFAULT_BACKOFF_MIN_MS,
             backoff_max_ms: DEFAULT_BACKOFF_MAX_MS,
+            keepalive_interval_ms: DEFAULT_KEEPALIVE_INTERVAL_MS,
+            liveness_timeout_ms: DEFAULT_LIVENESS_TIMEOUT_MS,
         }
     }
 
@@ -107,6 +116,13 @@ impl PeerNetConfig {
         }
         if self.connect_timeout_ms == 0 || self.hello_timeout_ms == 0 {
             return Err("connect_timeout_ms and hello_timeout_ms must be positive".to_owned());
+        }
+        if self.keepalive_interval_ms == 0 || self.liveness_timeout_ms <= self.keepalive_interval_ms
+        {
+            return Err(format!(
+                "liveness: need 0 < keepalive_interval_ms ({}) < liveness_timeout_ms ({})",
+                self.keepalive_interval_ms, self.liveness_timeout_ms
+            ));
         }
         if self.backoff_min_ms == 0 || self.backoff_min_ms > self.backoff_max_ms {
             return Err(format!(

@@ -9,7 +9,7 @@
 //! offset size field
 //! 0      4    magic        "DLPF" (0x44 0x4C 0x50 0x46)
 //! 4      1    version      FRAME_VERSION (1)
-//! 5      1    kind         1 Hello, 2 HelloAck, 3 HelloReject, 4 Batch
+//! 5      1    kind         1 Hello, 2 HelloAck, 3 HelloReject, 4 Batch, 5 Keepalive
 //! 6      2    reserved     0
 //! 8      4    payload_len  <= the receiver's max_frame_bytes (checked before any allocation)
 //! ```
@@ -30,8 +30,14 @@
 //!
 //! HelloReject payload: `0 reason u8` ([`RejectReason`]), then the connection closes.
 //!
-//! After the ack only the dialer sends (Batch frames): a connection carries one
-//! direction; the acceptor answers over its own outbound connection.
+//! After the ack the dialer sends Batch frames: a connection carries Raft traffic one
+//! way; the acceptor answers over its own outbound connection. The acceptor sends only
+//! Keepalive frames (empty payload) back, every keepalive interval: they tell the dialer
+//! that the peer's node is alive and reachable (node-level liveness, see
+//! [`super::liveness`]).
+//!
+//! Protocol versions: 2 added the Keepalive frame and the heartbeat flags byte of the
+//! peer batch (`dledger::wire::peer`).
 
 use bytes::BufMut;
 use dledger::raft::NodeId;
@@ -40,7 +46,7 @@ pub const FRAME_MAGIC: [u8; 4] = *b"DLPF";
 pub const FRAME_VERSION: u8 = 1;
 pub const FRAME_HEADER_BYTES: usize = 12;
 /// The peer protocol spoken inside frames. A mismatch is refused at Hello.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 pub const CLUSTER_NAME_BYTES_MAX: usize = 255;
 /// Largest Hello payload.
 pub const HELLO_PAYLOAD_BYTES_MAX: usize = 16 + CLUSTER_NAME_BYTES_MAX;
@@ -53,6 +59,7 @@ pub enum FrameKind {
     HelloAck,
     HelloReject,
     Batch,
+    Keepalive,
 }
 
 impl FrameKind {
@@ -62,6 +69,7 @@ impl FrameKind {
             FrameKind::HelloAck => 2,
             FrameKind::HelloReject => 3,
             FrameKind::Batch => 4,
+            FrameKind::Keepalive => 5,
         }
     }
 
@@ -71,6 +79,7 @@ impl FrameKind {
             2 => Some(FrameKind::HelloAck),
             3 => Some(FrameKind::HelloReject),
             4 => Some(FrameKind::Batch),
+            5 => Some(FrameKind::Keepalive),
             _ => None,
         }
     }

@@ -65,6 +65,11 @@ pub trait PeerFrameHandler: 'static {
         from_shard: u32,
         payload: Bytes,
     ) -> Result<(), FrameRejected>;
+
+    /// `peer`'s node turned up (`true`) or down (`false`) as this shard sees it (see
+    /// [`super::liveness`]). Called on the shard once per transition; every peer starts
+    /// down.
+    fn on_peer_liveness(&self, peer: NodeId, alive: bool);
 }
 
 /// An accepted, handshaken peer connection on its way to the shard that serves it.
@@ -282,7 +287,14 @@ impl<H: PeerFrameHandler> Inbound<H> {
                 .set_read_timeout(None)
                 .map_err(std::io::Error::from)?;
             stream.write_all(&ack).await?;
-            self.read_frames(&mut stream, &hello).await
+            // The dialer learns we are alive from keepalives on this connection (it
+            // carries nothing else our way).
+            let mut keepalive_handle = super::liveness::second_handle(&stream)?;
+            let interval = Duration::from_millis(self.config.keepalive_interval_ms);
+            let keepalives = async {
+                Err(super::liveness::send_keepalives(&mut keepalive_handle, interval).await)
+            };
+            futures_lite::future::or(self.read_frames(&mut stream, &hello), keepalives).await
         })
         .await;
         match outcome {

@@ -17,10 +17,11 @@
 //! - Frames ([`frame`]): a 12-byte header with a length checked against
 //!   `max_frame_bytes` before any buffer grows; malformed input closes that connection.
 //!
-//! Connections are one-way (dialer → acceptor): a node answers a peer over its own
-//! outbound connection to it, so each side's writer is the only writer of its socket.
-//! The dialer keeps a second descriptor of its socket only to read, so it sees the
-//! peer close at once even when idle.
+//! Connections carry Raft traffic one way (dialer → acceptor): a node answers a peer
+//! over its own outbound connection to it. The acceptor sends only keepalives back; the
+//! dialer reads them on a second descriptor of its socket, so it sees the peer close at
+//! once even when idle, and a silent peer turn down after `liveness_timeout_ms`
+//! ([`liveness`]: node-level liveness, reported to the handler per transition).
 //!
 //! The transport runs until the shard stops ([`crate::runtime::ShardStop`]); a
 //! [`PeerNet`] is only the handle to its senders and counters.
@@ -40,6 +41,7 @@ pub mod frame;
 mod gather_write;
 mod inbound;
 pub mod listen;
+mod liveness;
 pub mod recv;
 mod sender;
 mod stats;
@@ -56,8 +58,9 @@ pub use backoff::Backoff;
 pub use codec::{BatchEncoded, LengthPrefixedCodec, PeerCodec, split_length_prefixed};
 pub use config::{
     DEFAULT_BACKOFF_MAX_MS, DEFAULT_BACKOFF_MIN_MS, DEFAULT_CONNECT_TIMEOUT_MS,
-    DEFAULT_HELLO_TIMEOUT_MS, DEFAULT_MAX_FRAME_BYTES, DEFAULT_QUEUE_CAPACITY,
-    DEFAULT_READ_BUFFER_BYTES, DEFAULT_WRITE_BUFFER_BYTES_MAX, PeerNetConfig,
+    DEFAULT_HELLO_TIMEOUT_MS, DEFAULT_KEEPALIVE_INTERVAL_MS, DEFAULT_LIVENESS_TIMEOUT_MS,
+    DEFAULT_MAX_FRAME_BYTES, DEFAULT_QUEUE_CAPACITY, DEFAULT_READ_BUFFER_BYTES,
+    DEFAULT_WRITE_BUFFER_BYTES_MAX, PeerNetConfig,
 };
 pub use frame::{FrameError, Hello, RejectReason};
 pub use inbound::{FrameRejected, PeerFrameHandler, PeerHandoff, validate_hello};
@@ -154,7 +157,7 @@ impl<T: 'static> PeerNet<T> {
         let queue = context.queues.replication;
         let inbound = Rc::new(inbound::Inbound {
             config: config.clone(),
-            handler,
+            handler: handler.clone(),
             stats: stats.clone(),
             stop: context.stop.clone(),
             queue,
@@ -172,6 +175,10 @@ impl<T: 'static> PeerNet<T> {
         spawn(Box::pin(inbound.handoff_loop(handoff.rx)))?;
 
         let mut senders = HashMap::new();
+        let sink: liveness::LivenessSink = {
+            let handler = handler.clone();
+            Rc::new(move |peer, alive| handler.on_peer_liveness(peer, alive))
+        };
         for (peer, peer_addr) in config.peers() {
             let sender = PeerSender::new(peer, config.queue_capacity, stats.clone());
             let writer = sender::Writer {
@@ -187,6 +194,7 @@ impl<T: 'static> PeerNet<T> {
                     cluster: config.cluster.clone(),
                 },
                 stop: context.stop.clone(),
+                liveness: liveness::PeerLiveness::new(peer, sink.clone()),
             };
             spawn(Box::pin(writer.run()))?;
             senders.insert(peer, sender);

@@ -18,7 +18,6 @@ use std::{
     fmt,
     future::poll_fn,
     net::SocketAddr,
-    os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd},
     rc::Rc,
     sync::Arc,
     task::{Poll, Waker},
@@ -37,6 +36,7 @@ use super::{
     frame::{
         self, FRAME_HEADER_BYTES, FrameKind, HELLO_ACK_PAYLOAD_BYTES, Hello, HelloAck, RejectReason,
     },
+    liveness::{PeerLiveness, second_handle},
     stats::NetStats,
     until_stop,
 };
@@ -231,32 +231,6 @@ pub(crate) fn drain_into_frames<C: PeerCodec>(
     drained
 }
 
-/// A second glommio stream on a duplicate descriptor of `stream`, used only to read.
-fn watch_handle(stream: &TcpStream) -> Result<TcpStream, NetError> {
-    // SAFETY: the fd is open while `stream` is borrowed; the duplicate is owned below.
-    let fd = unsafe { BorrowedFd::borrow_raw(stream.as_raw_fd()) }.try_clone_to_owned()?;
-    // SAFETY: `fd` is a connected TCP socket descriptor we own exclusively.
-    Ok(unsafe { TcpStream::from_raw_fd(fd.into_raw_fd()) })
-}
-
-/// Resolves when the peer closes the connection. The acceptor sends nothing after its
-/// ack, so this read only completes on close (or a misbehaving peer): an idle writer
-/// notices a dead peer at once instead of at its next write.
-async fn closed_by_peer(watch: &mut TcpStream) -> NetError {
-    let mut byte = [0u8; 1];
-    match watch.read(&mut byte).await {
-        Ok(0) => NetError::Io(std::io::Error::new(
-            std::io::ErrorKind::UnexpectedEof,
-            "the peer closed the connection",
-        )),
-        Ok(_) => NetError::Io(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "the peer sent data on a one-way connection",
-        )),
-        Err(e) => e.into(),
-    }
-}
-
 /// Everything a writer task needs.
 pub(crate) struct Writer<C: PeerCodec> {
     pub sender: PeerSender<C::Item>,
@@ -265,6 +239,8 @@ pub(crate) struct Writer<C: PeerCodec> {
     pub peer_addr: SocketAddr,
     pub hello: Hello,
     pub stop: ShardStop,
+    /// The peer's liveness as this connection shows it (reported to the shard).
+    pub liveness: PeerLiveness,
 }
 
 impl<C: PeerCodec> Writer<C> {
@@ -288,16 +264,28 @@ impl<C: PeerCodec> Writer<C> {
                     NetStats::bump(&stats.connects);
                     backoff.reset();
                     self.sender.shared.connected.set(true);
+                    self.liveness.heard();
                     tracing::debug!(peer, addr = %self.peer_addr, "peer connection up");
-                    let outcome = match watch_handle(&stream) {
+                    let outcome = match second_handle(&stream) {
                         Ok(mut watch) => {
                             let pump = self.pump(&mut stream, &mut buf);
-                            let closed = async { Err(closed_by_peer(&mut watch).await) };
-                            until_stop(&self.stop, futures_lite::future::or(pump, closed)).await
+                            let keepalives =
+                                async { Err(self.liveness.read_keepalives(&mut watch).await) };
+                            let watchdog = async {
+                                Err(self
+                                    .liveness
+                                    .watchdog(Duration::from_millis(
+                                        self.config.liveness_timeout_ms,
+                                    ))
+                                    .await)
+                            };
+                            let watched = futures_lite::future::or(keepalives, watchdog);
+                            until_stop(&self.stop, futures_lite::future::or(pump, watched)).await
                         }
                         Err(e) => Some(Err(e)),
                     };
                     self.sender.shared.connected.set(false);
+                    self.liveness.lost();
                     NetStats::bump(&stats.connections_lost);
                     match outcome {
                         None => break,

@@ -121,6 +121,69 @@ pub struct Group {
     rate_sampled: Cell<(Instant, Index)>,
     /// Written on this shard only; read by the metrics endpoint.
     pub metrics: std::sync::Arc<super::metrics::GroupMetrics>,
+    /// The shard's set of groups whose clocks run, and this group's place in it.
+    ticking: Rc<Ticking>,
+    tick_slot: usize,
+    in_ticking: Cell<bool>,
+    /// The file system holding the group's directory (`st_dev`), so the shard samples
+    /// each file system once, not each group; `None`: sample this group on its own.
+    disk_dev: Option<u64>,
+}
+
+/// The groups of one shard whose Raft clocks run (not quiescent, or with appends
+/// waiting to expire), by slot; the shard's ticker walks only these. A group adds itself
+/// when it wakes ([`Group::note_clock`]); the ticker drops it once it is quiet again.
+#[derive(Default)]
+pub struct Ticking {
+    slots: RefCell<Vec<usize>>,
+    /// The ticker, parked while the set is empty.
+    waker: Cell<Option<std::task::Waker>>,
+}
+
+impl std::fmt::Debug for Ticking {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ticking")
+            .field("slots", &self.slots.borrow().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ticking {
+    fn add(&self, slot: usize) {
+        self.slots.borrow_mut().push(slot);
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+
+    /// Resolves once some group needs ticks.
+    pub async fn wait_for_work(&self) {
+        std::future::poll_fn(|cx| {
+            if self.slots.borrow().is_empty() {
+                self.waker.set(Some(cx.waker().clone()));
+                std::task::Poll::Pending
+            } else {
+                std::task::Poll::Ready(())
+            }
+        })
+        .await;
+    }
+
+    /// The slots now (copied into `into`, which keeps its capacity).
+    pub fn snapshot(&self, into: &mut Vec<usize>) {
+        into.clear();
+        into.extend_from_slice(&self.slots.borrow());
+    }
+
+    /// Drops every slot whose group no longer needs ticks.
+    pub fn prune(&self, groups: &[Rc<Group>]) {
+        self.slots.borrow_mut().retain(|&slot| {
+            let g = &groups[slot];
+            let keep = g.needs_ticks();
+            g.in_ticking.set(keep);
+            keep
+        });
+    }
 }
 
 impl std::fmt::Debug for Group {
@@ -142,6 +205,7 @@ impl Group {
         net: Rc<PeerNet<PeerItem>>,
         client_addrs: ClientAddrs,
         rng_seed: u64,
+        (ticking, tick_slot): (Rc<Ticking>, usize),
     ) -> Result<Rc<Group>, String> {
         let recovered = log.recovered();
         let checkpoint = recovered.commit_index;
@@ -152,6 +216,14 @@ impl Group {
         let metrics = std::sync::Arc::new(super::metrics::GroupMetrics::new(&cfg, &node_cfg));
         let (persist_tx, persist_rx) = local_channel::new_bounded(1);
         let (checkpoint_tx, checkpoint_rx) = local_channel::new_bounded(1);
+        let disk_dev = {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(log.config().group_dir())
+                .map(|m| m.dev())
+                .ok()
+        };
+        // A new group's clock runs (it has an election to hold).
+        ticking.add(tick_slot);
         Ok(Rc::new(Group {
             cfg,
             node_cfg,
@@ -181,6 +253,10 @@ impl Group {
             append_tps: Cell::new(0),
             rate_sampled: Cell::new((Instant::now(), last_index)),
             metrics,
+            ticking,
+            tick_slot,
+            in_ticking: Cell::new(true),
+            disk_dev,
         }))
     }
 
@@ -442,9 +518,9 @@ impl Group {
     // ---- the driver ----
 
     /// One tick of the group's logical clock (the shard's ticker calls it every `tick_ms`
-    /// for each of its groups): advances the Raft core and expires waiting appends. The
-    /// driver is woken only when the tick produced something to apply, so an idle
-    /// follower's tick is a counter increment, not a task wake-up.
+    /// while the group [`needs_ticks`](Self::needs_ticks)): advances the Raft core and
+    /// expires waiting appends. The driver is woken only when the tick produced something
+    /// to apply, so an idle follower's tick is a counter increment, not a task wake-up.
     pub fn tick(&self) {
         let produced = {
             let mut node = self.node.borrow_mut();
@@ -460,9 +536,39 @@ impl Group {
         }
     }
 
+    /// Does the Raft clock need ticks (the core is not quiescent, or appends wait to
+    /// expire)? A quiet group costs the shard's ticker nothing.
+    pub fn needs_ticks(&self) -> bool {
+        !self.node.borrow().is_quiescent() || !self.pending.borrow().is_empty()
+    }
+
+    /// After any input to the core: a group that woke joins the ticking set.
+    fn note_clock(&self) {
+        if !self.in_ticking.get() && self.needs_ticks() {
+            self.in_ticking.set(true);
+            self.ticking.add(self.tick_slot);
+        }
+    }
+
+    /// The transport's report of `peer`'s node-level liveness (see the quiescence
+    /// contract above `dledger::raft::Outbox`).
+    pub fn peer_liveness(&self, peer: NodeId, alive: bool) {
+        let produced = {
+            let mut node = self.node.borrow_mut();
+            let mut out = self.outbox.borrow_mut();
+            node.peer_liveness(peer, alive, &mut out);
+            !out.is_empty()
+        };
+        if produced {
+            self.wake();
+        }
+        self.note_clock();
+    }
+
     /// Updates the append rate (entries per second since the previous call; the shard's
-    /// maintenance calls it every `DISK_CHECK_INTERVAL_MS`) and samples the disk usage.
-    pub fn sample_rate_and_disk(&self) {
+    /// maintenance calls it every `DISK_CHECK_INTERVAL_MS`) and the disk usage: one
+    /// `statvfs` per file system per round (`disk_by_dev` caches this round's samples).
+    pub fn sample_rate_and_disk(&self, disk_by_dev: &mut HashMap<u64, f64>) {
         let now = (Instant::now(), self.last_index());
         let (then, end_before) = self.rate_sampled.replace(now);
         let secs = now.0.duration_since(then).as_secs_f64();
@@ -470,7 +576,28 @@ impl Group {
             let per_sec = now.1.saturating_sub(end_before) as f64 / secs;
             self.append_tps.set(per_sec.min(f64::from(u32::MAX)) as u32);
         }
-        self.sample_disk();
+        let Some(dev) = self.disk_dev else {
+            self.sample_disk();
+            return;
+        };
+        let ratio = match disk_by_dev.get(&dev) {
+            Some(&r) => r,
+            None => {
+                let dir = self.log.config().group_dir();
+                match crate::disk::space::disk_used_ratio(&dir) {
+                    Ok(r) => {
+                        disk_by_dev.insert(dev, r);
+                        r
+                    }
+                    Err(e) => {
+                        tracing::warn!(group = %self.cfg.name, error = %e, "cannot sample disk usage");
+                        return;
+                    }
+                }
+            }
+        };
+        self.disk_sampled_at.set(Some(Instant::now()));
+        self.set_disk_ratio(ratio);
     }
 
     /// Applies retention (`fileReservedHours`, disk ratios) once; the shard's maintenance
@@ -500,21 +627,26 @@ impl Group {
     /// an entry the Raft core has already counted (the group would have to stop).
     fn sample_disk(&self) {
         let dir = self.log.config().group_dir();
-        let limit = self.node_cfg.storage.disk_ratio_refuse_writes;
         self.disk_sampled_at.set(Some(Instant::now()));
-        let full = match crate::disk::space::disk_used_ratio(&dir) {
-            Ok(ratio) if ratio > limit => Some(format!(
-                "{} is {:.1}% used, above the {:.1}% limit for writes",
-                dir.display(),
-                ratio * 100.0,
-                limit * 100.0
-            )),
-            Ok(_) => None,
+        match crate::disk::space::disk_used_ratio(&dir) {
+            Ok(ratio) => self.set_disk_ratio(ratio),
             Err(e) => {
                 tracing::warn!(group = %self.cfg.name, error = %e, "cannot sample disk usage");
-                return;
             }
-        };
+        }
+    }
+
+    /// Sets or clears the DISK_FULL state from a fresh usage sample of the group's disk.
+    fn set_disk_ratio(&self, ratio: f64) {
+        let limit = self.node_cfg.storage.disk_ratio_refuse_writes;
+        let full = (ratio > limit).then(|| {
+            format!(
+                "{} is {:.1}% used, above the {:.1}% limit for writes",
+                self.log.config().group_dir().display(),
+                ratio * 100.0,
+                limit * 100.0
+            )
+        });
         if full.is_some() != self.disk_full.borrow().is_some() {
             tracing::warn!(group = %self.cfg.name, full = full.is_some(), "disk-full state changed");
         }
@@ -592,6 +724,9 @@ impl Group {
                 self.step_inbox();
                 self.propose_incoming();
             }
+            // Every input but a tick or a liveness report reaches the core through this
+            // task: a group that woke rejoins the ticking set here.
+            self.note_clock();
         }
     }
 

@@ -178,7 +178,7 @@ fn serve(cfg: NodeConfig) -> Result<(), String> {
                 if let Ok(signal) = signals.wait() {
                     tracing::info!(?signal, "stop requested: draining");
                 }
-                shared.draining.store(true, Ordering::SeqCst);
+                shared.request_drain();
             })
             .map_err(|e| format!("cannot start the signal thread: {e}"))?
     };
@@ -187,9 +187,7 @@ fn serve(cfg: NodeConfig) -> Result<(), String> {
         std::thread::Builder::new()
             .name("dledger-stopper".to_owned())
             .spawn(move || {
-                while !shared.draining.load(Ordering::SeqCst) {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
+                shared.wait_for_drain_request();
                 let until = Instant::now() + Duration::from_millis(DRAIN_WAIT_MS);
                 while shared.drained.load(Ordering::SeqCst) + shared.failed.load(Ordering::SeqCst)
                     < shard_count

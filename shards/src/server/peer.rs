@@ -154,8 +154,8 @@ impl PeerCodec for ServerPeerCodec {
                         continue;
                     };
                     let pushed = match (section, msg.body) {
-                        (0, MsgBody::Heartbeat { commit }) => {
-                            w.heartbeat(buf, *group, msg.term, commit)
+                        (0, MsgBody::Heartbeat { commit, quiesce }) => {
+                            w.heartbeat(buf, *group, msg.term, commit, quiesce)
                         }
                         (1, MsgBody::HeartbeatResp { match_index }) => {
                             w.heartbeat_resp(buf, *group, msg.term, match_index)
@@ -324,7 +324,10 @@ mod tests {
             },
             PeerItem::Raft {
                 group: 7,
-                msg: msg(MsgBody::Heartbeat { commit: 3 }),
+                msg: msg(MsgBody::Heartbeat {
+                    commit: 3,
+                    quiesce: true,
+                }),
                 records: Vec::new(),
             },
             PeerItem::ClientAddr("127.0.0.1:30911".parse().expect("literal address")),
@@ -359,7 +362,13 @@ mod tests {
             panic!("expected a raft batch, got {:?}", got[1]);
         };
         let bodies: Vec<MsgBody> = b.items.iter().map(|i| i.msg.body).collect();
-        assert!(matches!(bodies[0], MsgBody::Heartbeat { commit: 3 }));
+        assert!(matches!(
+            bodies[0],
+            MsgBody::Heartbeat {
+                commit: 3,
+                quiesce: true
+            }
+        ));
         assert!(matches!(
             bodies[1],
             MsgBody::HeartbeatResp { match_index: 9 }

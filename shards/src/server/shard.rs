@@ -25,7 +25,7 @@ use glommio::channels::{
 
 use super::{
     client,
-    group::{ClientAddrs, DISK_CHECK_INTERVAL_MS, Group, PURGE_INTERVAL_MS},
+    group::{ClientAddrs, DISK_CHECK_INTERVAL_MS, Group, PURGE_INTERVAL_MS, Ticking},
     import_gate::ImportGate,
     peer::{Inbound, PeerItem, ServerPeerCodec, decode_payload},
 };
@@ -43,6 +43,9 @@ const TICK_SLICE_GROUPS: usize = 32;
 const TICK_SLICES_MAX: usize = 10;
 /// How often each shard tells its peers where it serves clients.
 const CLIENT_ADDR_ANNOUNCE_MS: u64 = 1000;
+/// How often a serving shard looks whether the node started draining (an idle shard's
+/// only periodic wake-up besides keepalives, metrics and maintenance).
+const DRAIN_POLL_MS: u64 = 100;
 /// How long a stopping leader waits for a follower to take over.
 pub const STOP_TRANSFER_WAIT_MS: u64 = 1000;
 
@@ -57,6 +60,31 @@ pub struct Shared {
     pub failed: AtomicUsize,
     /// Every shard's and group's metrics, read by the metrics endpoint.
     pub metrics: Arc<super::metrics::NodeMetrics>,
+    /// Wakes the main thread's stopper when `draining` is set (it sleeps, not polls).
+    drain_requested: (std::sync::Mutex<bool>, std::sync::Condvar),
+}
+
+impl Shared {
+    /// Asks every shard to drain, and wakes the stopper.
+    pub fn request_drain(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+        let (lock, cv) = &self.drain_requested;
+        *lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+        cv.notify_all();
+    }
+
+    /// Blocks the calling (non-shard) thread until [`Self::request_drain`].
+    pub fn wait_for_drain_request(&self) {
+        let (lock, cv) = &self.drain_requested;
+        let requested = lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _requested = cv
+            .wait_while(requested, |r| !*r)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+    }
 }
 
 /// The node's listening sockets, bound once by the main thread; each shard accepts on a
@@ -207,6 +235,9 @@ struct PeerInbox {
     state: RefCell<Option<Rc<ShardState>>>,
     /// Drops a peer's messages for a group whose imported prefix differs from ours.
     import_gate: ImportGate,
+    /// Peers whose node this shard's transport reports up (told to groups that open
+    /// after the report).
+    peers_up: RefCell<std::collections::BTreeSet<NodeId>>,
 }
 
 impl PeerInbox {
@@ -269,6 +300,20 @@ impl PeerFrameHandler for PeerInbox {
         )
         .map_err(FrameRejected)
     }
+
+    /// One transition: every group of the shard hears it (bounded work: once per
+    /// transition, not per tick).
+    fn on_peer_liveness(&self, peer: NodeId, alive: bool) {
+        if alive {
+            self.peers_up.borrow_mut().insert(peer);
+        } else {
+            self.peers_up.borrow_mut().remove(&peer);
+        }
+        tracing::info!(peer, alive, "peer node liveness");
+        for g in self.groups.borrow().values() {
+            g.peer_liveness(peer, alive);
+        }
+    }
 }
 
 pub(crate) fn log_config(cfg: &NodeConfig, group: &dledger::config::GroupConfig) -> LogConfig {
@@ -314,12 +359,12 @@ pub async fn shard_main(
             // The node cannot serve without this shard's groups: stop the others too.
             tracing::error!("{e}");
             shared.failed.fetch_add(1, Ordering::SeqCst);
-            shared.draining.store(true, Ordering::SeqCst);
+            shared.request_drain();
             return Err(e);
         }
     };
     while !shared.draining.load(Ordering::SeqCst) && !stop.is_stopped() {
-        glommio::timer::sleep(Duration::from_millis(20)).await;
+        glommio::timer::sleep(Duration::from_millis(DRAIN_POLL_MS)).await;
     }
     // Hand over leadership (bounded), then flush and close every log.
     let transfers = groups.values().map(|g| {
@@ -375,6 +420,13 @@ async fn start(
     let listen = client::resolve(&cfg.peer_listen)?;
     let mut net_cfg = PeerNetConfig::new(cfg.cluster_name.clone(), cfg.self_id, listen, nodes);
     net_cfg.max_frame_bytes = cfg.limits.max_frame_bytes as usize;
+    // Node liveness: a keepalive per heartbeat interval, down after the silence DLedger
+    // tolerates from a leader (heartbeat × maxHeartBeatLeak).
+    net_cfg.keepalive_interval_ms = u64::from(cfg.timing.heartbeat_interval_ms).max(1);
+    net_cfg.liveness_timeout_ms = cfg
+        .timing
+        .silence_tolerated_ms()
+        .max(net_cfg.keepalive_interval_ms + 1);
     net_cfg.listener = Some(listeners.peer.clone());
     let client_addrs: ClientAddrs = Rc::new(RefCell::new(HashMap::new()));
     let inbox = Rc::new(PeerInbox {
@@ -384,6 +436,7 @@ async fn start(
         client_addrs: client_addrs.clone(),
         state: RefCell::new(None),
         import_gate: ImportGate::load(&cfg)?,
+        peers_up: RefCell::new(std::collections::BTreeSet::new()),
     });
     let codec = Rc::new(ServerPeerCodec { limits });
     let net = Rc::new(
@@ -410,6 +463,8 @@ async fn start(
         .collect();
     let logs = open_logs(configs, OPEN_CONCURRENCY_DEFAULT).await;
     let mut groups = HashMap::new();
+    let mut ordered: Vec<Rc<Group>> = Vec::with_capacity(mine.len());
+    let ticking = Rc::new(Ticking::default());
     for (i, (gc, opened)) in mine.into_iter().zip(logs).enumerate() {
         let log = opened.map_err(|e| format!("group {}: cannot open its log: {e}", gc.name))?;
         let seed = seed_for(cfg.self_id, i);
@@ -420,7 +475,11 @@ async fn start(
             net.clone(),
             client_addrs.clone(),
             seed,
+            (ticking.clone(), i),
         )?;
+        for &peer in inbox.peers_up.borrow().iter() {
+            group.peer_liveness(peer, true);
+        }
         tracing::info!(
             group = %gc.name,
             shard = ctx.shard_id,
@@ -435,19 +494,16 @@ async fn start(
         )
         .map_err(|e| format!("cannot spawn a group driver: {e}"))?
         .detach();
+        ordered.push(group.clone());
         groups.insert(gc.name.clone(), group);
     }
 
     // One ticker and one maintenance task for all of the shard's groups: a timer per
     // group would wake the shard once per group per tick.
-    let ordered: Rc<[Rc<Group>]> = {
-        let mut v: Vec<_> = groups.values().cloned().collect();
-        v.sort_by(|a, b| a.cfg.name.cmp(&b.cfg.name));
-        v.into()
-    };
+    let ordered: Rc<[Rc<Group>]> = ordered.into();
     let tick = Duration::from_millis(u64::from(cfg.timing.tick_ms));
     glommio::spawn_local_into(
-        run_ticker(ordered.clone(), tick, ctx.stop.clone()),
+        run_ticker(ordered.clone(), ticking, tick, ctx.stop.clone()),
         ctx.queues.replication,
     )
     .map_err(|e| format!("cannot spawn the group ticker: {e}"))?
@@ -521,47 +577,66 @@ async fn start(
     Ok((groups, ctx.stop.clone()))
 }
 
-/// Ticks every group of the shard once per `tick`, until the shard stops. The groups
-/// are ticked in up to [`TICK_SLICES_MAX`] slices spread evenly over the tick (one timer
-/// wake-up per slice), not all at one instant: with 1,000 groups whose clocks all
-/// advanced together, elections after a start-up did not settle for minutes on the
-/// loaded 2-core test machine (four runs), while slices settled them in ~20 s like the
-/// per-group timers this replaces (their phases were spread at random). Like those
-/// timers, a busy shard stretches its ticks (each sleep starts after the slice ran)
-/// rather than catching up in a burst.
-async fn run_ticker(groups: Rc<[Rc<Group>]>, tick: Duration, stop: ShardStop) {
+/// Ticks every group of the shard that needs ticks ([`Ticking`]: not quiescent) once per
+/// `tick`, until the shard stops; parks while every group is quiet, so an idle shard's
+/// ticker costs nothing. The groups of one tick are walked in up to
+/// [`TICK_SLICES_MAX`] slices spread evenly over the tick (one timer wake-up per slice),
+/// not all at one instant: with 1,000 groups whose clocks all advanced together,
+/// elections after a start-up did not settle for minutes on the loaded 2-core test
+/// machine (four runs), while slices settled them in ~20 s like the per-group timers
+/// this replaces (their phases were spread at random). Like those timers, a busy shard
+/// stretches its ticks (each sleep starts after the slice ran) rather than catching up
+/// in a burst. Groups that wake during a tick are ticked from the next one on.
+async fn run_ticker(
+    groups: Rc<[Rc<Group>]>,
+    ticking: Rc<Ticking>,
+    tick: Duration,
+    stop: ShardStop,
+) {
     debug_assert!(!tick.is_zero(), "tickMs is at least 1");
-    if groups.is_empty() {
-        // Nothing to tick (more shards than groups); the loop below would never await.
-        return;
-    }
-    let slices = groups
-        .len()
-        .div_ceil(TICK_SLICE_GROUPS)
-        .clamp(1, TICK_SLICES_MAX);
-    let per_slice = groups.len().div_ceil(slices).max(1);
-    let pause = tick / slices as u32;
+    let mut round: Vec<usize> = Vec::with_capacity(groups.len());
     while !stop.is_stopped() {
-        for slice in groups.chunks(per_slice) {
+        if crate::net::until_stop(&stop, ticking.wait_for_work())
+            .await
+            .is_none()
+        {
+            return;
+        }
+        ticking.snapshot(&mut round);
+        debug_assert!(
+            round.len() <= groups.len(),
+            "a group is in the ticking set twice"
+        );
+        let slices = round
+            .len()
+            .div_ceil(TICK_SLICE_GROUPS)
+            .clamp(1, TICK_SLICES_MAX);
+        let per_slice = round.len().div_ceil(slices).max(1);
+        let pause = tick / slices as u32;
+        for slice in round.chunks(per_slice) {
             glommio::timer::sleep(pause).await;
-            for g in slice {
-                g.tick();
+            for &slot in slice {
+                groups[slot].tick();
             }
         }
+        ticking.prune(&groups);
     }
 }
 
-/// Every `DISK_CHECK_INTERVAL_MS`: each group's append rate and disk sample; and each
-/// group's retention once per `PURGE_INTERVAL_MS`, the groups spread evenly over that
-/// interval (a shard of many groups never purges them all in one round).
+/// Every `DISK_CHECK_INTERVAL_MS`: each group's append rate and its disk usage (one
+/// `statvfs` per file system per round, not per group); and each group's retention once
+/// per `PURGE_INTERVAL_MS`, the groups spread evenly over that interval (a shard of many
+/// groups never purges them all in one round).
 async fn run_maintenance(groups: Rc<[Rc<Group>]>, stop: ShardStop) {
     let rounds_per_purge = (PURGE_INTERVAL_MS / DISK_CHECK_INTERVAL_MS).max(1);
     let mut round: u64 = 0;
+    let mut disk_by_dev = HashMap::new();
     while !stop.is_stopped() {
         glommio::timer::sleep(Duration::from_millis(DISK_CHECK_INTERVAL_MS)).await;
         round += 1;
+        disk_by_dev.clear();
         for g in groups.iter() {
-            g.sample_rate_and_disk();
+            g.sample_rate_and_disk(&mut disk_by_dev);
         }
         for (slot, g) in (0u64..).zip(groups.iter()) {
             if (round + slot) % rounds_per_purge == 0 && !stop.is_stopped() {

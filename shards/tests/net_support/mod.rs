@@ -68,6 +68,8 @@ pub struct Received {
 pub struct Recorder {
     pub local_shard: usize,
     pub log: Arc<Mutex<Vec<Received>>>,
+    /// Liveness transitions: (local shard, peer, alive).
+    pub liveness: Arc<Mutex<Vec<(usize, NodeId, bool)>>>,
 }
 
 impl PeerFrameHandler for Recorder {
@@ -88,6 +90,13 @@ impl PeerFrameHandler for Recorder {
             items,
         });
         Ok(())
+    }
+
+    fn on_peer_liveness(&self, peer: NodeId, alive: bool) {
+        self.liveness
+            .lock()
+            .expect("liveness lock")
+            .push((self.local_shard, peer, alive));
     }
 }
 
