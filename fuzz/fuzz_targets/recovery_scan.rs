@@ -16,8 +16,9 @@
 
 use dledger::store::{
     Checkpoint, HARD_STATE_FILE_BYTES, INDEX_ENTRY_BYTES, LogCursor, RecordHeader, RecordKind,
-    ScanError, ScanInput, ScanStop, SegmentGeometry, decode_checkpoint, decode_hard_state,
-    decode_hard_state_file, decode_index_entry, encode_filler, encode_record, scan_segment,
+    ScanError, ScanInput, ScanStop, SegmentGeometry, decode_checkpoint, decode_checkpoint_file,
+    decode_hard_state, decode_hard_state_file, decode_index_entry, encode_filler, encode_record,
+    scan_segment,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -145,6 +146,8 @@ fn raw(bytes: &[u8]) {
     file[..n].copy_from_slice(&bytes[..n]);
     let _ = decode_hard_state_file(&file);
     let _ = decode_hard_state_file(bytes);
+    let _ = decode_checkpoint_file(&file);
+    let _ = decode_checkpoint_file(bytes);
     if bytes.len() >= INDEX_ENTRY_BYTES {
         let _ = decode_index_entry(&bytes[..INDEX_ENTRY_BYTES], MAX_RECORD_BYTES);
     }

@@ -596,3 +596,46 @@ fn hard_state_is_overwritten_in_two_slots_and_survives_a_torn_slot() {
         })
     });
 }
+
+#[test]
+fn checkpoints_alternate_slots_and_a_torn_slot_falls_back() {
+    use dledger::store::{CHECKPOINT_FILE_BYTES, CHECKPOINT_SLOT_BYTES};
+    let dir = TempDir::new("log-checkpoint");
+    let root = dir.path().to_owned();
+    run(move || {
+        Box::pin(async move {
+            let cfg = small_config(&root);
+            let file = cfg.group_dir().join("checkpoint");
+            let log = GroupLog::open(cfg.clone()).await.unwrap();
+            for i in 1..=4u64 {
+                let a = log.append(1, &[b"checkpointed"]).await.unwrap();
+                log.wait_durable(a.last_index).await.unwrap();
+                log.persist_checkpoint(i).await.unwrap();
+                assert_eq!(
+                    std::fs::metadata(&file).unwrap().len(),
+                    CHECKPOINT_FILE_BYTES as u64
+                );
+            }
+            log.close().await.unwrap();
+            let log = GroupLog::open(cfg.clone()).await.unwrap();
+            assert_eq!(log.recovered().commit_index, 4);
+            assert_eq!(log.last_index(), 4);
+            log.close().await.unwrap();
+
+            // Tear the slot that does not hold the newest checkpoint (the one a crash
+            // could have been writing): the newest still counts.
+            let bytes = std::fs::read(&file).unwrap();
+            let gen_at = |s: usize| {
+                let at = s * CHECKPOINT_SLOT_BYTES + 88;
+                u64::from_be_bytes(bytes[at..at + 8].try_into().unwrap())
+            };
+            let older = if gen_at(0) < gen_at(1) { 0 } else { 1 };
+            let mut torn = bytes.clone();
+            torn[older * CHECKPOINT_SLOT_BYTES + 50] ^= 0xFF;
+            std::fs::write(&file, &torn).unwrap();
+            let log = GroupLog::open(cfg.clone()).await.unwrap();
+            assert_eq!(log.recovered().commit_index, 4);
+            log.close().await.unwrap();
+        })
+    });
+}

@@ -67,7 +67,9 @@ pub use segment::{
     parse_segment_name, read_filler,
 };
 pub use state::{
-    CHECKPOINT_BYTES, Checkpoint, HARD_STATE_BYTES, HARD_STATE_FILE_BYTES, HARD_STATE_SLOT_BYTES,
-    HardStateFile, PersistedHardState, StateDecodeError, decode_checkpoint, decode_hard_state,
-    decode_hard_state_file, encode_checkpoint, encode_hard_state, encode_hard_state_slot,
+    CHECKPOINT_BYTES, CHECKPOINT_FILE_BYTES, CHECKPOINT_SLOT_BYTES, Checkpoint, CheckpointFile,
+    HARD_STATE_BYTES, HARD_STATE_FILE_BYTES, HARD_STATE_SLOT_BYTES, HardStateFile,
+    PersistedHardState, StateDecodeError, decode_checkpoint, decode_checkpoint_file,
+    decode_hard_state, decode_hard_state_file, encode_checkpoint, encode_checkpoint_slot,
+    encode_hard_state, encode_hard_state_slot,
 };

@@ -1,11 +1,12 @@
 //! Small CRC-protected state files: the recovery checkpoint and the Raft hard state.
 //!
-//! The checkpoint is written whole by the disk layer with write-temp + fsync + rename
-//! (+ fsync of the directory), so a reader sees the old or the new content, never a mix;
-//! the CRC catches a torn or rotted file anyway. The hard state changes at every
-//! election, on every node of every group, so it is overwritten in place instead (see
-//! "Hard state file" below): one block write and one `fdatasync`, no file created,
-//! renamed or journalled. These codecs only turn values into bytes and back.
+//! Both files are overwritten in place, in one of two slots (see "Hard state file" and
+//! "Checkpoint file" below): one block write and one `fdatasync` of blocks the file
+//! already has, so no file is created, renamed or journalled per write (a directory
+//! fsync or a rename commits the filesystem journal, which stalls every other flush on
+//! the device). A crash while writing damages only the slot being written; the other
+//! holds the previous content. The file itself is created whole once (temp file, fsync,
+//! rename, fsync of the directory). These codecs only turn values into bytes and back.
 //!
 //! Checkpoint layout ([`CHECKPOINT_BYTES`] = 88, big-endian):
 //!
@@ -30,6 +31,20 @@
 //! `durable` (see [`Checkpoint::advanced`]) makes every restart re-verify the last
 //! checkpoint interval of durable data, so a bad CRC there stops the group instead of
 //! being truncated away.
+//!
+//! Checkpoint file ([`CHECKPOINT_FILE_BYTES`] = 8192): two slots of
+//! [`CHECKPOINT_SLOT_BYTES`] = 4096, each all zeros (never written) or:
+//!
+//! | offset | bytes | field                                                   |
+//! |-------:|------:|---------------------------------------------------------|
+//! |      0 |    88 | an encoded checkpoint (the layout above, its own CRC)   |
+//! |     88 |     8 | generation: one more than the other slot's when written |
+//! |     96 |     4 | CRC32 of bytes 0..96                                    |
+//! |    100 |  3996 | zeros                                                   |
+//!
+//! The valid slot with the higher generation wins (a checkpoint can move down, at a
+//! truncation, so its content does not order the slots). A file of exactly 88 bytes is
+//! the earlier form (one checkpoint, replaced by rename), read as generation 0.
 //!
 //! Hard state layout ([`HARD_STATE_BYTES`] = 24, big-endian):
 //!
@@ -63,6 +78,12 @@ use super::segment::SegmentGeometry;
 
 /// Size of an encoded [`Checkpoint`].
 pub const CHECKPOINT_BYTES: usize = 88;
+/// One slot of the two-slot checkpoint file.
+pub const CHECKPOINT_SLOT_BYTES: usize = 4096;
+/// The two-slot checkpoint file.
+pub const CHECKPOINT_FILE_BYTES: usize = 2 * CHECKPOINT_SLOT_BYTES;
+const CHECKPOINT_SLOT_CRC_AT: usize = CHECKPOINT_BYTES + 8;
+const CHECKPOINT_SLOT_USED: usize = CHECKPOINT_SLOT_CRC_AT + 4;
 /// Size of an encoded [`PersistedHardState`].
 pub const HARD_STATE_BYTES: usize = 24;
 /// One slot of the two-slot hard state file.
@@ -308,6 +329,113 @@ pub fn decode_checkpoint(bytes: &[u8]) -> Result<Checkpoint, StateDecodeError> {
     Ok(cp)
 }
 
+/// What a checkpoint file holds: the newest checkpoint, its slot and generation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CheckpointFile {
+    pub checkpoint: Checkpoint,
+    /// The slot holding `checkpoint`; `None` for the earlier one-checkpoint form.
+    pub slot: Option<usize>,
+    /// 0 for the earlier form; the next write uses one more.
+    pub generation: u64,
+}
+
+/// Encodes `cp` as the content of one slot of the two-slot checkpoint file.
+pub fn encode_checkpoint_slot(
+    cp: &Checkpoint,
+    generation: u64,
+    out: &mut [u8; CHECKPOINT_SLOT_BYTES],
+) -> Result<(), EncodeError> {
+    out.fill(0);
+    encode_checkpoint(cp, out)?;
+    out[CHECKPOINT_BYTES..CHECKPOINT_SLOT_CRC_AT].copy_from_slice(&generation.to_be_bytes());
+    let crc = crc32fast::hash(&out[..CHECKPOINT_SLOT_CRC_AT]);
+    out[CHECKPOINT_SLOT_CRC_AT..CHECKPOINT_SLOT_USED].copy_from_slice(&crc.to_be_bytes());
+    Ok(())
+}
+
+/// Decodes a whole checkpoint file: the two-slot form ([`CHECKPOINT_FILE_BYTES`]) or the
+/// earlier one-checkpoint form ([`CHECKPOINT_BYTES`]). A slot of zeros was never
+/// written and a slot that does not decode was torn by a crash while being written; the
+/// file is bad only when no slot holds a checkpoint.
+pub fn decode_checkpoint_file(bytes: &[u8]) -> Result<CheckpointFile, StateDecodeError> {
+    if bytes.len() == CHECKPOINT_BYTES {
+        return decode_checkpoint(bytes).map(|checkpoint| CheckpointFile {
+            checkpoint,
+            slot: None,
+            generation: 0,
+        });
+    }
+    let slots = valid_slots(bytes, CHECKPOINT, CHECKPOINT_SLOT_BYTES, |chunk| {
+        let stored = be_u32(chunk, CHECKPOINT_SLOT_CRC_AT);
+        let computed = crc32fast::hash(&chunk[..CHECKPOINT_SLOT_CRC_AT]);
+        if stored != computed {
+            return Err(StateDecodeError::Crc {
+                what: CHECKPOINT,
+                stored,
+                computed,
+            });
+        }
+        if chunk[CHECKPOINT_SLOT_USED..].iter().any(|&b| b != 0) {
+            return Err(StateDecodeError::ReservedNotZero { what: CHECKPOINT });
+        }
+        Ok((
+            decode_checkpoint(&chunk[..CHECKPOINT_BYTES])?,
+            be_u64(chunk, CHECKPOINT_BYTES),
+        ))
+    })?;
+    let newest = slots
+        .into_iter()
+        .max_by_key(|(_, (_, generation))| *generation)
+        .map(|(slot, (checkpoint, generation))| CheckpointFile {
+            checkpoint,
+            slot: Some(slot),
+            generation,
+        });
+    newest.ok_or(StateDecodeError::Inconsistent {
+        what: CHECKPOINT,
+        why: "no slot holds a checkpoint",
+    })
+}
+
+/// The slots of a two-slot state file (`2 * slot_bytes` long) that `decode` accepts,
+/// with their numbers. A slot of zeros was never written and is left out; so is one
+/// `decode` refuses (torn by a crash while being written). Fails when the length is
+/// wrong or no slot is accepted (with the first refusal, if any).
+fn valid_slots<T>(
+    bytes: &[u8],
+    what: &'static str,
+    slot_bytes: usize,
+    decode: impl Fn(&[u8]) -> Result<T, StateDecodeError>,
+) -> Result<Vec<(usize, T)>, StateDecodeError> {
+    if bytes.len() != 2 * slot_bytes {
+        return Err(StateDecodeError::WrongLength {
+            what,
+            have: bytes.len(),
+            expected: 2 * slot_bytes,
+        });
+    }
+    let mut valid = Vec::with_capacity(2);
+    let mut first_error = None;
+    for (slot, chunk) in bytes.chunks_exact(slot_bytes).enumerate() {
+        if chunk.iter().all(|&b| b == 0) {
+            continue;
+        }
+        match decode(chunk) {
+            Ok(v) => valid.push((slot, v)),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if valid.is_empty() {
+        return Err(first_error.unwrap_or(StateDecodeError::Inconsistent {
+            what,
+            why: "both slots are empty",
+        }));
+    }
+    Ok(valid)
+}
+
 /// Encodes `hs` into `out[..HARD_STATE_BYTES]`.
 pub fn encode_hard_state(hs: &PersistedHardState, out: &mut [u8]) -> Result<usize, EncodeError> {
     let have = out.len();
@@ -407,30 +535,15 @@ pub fn decode_hard_state_file(bytes: &[u8]) -> Result<HardStateFile, StateDecode
     if bytes.len() == HARD_STATE_BYTES {
         return decode_hard_state(bytes).map(|state| HardStateFile { state, slot: None });
     }
-    if bytes.len() != HARD_STATE_FILE_BYTES {
-        return Err(StateDecodeError::WrongLength {
-            what: HARD_STATE,
-            have: bytes.len(),
-            expected: HARD_STATE_FILE_BYTES,
-        });
-    }
-    let mut newest: Option<HardStateFile> = None;
-    let mut first_error = None;
-    for (slot, chunk) in bytes.chunks_exact(HARD_STATE_SLOT_BYTES).enumerate() {
-        if chunk.iter().all(|&b| b == 0) {
-            continue;
+    let slots = valid_slots(bytes, HARD_STATE, HARD_STATE_SLOT_BYTES, |chunk| {
+        let state = decode_hard_state(&chunk[..HARD_STATE_BYTES])?;
+        if chunk[HARD_STATE_BYTES..].iter().any(|&b| b != 0) {
+            return Err(StateDecodeError::ReservedNotZero { what: HARD_STATE });
         }
-        let state = match decode_hard_state(&chunk[..HARD_STATE_BYTES]) {
-            Ok(state) if chunk[HARD_STATE_BYTES..].iter().all(|&b| b == 0) => state,
-            Ok(_) => {
-                first_error.get_or_insert(StateDecodeError::ReservedNotZero { what: HARD_STATE });
-                continue;
-            }
-            Err(e) => {
-                first_error.get_or_insert(e);
-                continue;
-            }
-        };
+        Ok(state)
+    })?;
+    let mut newest: Option<HardStateFile> = None;
+    for (slot, state) in slots {
         newest = match newest {
             Some(n) if n.state.age() == state.age() && n.state != state => {
                 return Err(StateDecodeError::Inconsistent {
@@ -445,10 +558,10 @@ pub fn decode_hard_state_file(bytes: &[u8]) -> Result<HardStateFile, StateDecode
             }),
         };
     }
-    newest.ok_or(first_error.unwrap_or(StateDecodeError::Inconsistent {
+    newest.ok_or(StateDecodeError::Inconsistent {
         what: HARD_STATE,
-        why: "both slots are empty",
-    }))
+        why: "no slot holds a state",
+    })
 }
 
 /// Encodes `hs` as the content of one slot of the two-slot file (zeros after the state).
@@ -475,6 +588,58 @@ mod tests {
             }
         }
         file
+    }
+
+    #[test]
+    fn checkpoint_slots_order_by_generation_and_survive_a_torn_write() {
+        let low = Checkpoint::new_log(0);
+        let high = low.advanced(
+            LogCursor {
+                pos: 4096,
+                next_index: 9,
+                last_term: 2,
+                last_crc: 7,
+            },
+            8,
+        );
+        let file = |slots: [Option<(Checkpoint, u64)>; 2]| {
+            let mut f = vec![0u8; CHECKPOINT_FILE_BYTES];
+            for (i, s) in slots.into_iter().enumerate() {
+                if let Some((cp, generation)) = s {
+                    let mut slot = [0u8; CHECKPOINT_SLOT_BYTES];
+                    encode_checkpoint_slot(&cp, generation, &mut slot).expect("fits");
+                    f[i * CHECKPOINT_SLOT_BYTES..(i + 1) * CHECKPOINT_SLOT_BYTES]
+                        .copy_from_slice(&slot);
+                }
+            }
+            f
+        };
+        let read = |f: &[u8]| decode_checkpoint_file(f).expect("decodes");
+        // A later generation wins even when it moved the checkpoint down (truncation).
+        let got = read(&file([Some((high, 4)), Some((low, 5))]));
+        assert_eq!(
+            (got.checkpoint, got.slot, got.generation),
+            (low, Some(1), 5)
+        );
+        let got = read(&file([Some((high, 6)), Some((low, 5))]));
+        assert_eq!((got.checkpoint, got.slot), (high, Some(0)));
+        // A torn slot (anywhere in its used bytes, or garbage after them) is skipped.
+        for at in [0, 40, 87, 88, 95, 97, CHECKPOINT_SLOT_USED + 3] {
+            let mut torn = file([Some((high, 6)), Some((low, 7))]);
+            torn[CHECKPOINT_SLOT_BYTES + at] ^= 0x10;
+            let got = read(&torn);
+            assert_eq!(
+                (got.checkpoint, got.slot),
+                (high, Some(0)),
+                "damage at {at}"
+            );
+        }
+        // The earlier form, and files without a checkpoint.
+        let mut old = [0u8; CHECKPOINT_BYTES];
+        encode_checkpoint(&high, &mut old).expect("fits");
+        assert_eq!(read(&old).generation, 0);
+        assert!(decode_checkpoint_file(&file([None, None])).is_err());
+        assert!(decode_checkpoint_file(&[0u8; 4096]).is_err());
     }
 
     #[test]

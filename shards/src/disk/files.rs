@@ -9,7 +9,6 @@
 
 use std::path::{Path, PathBuf};
 
-use dledger::store::HARD_STATE_SLOT_BYTES;
 use glommio::io::{DmaFile, OpenOptions};
 
 use super::error::{DiskError, glommio_no_space};
@@ -127,30 +126,31 @@ pub(crate) async fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Di
     }
 }
 
-/// Overwrites slot `slot` of the two-slot hard state file at `path` with `bytes` and
-/// syncs it (see `dledger::store::state`): one direct block write and one `fdatasync`
-/// of blocks the file already has, so no allocation, no rename and no journal commit.
-/// Bounded by [`METADATA_WRITE_DEADLINE_MS`] like [`write_atomically`].
-pub(crate) async fn overwrite_hard_state_slot(
+/// Overwrites slot `slot` (of `bytes.len()` bytes, a multiple of every direct-I/O block
+/// size) of a two-slot state file at `path` and syncs it (see `dledger::store::state`):
+/// one direct block write and one `fdatasync` of blocks the file already has, so no
+/// allocation, no rename and no journal commit. Bounded by
+/// [`METADATA_WRITE_DEADLINE_MS`] like [`write_atomically`].
+pub(crate) async fn overwrite_slot(
     path: &Path,
     slot: usize,
-    bytes: &[u8; HARD_STATE_SLOT_BYTES],
+    bytes: &[u8],
 ) -> Result<(), DiskError> {
     let deadline = std::time::Duration::from_millis(METADATA_WRITE_DEADLINE_MS);
     let write = async {
         let file = open_dma(path, false, false).await?;
-        let mut buf = file.alloc_dma_buffer(HARD_STATE_SLOT_BYTES);
+        let mut buf = file.alloc_dma_buffer(bytes.len());
         buf.as_bytes_mut().copy_from_slice(bytes);
-        let at = (slot * HARD_STATE_SLOT_BYTES) as u64;
+        let at = (slot * bytes.len()) as u64;
         let written = file
             .write_at(buf, at)
             .await
             .map_err(|e| DiskError::io("write", path, e))?;
-        if written != HARD_STATE_SLOT_BYTES {
+        if written != bytes.len() {
             return Err(DiskError::io(
                 "write",
                 path,
-                format!("short write {written}/{HARD_STATE_SLOT_BYTES} at {at}"),
+                format!("short write {written}/{} at {at}", bytes.len()),
             ));
         }
         file.fdatasync()
@@ -163,7 +163,7 @@ pub(crate) async fn overwrite_hard_state_slot(
     match glommio::timer::timeout(deadline, async { Ok(write.await) }).await {
         Ok(result) => result,
         Err(e) => Err(DiskError::io(
-            "overwrite a hard state slot",
+            "overwrite a slot",
             path,
             format!("not finished after {METADATA_WRITE_DEADLINE_MS} ms: {e}"),
         )),

@@ -27,8 +27,9 @@ use dledger::store::record::{
 };
 use dledger::store::segment::{FILLER_BYTES, SegmentGeometry, encode_filler, parse_segment_name};
 use dledger::store::state::{
-    Checkpoint, HARD_STATE_FILE_BYTES, HARD_STATE_SLOT_BYTES, PersistedHardState,
-    decode_checkpoint, decode_hard_state_file, encode_checkpoint, encode_hard_state_slot,
+    CHECKPOINT_FILE_BYTES, CHECKPOINT_SLOT_BYTES, Checkpoint, HARD_STATE_FILE_BYTES,
+    HARD_STATE_SLOT_BYTES, PersistedHardState, decode_checkpoint_file, decode_hard_state_file,
+    encode_checkpoint_slot, encode_hard_state_slot,
 };
 use glommio::io::DmaFile;
 use glommio::{Task, spawn_local};
@@ -127,6 +128,10 @@ struct State {
     /// form whole).
     hard_state_slot: Option<usize>,
     checkpoint: Checkpoint,
+    /// The slot of the checkpoint file holding `checkpoint` and its generation; `None`
+    /// while the file is missing or in its earlier one-checkpoint form.
+    checkpoint_slot: Option<usize>,
+    checkpoint_generation: u64,
     disk_checked_at: Option<Instant>,
     disk_used_ratio: f64,
     stats: LogStats,
@@ -288,14 +293,18 @@ impl GroupLog {
                 (hs, file.slot)
             }
         };
-        let checkpoint = match files::read_small(&paths.checkpoint)? {
-            None => Checkpoint::new_log(0),
-            Some(b) => decode_checkpoint(&b).map_err(|e| DiskError::Corruption {
-                file: paths.checkpoint.clone(),
-                offset: 0,
-                reason: e.to_string(),
-            })?,
-        };
+        let (checkpoint, checkpoint_slot, checkpoint_generation) =
+            match files::read_small(&paths.checkpoint)? {
+                None => (Checkpoint::new_log(0), None, 0),
+                Some(b) => {
+                    let file = decode_checkpoint_file(&b).map_err(|e| DiskError::Corruption {
+                        file: paths.checkpoint.clone(),
+                        offset: 0,
+                        reason: e.to_string(),
+                    })?;
+                    (file.checkpoint, file.slot, file.generation)
+                }
+            };
 
         let listed = list_segments(&paths)?;
         let starts = listed.starts.clone();
@@ -454,6 +463,8 @@ impl GroupLog {
             hard_state,
             hard_state_slot,
             checkpoint,
+            checkpoint_slot,
+            checkpoint_generation,
             disk_checked_at: None,
             disk_used_ratio: 0.0,
             stats,
@@ -644,10 +655,7 @@ impl GroupLog {
             Some(slot) => {
                 let other = 1 - slot;
                 let bytes = hard_state_slot(hs)?;
-                (
-                    files::overwrite_hard_state_slot(path, other, &bytes).await,
-                    other,
-                )
+                (files::overwrite_slot(path, other, &bytes).await, other)
             }
             None => (
                 files::write_atomically(path, &hard_state_image(hs)?).await,
@@ -738,15 +746,8 @@ impl GroupLog {
             }
             st.index_written_to = written_to;
         }
-        let mut bytes = [0u8; dledger::store::state::CHECKPOINT_BYTES];
-        encode_checkpoint(&cp, &mut bytes).map_err(|e| DiskError::InvalidArgument {
-            message: format!("checkpoint: {e}"),
-        })?;
-        match files::write_atomically(&self.inner.paths.checkpoint, &bytes).await {
-            Ok(()) => {
-                self.inner.st.borrow_mut().checkpoint = cp;
-                Ok(())
-            }
+        match self.inner.write_checkpoint(cp).await {
+            Ok(()) => Ok(()),
             Err(e) => Err(self.inner.fail_with(e)),
         }
     }
@@ -1071,12 +1072,7 @@ impl GroupLog {
         if lowered != checkpoint {
             // Lower the checkpoint first: Raft may drop durable entries that were never
             // committed, and recovery must not then report them lost.
-            let mut bytes = [0u8; dledger::store::state::CHECKPOINT_BYTES];
-            encode_checkpoint(&lowered, &mut bytes).map_err(|e| DiskError::InvalidArgument {
-                message: format!("checkpoint: {e}"),
-            })?;
-            files::write_atomically(&inner.paths.checkpoint, &bytes).await?;
-            inner.st.borrow_mut().checkpoint = lowered;
+            inner.write_checkpoint(lowered).await?;
         }
         let seg_bytes = inner.geometry.segment_bytes();
         let mut seg = inner.geometry.segment_start(new_end);
@@ -1288,6 +1284,41 @@ impl GroupLog {
 }
 
 impl Inner {
+    /// Writes `cp` into the slot of the checkpoint file that does not hold the current
+    /// one, with the next generation (one block write, one `fdatasync`); the first write
+    /// of a log (or of one in the earlier form) creates the two-slot file whole. Callers
+    /// keep checkpoint writes from overlapping (`checkpointing` / `truncating`).
+    async fn write_checkpoint(&self, cp: Checkpoint) -> Result<(), DiskError> {
+        let (current, generation) = {
+            let st = self.st.borrow();
+            (st.checkpoint_slot, st.checkpoint_generation + 1)
+        };
+        let mut slot_bytes = [0u8; CHECKPOINT_SLOT_BYTES];
+        encode_checkpoint_slot(&cp, generation, &mut slot_bytes).map_err(|e| {
+            DiskError::InvalidArgument {
+                message: format!("checkpoint: {e}"),
+            }
+        })?;
+        let path = &self.paths.checkpoint;
+        let slot = match current {
+            Some(slot) => {
+                files::overwrite_slot(path, 1 - slot, &slot_bytes).await?;
+                1 - slot
+            }
+            None => {
+                let mut whole = vec![0u8; CHECKPOINT_FILE_BYTES];
+                whole[..CHECKPOINT_SLOT_BYTES].copy_from_slice(&slot_bytes);
+                files::write_atomically(path, &whole).await?;
+                0
+            }
+        };
+        let mut st = self.st.borrow_mut();
+        st.checkpoint = cp;
+        st.checkpoint_slot = Some(slot);
+        st.checkpoint_generation = generation;
+        Ok(())
+    }
+
     /// Records that every record before `cursor` is written and wakes its waiters.
     fn publish_written(&self, cursor: LogCursor) {
         let target = cursor.next_index - 1;
