@@ -111,19 +111,19 @@ fn disk_full(path: &Path, e: &dyn std::fmt::Display) -> DiskError {
 /// file) becomes a DISK_ERROR naming the file instead of a silent, endless wait. The
 /// deadline's timer also wakes the reactor, so a merely missed wake-up completes.
 pub(crate) async fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), DiskError> {
-    let deadline = std::time::Duration::from_millis(METADATA_WRITE_DEADLINE_MS);
-    match glommio::timer::timeout(deadline, async {
-        Ok(write_atomically_unbounded(path, bytes).await)
+    within_metadata_deadline("write (atomically)", path, async {
+        let tmp = path.with_extension("tmp");
+        let file = open_dma(&tmp, true, false).await?;
+        write_padded_at(&file, &tmp, bytes, 0).await?;
+        // Direct I/O wrote whole blocks; the file keeps exactly the encoded bytes.
+        file.truncate(bytes.len() as u64)
+            .await
+            .map_err(|e| DiskError::io("truncate", &tmp, e))?;
+        sync_and_close(file, &tmp).await?;
+        std::fs::rename(&tmp, path).map_err(|e| DiskError::io("rename over", path, e))?;
+        sync_dir(path.parent().unwrap_or(Path::new("."))).await
     })
     .await
-    {
-        Ok(result) => result,
-        Err(e) => Err(DiskError::io(
-            "write (atomically)",
-            path,
-            format!("not finished after {METADATA_WRITE_DEADLINE_MS} ms: {e}"),
-        )),
-    }
 }
 
 /// Overwrites slot `slot` (of `bytes.len()` bytes, a multiple of every direct-I/O block
@@ -136,38 +136,12 @@ pub(crate) async fn overwrite_slot(
     slot: usize,
     bytes: &[u8],
 ) -> Result<(), DiskError> {
-    let deadline = std::time::Duration::from_millis(METADATA_WRITE_DEADLINE_MS);
-    let write = async {
+    within_metadata_deadline("overwrite a slot", path, async {
         let file = open_dma(path, false, false).await?;
-        let mut buf = file.alloc_dma_buffer(bytes.len());
-        buf.as_bytes_mut().copy_from_slice(bytes);
-        let at = (slot * bytes.len()) as u64;
-        let written = file
-            .write_at(buf, at)
-            .await
-            .map_err(|e| DiskError::io("write", path, e))?;
-        if written != bytes.len() {
-            return Err(DiskError::io(
-                "write",
-                path,
-                format!("short write {written}/{} at {at}", bytes.len()),
-            ));
-        }
-        file.fdatasync()
-            .await
-            .map_err(|e| DiskError::io("fdatasync", path, e))?;
-        file.close()
-            .await
-            .map_err(|e| DiskError::io("close", path, e))
-    };
-    match glommio::timer::timeout(deadline, async { Ok(write.await) }).await {
-        Ok(result) => result,
-        Err(e) => Err(DiskError::io(
-            "overwrite a slot",
-            path,
-            format!("not finished after {METADATA_WRITE_DEADLINE_MS} ms: {e}"),
-        )),
-    }
+        write_padded_at(&file, path, bytes, (slot * bytes.len()) as u64).await?;
+        sync_and_close(file, path).await
+    })
+    .await
 }
 
 /// Longest a metadata file (`hardstate`, `checkpoint`) write, sync and rename may take.
@@ -175,37 +149,55 @@ pub(crate) async fn overwrite_slot(
 /// start-up names its cause within a minute.
 pub(crate) const METADATA_WRITE_DEADLINE_MS: u64 = 30_000;
 
-async fn write_atomically_unbounded(path: &Path, bytes: &[u8]) -> Result<(), DiskError> {
-    let tmp = path.with_extension("tmp");
-    let file = open_dma(&tmp, true, false).await?;
+/// Runs the metadata write `op` on `path` for at most [`METADATA_WRITE_DEADLINE_MS`].
+async fn within_metadata_deadline(
+    op: &str,
+    path: &Path,
+    write: impl std::future::Future<Output = Result<(), DiskError>>,
+) -> Result<(), DiskError> {
+    let deadline = std::time::Duration::from_millis(METADATA_WRITE_DEADLINE_MS);
+    match glommio::timer::timeout(deadline, async { Ok(write.await) }).await {
+        Ok(result) => result,
+        Err(e) => Err(DiskError::io(
+            op,
+            path,
+            format!("not finished after {METADATA_WRITE_DEADLINE_MS} ms: {e}"),
+        )),
+    }
+}
+
+/// Writes `bytes` at `at` in one direct write, zero-padded to the file's alignment.
+async fn write_padded_at(
+    file: &DmaFile,
+    path: &Path,
+    bytes: &[u8],
+    at: u64,
+) -> Result<(), DiskError> {
     let len = file.align_up(bytes.len() as u64) as usize;
     let mut buf = file.alloc_dma_buffer(len);
     buf.as_bytes_mut().fill(0);
     buf.as_bytes_mut()[..bytes.len()].copy_from_slice(bytes);
     let written = file
-        .write_at(buf, 0)
+        .write_at(buf, at)
         .await
-        .map_err(|e| DiskError::io("write", &tmp, e))?;
+        .map_err(|e| DiskError::io("write", path, e))?;
     if written != len {
         return Err(DiskError::io(
             "write",
-            &tmp,
-            format!("short write {written}/{len}"),
+            path,
+            format!("short write {written}/{len} at {at}"),
         ));
     }
-    // Direct I/O wrote whole blocks; the file keeps exactly the encoded bytes.
-    file.truncate(bytes.len() as u64)
-        .await
-        .map_err(|e| DiskError::io("truncate", &tmp, e))?;
+    Ok(())
+}
+
+async fn sync_and_close(file: DmaFile, path: &Path) -> Result<(), DiskError> {
     file.fdatasync()
         .await
-        .map_err(|e| DiskError::io("fdatasync", &tmp, e))?;
+        .map_err(|e| DiskError::io("fdatasync", path, e))?;
     file.close()
         .await
-        .map_err(|e| DiskError::io("close", &tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| DiskError::io("rename over", path, e))?;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    sync_dir(dir).await
+        .map_err(|e| DiskError::io("close", path, e))
 }
 
 /// Reads a small whole file, `None` when it does not exist.
