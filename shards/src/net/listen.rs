@@ -65,7 +65,17 @@ pub fn release(listener: &StdListener) {
 
 /// A glommio listener for the current shard on a duplicate of `listener`'s socket.
 /// Must run inside a glommio executor.
+///
+/// The socket is made non-blocking first, for good. glommio 0.9's accept begins with an
+/// optimistic `accept(2)`: it reads the file status flags, sets O_NONBLOCK, accepts and
+/// writes the old flags back. The flags belong to the open file description, which every
+/// shard's duplicate shares, so on a blocking socket two shards interleaving those steps
+/// leave one of them calling a *blocking* `accept` on its executor thread: the whole shard
+/// stops (no timers, no I/O, no group opens) until the next connection arrives. Seen at
+/// start-up as a shard that opened its groups a second late (a peer's reconnect ended it),
+/// failing a smoke test in CI. With O_NONBLOCK already set, the restore is a no-op.
 pub fn shard_listener(listener: &StdListener) -> std::io::Result<glommio::net::TcpListener> {
+    listener.set_nonblocking(true)?;
     let fd: OwnedFd = listener.try_clone()?.into();
     // SAFETY: `fd` is a bound, listening TCP socket we own exclusively (a fresh dup).
     Ok(unsafe { glommio::net::TcpListener::from_raw_fd(fd.into_raw_fd()) })
@@ -167,6 +177,26 @@ mod tests {
             asked.elapsed() >= Duration::from_millis(BIND_IN_USE_WAIT_MS),
             "gave up early"
         );
+    }
+
+    /// The shards' listeners share one non-blocking socket: every duplicate, and the
+    /// owner's, is O_NONBLOCK (see [`shard_listener`]).
+    #[test]
+    fn shard_listeners_never_block_in_accept() {
+        let owner =
+            bind_exclusive("127.0.0.1:0".parse().expect("addr"), "clients").expect("a free port");
+        let executor = glommio::LocalExecutorBuilder::default()
+            .make()
+            .expect("an executor");
+        let _glommio = executor.run(async { shard_listener(&owner).expect("a shard listener") });
+        let dup = owner.try_clone().expect("dup");
+        for listener in [&owner, &dup] {
+            // Checked on the flags, not with an accept that would hang if they were wrong.
+            let fd = std::os::fd::AsRawFd::as_raw_fd(listener);
+            let flags = nix::fcntl::fcntl(fd, nix::fcntl::F_GETFL).expect("F_GETFL");
+            let flags = nix::fcntl::OFlag::from_bits_truncate(flags);
+            assert!(flags.contains(nix::fcntl::OFlag::O_NONBLOCK), "{flags:?}");
+        }
     }
 
     #[test]
