@@ -13,6 +13,11 @@
 //! that long instead of forever. A kick of a thread that is busy or properly asleep is a
 //! no-op apart from one extra pass of its reactor (the handler is `SA_RESTART`, so
 //! ordinary blocking system calls resume).
+//!
+//! Not every start-up stall is this one: a shard blocked in a plain `accept(2)` (its
+//! `/proc/<pid>/task/<tid>/wchan` says `inet_csk_accept`, not `io_cqring_wait`) was a race
+//! on the shared listening socket's flags, fixed in `net::listen::shard_listener`; a kick
+//! does not end that wait (accept restarts under `SA_RESTART`).
 
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
