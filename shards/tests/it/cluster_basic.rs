@@ -15,7 +15,6 @@ const GROUP: &str = "RaftNode00";
 
 #[test]
 fn three_nodes_elect_append_pipelined_and_read_back() {
-    let _servers = crate::common::serial::servers();
     let mut c = TestCluster::three_nodes();
     c.start_all();
     c.wait_for_leader(GROUP, Duration::from_secs(20));
@@ -61,7 +60,6 @@ fn three_nodes_elect_append_pipelined_and_read_back() {
 
 #[test]
 fn cli_append_get_and_metadata_against_a_cluster() {
-    let _servers = crate::common::serial::servers();
     let mut c = TestCluster::three_nodes();
     c.start_all();
     c.wait_for_leader(GROUP, Duration::from_secs(20));

@@ -35,7 +35,6 @@ fn append_many(peers: Vec<HostPort>, tag: &'static str, n: u64) -> Vec<(u64, Byt
 
 #[test]
 fn killed_follower_catches_up_and_serves_the_quorum_again() {
-    let _servers = crate::common::serial::servers();
     let mut c = TestCluster::three_nodes();
     c.start_all();
     let leader = c.wait_for_leader(GROUP, Duration::from_secs(20));

@@ -89,7 +89,6 @@ fn run_load(peers: Vec<HostPort>, stop: Arc<AtomicBool>) -> Vec<(Bytes, Outcome)
 
 #[test]
 fn leader_kill_under_load_loses_no_acknowledged_append_and_duplicates_none() {
-    let _servers = crate::common::serial::servers();
     let mut c = TestCluster::three_nodes();
     c.start_all();
     let old_leader = c.wait_for_leader(GROUP, Duration::from_secs(20));

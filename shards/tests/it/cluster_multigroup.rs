@@ -12,7 +12,6 @@ use dledger_shards::client::block_on;
 
 #[test]
 fn eight_groups_on_three_nodes_keep_separate_logs() {
-    let _servers = crate::common::serial::servers();
     let mut c = TestCluster::multigroup();
     c.start_all();
     let groups = c.groups();
@@ -57,7 +56,6 @@ fn eight_groups_on_three_nodes_keep_separate_logs() {
 
 #[test]
 fn each_group_ends_up_led_by_its_preferred_leader() {
-    let _servers = crate::common::serial::servers();
     let mut c = TestCluster::multigroup();
     c.start_all();
     // conf/multigroup: RaftNode0k prefers n(k mod 3).

@@ -15,7 +15,6 @@ const GROUP: &str = "RaftNode00";
 
 #[test]
 fn two_node_group_needs_both_and_recovers_after_restart() {
-    let _servers = crate::common::serial::servers();
     let mut c = TestCluster::two_nodes();
     c.start_all();
     let leader = c.wait_for_leader(GROUP, Duration::from_secs(20));

@@ -601,7 +601,6 @@ fn flood(
 
 #[test]
 fn hostile_client_and_peer_traffic_leaves_the_node_serving() {
-    let _servers = crate::common::serial::servers();
     let mut t = start();
     let rss_start = rss_bytes(t.pid);
     assert_serving(&mut t, "start");

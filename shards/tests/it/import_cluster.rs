@@ -60,7 +60,6 @@ fn append(cluster: &TestCluster, data: &str) {
 
 #[test]
 fn identical_imports_form_a_group_and_a_differing_one_is_refused() {
-    let _servers = crate::common::serial::servers();
     let n = u64::from(MESSAGES);
 
     // Identical copies on all three nodes.

@@ -44,7 +44,6 @@ fn value(text: &str, series: &str) -> Option<f64> {
 
 #[test]
 fn nodes_serve_prometheus_metrics_with_the_clusters_values() {
-    let _servers = crate::common::serial::servers();
     let mut c = TestCluster::three_nodes();
     let ports: Vec<u16> = (0..c.len())
         .map(|_| crate::common::ports::free_port())

@@ -17,7 +17,6 @@ const REFUSAL_WAIT: Duration = Duration::from_secs(20);
 
 #[test]
 fn a_second_server_on_the_same_ports_refuses_to_start() {
-    let _servers = crate::common::serial::servers();
     let mut c = TestCluster::three_nodes();
     c.start(0);
     // Node 0 is up once it answers on its client port (alone it has no leader).

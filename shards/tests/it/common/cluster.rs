@@ -68,6 +68,9 @@ pub struct Node {
 pub struct TestCluster {
     pub dir: PathBuf,
     pub nodes: Vec<Node>,
+    /// Taken at the first start, released after every node was killed (see
+    /// [`super::serial`]).
+    servers: Option<super::serial::Servers>,
 }
 
 impl TestCluster {
@@ -193,7 +196,11 @@ impl TestCluster {
                 starts: 0,
             });
         }
-        TestCluster { dir, nodes }
+        TestCluster {
+            dir,
+            nodes,
+            servers: None,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -226,8 +233,12 @@ impl TestCluster {
         }
     }
 
-    /// Starts node `i` (`dledger server -c <config>`), appending to its log.
+    /// Starts node `i` (`dledger server -c <config>`), appending to its log. The first
+    /// start waits for the servers lock.
     pub fn start(&mut self, i: usize) {
+        if self.servers.is_none() {
+            self.servers = Some(super::serial::servers());
+        }
         let node = &mut self.nodes[i];
         assert!(node.child.is_none(), "node {} is already running", node.id);
         let log = fs::OpenOptions::new()
