@@ -1,14 +1,18 @@
 //! Every integration test of `dledger-shards`, in one test binary.
 //!
-//! Each `tests/*.rs` file used to be a crate of its own: ~25 binaries that each linked
-//! glommio and the server and recompiled the shared helpers, most of CI's build time.
+//! Each `tests/*.rs` file used to be a crate of its own: 26 binaries that each linked
+//! glommio and the server and recompiled the shared helpers, much of CI's build time.
 //! Here each former file is one module of the same name (`cargo test -p dledger-shards
 //! --test it disk_log::` runs what `--test disk_log` ran), and the helpers are compiled
-//! once.
+//! once. New tests belong here, as a module. Cargo finds this binary by itself
+//! (`tests/<dir>/main.rs`), so `Cargo.toml` lists nothing: with `autotests = false` and a
+//! `[[test]]` entry instead, a new `tests/*.rs` file would silently never be built or run;
+//! this way it still runs, as a binary of its own.
 //!
 //! What used to be separate processes now shares one, with two test threads:
-//! - tests that run real server processes take [`common::serial::servers`] (one cluster
-//!   at a time on a small machine, as when the binaries ran one after another);
+//! - tests that run real server processes hold [`common::serial::servers`] (a
+//!   `TestCluster` takes it at its first start): one cluster at a time on a small
+//!   machine, as when the binaries ran one after another;
 //! - every port a test chooses comes from [`common::ports`], which never hands out a
 //!   port twice in this process;
 //! - a test that needs process-wide state of its own (signal handlers, a process to
