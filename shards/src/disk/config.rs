@@ -25,9 +25,9 @@ pub enum FlushMode {
 /// [`LogConfig::new`] is [`SyncMethod::Fdatasync`]. Measurements on the target machine
 /// (2-core VM, ext4 on virtio without FUA, shared with other builds, so tails are
 /// noisy):
-/// - session 1, raw, `tests/disk_sync_probe.rs`: 4 KiB write + `fdatasync` p50
+/// - session 1, raw, `shards/tests/it/disk_sync_probe.rs`: 4 KiB write + `fdatasync` p50
 ///   220–290 µs; 4 KiB `O_DSYNC` write p50 3,990–4,210 µs; through the log
-///   (`tests/disk_append_probe.rs`, c=1): `Fdatasync` p50 432 µs, `ODsync` 6.4 ms;
+///   (`shards/tests/it/disk_append_probe.rs`, c=1): `Fdatasync` p50 432 µs, `ODsync` 6.4 ms;
 /// - session 4, same probe on a preallocated zero-filled file: 4 KiB write +
 ///   `fdatasync` p50 198–219 µs, `O_DSYNC` write p50 375–401 µs (loaded machine); the
 ///   bench's raw baseline: `O_DSYNC` p99 229 µs next to write + `fdatasync` p99
