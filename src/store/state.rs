@@ -230,6 +230,21 @@ pub enum StateDecodeError {
 const CHECKPOINT: &str = "checkpoint";
 const HARD_STATE: &str = "hard state";
 
+/// The big-endian CRC32 at `crc_at` must be that of every byte before it (the callers
+/// have checked the length).
+fn check_crc(bytes: &[u8], crc_at: usize, what: &'static str) -> Result<(), StateDecodeError> {
+    let stored = be_u32(bytes, crc_at);
+    let computed = crc32fast::hash(&bytes[..crc_at]);
+    if stored != computed {
+        return Err(StateDecodeError::Crc {
+            what,
+            stored,
+            computed,
+        });
+    }
+    Ok(())
+}
+
 fn be_u32(b: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
@@ -297,15 +312,7 @@ pub fn decode_checkpoint(bytes: &[u8]) -> Result<Checkpoint, StateDecodeError> {
             found: magic,
         });
     }
-    let stored = be_u32(bytes, CHECKPOINT_CRC_AT);
-    let computed = crc32fast::hash(&bytes[..CHECKPOINT_CRC_AT]);
-    if stored != computed {
-        return Err(StateDecodeError::Crc {
-            what: CHECKPOINT,
-            stored,
-            computed,
-        });
-    }
+    check_crc(bytes, CHECKPOINT_CRC_AT, CHECKPOINT)?;
     let version = u16::from_be_bytes([bytes[4], bytes[5]]);
     if version != CHECKPOINT_VERSION {
         return Err(StateDecodeError::UnsupportedVersion {
@@ -366,15 +373,7 @@ pub fn decode_checkpoint_file(bytes: &[u8]) -> Result<CheckpointFile, StateDecod
         });
     }
     let slots = valid_slots(bytes, CHECKPOINT, CHECKPOINT_SLOT_BYTES, |chunk| {
-        let stored = be_u32(chunk, CHECKPOINT_SLOT_CRC_AT);
-        let computed = crc32fast::hash(&chunk[..CHECKPOINT_SLOT_CRC_AT]);
-        if stored != computed {
-            return Err(StateDecodeError::Crc {
-                what: CHECKPOINT,
-                stored,
-                computed,
-            });
-        }
+        check_crc(chunk, CHECKPOINT_SLOT_CRC_AT, CHECKPOINT)?;
         if chunk[CHECKPOINT_SLOT_USED..].iter().any(|&b| b != 0) {
             return Err(StateDecodeError::ReservedNotZero { what: CHECKPOINT });
         }
@@ -474,15 +473,7 @@ pub fn decode_hard_state(bytes: &[u8]) -> Result<PersistedHardState, StateDecode
             found: magic,
         });
     }
-    let stored = be_u32(bytes, 20);
-    let computed = crc32fast::hash(&bytes[..20]);
-    if stored != computed {
-        return Err(StateDecodeError::Crc {
-            what: HARD_STATE,
-            stored,
-            computed,
-        });
-    }
+    check_crc(bytes, 20, HARD_STATE)?;
     if bytes[4] != HARD_STATE_VERSION {
         return Err(StateDecodeError::UnsupportedVersion {
             what: HARD_STATE,
