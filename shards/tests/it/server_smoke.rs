@@ -193,10 +193,15 @@ impl Conn {
     }
 
     fn send(&mut self, id: u64, msg: &ClientMessage) {
+        self.try_send(id, msg).expect("send a request");
+    }
+
+    /// Sends a request; an I/O error is an `Err` (see [`Conn::try_recv`]).
+    fn try_send(&mut self, id: u64, msg: &ClientMessage) -> std::io::Result<()> {
         let mut out = BytesMut::new();
         msg.encode(id, &self.limits, &mut out)
             .expect("encode a request");
-        self.stream.write_all(&out).expect("send a request");
+        self.stream.write_all(&out)
     }
 
     fn recv(&mut self) -> (u64, ClientMessage) {
@@ -233,11 +238,8 @@ fn metadata(port: u16, group: &str) -> Option<dledger::wire::MetadataResponse> {
     let req = ClientMessage::MetadataRequest(MetadataRequest {
         group: group.to_owned(),
     });
-    let mut out = BytesMut::new();
-    req.encode(1, &c.limits, &mut out)
-        .expect("encode a request");
     // A node may be starting or dying while the tests look for a leader: no answer.
-    c.stream.write_all(&out).ok()?;
+    c.try_send(1, &req).ok()?;
     match c.try_recv().ok()? {
         (1, ClientMessage::MetadataResponse(m)) => Some(m),
         _ => None,
