@@ -1,5 +1,5 @@
 //! File operations of the commitlog on glommio: directory layout, atomic metadata
-//! files, zero-filled segment creation and zeroing ranges.
+//! files, segment creation and zero-filling.
 //!
 //! Layout of one group: `<storePathRootDir>/dledger-<selfId>/<group>/`
 //! - `data/<20-digit start position>`: data segments (`.prealloc` while being filled;
@@ -20,17 +20,18 @@ pub(crate) const PREALLOC_SUFFIX: &str = ".prealloc";
 /// name positions the log has left, so the recovery scan never links them).
 pub(crate) const RECYCLE_SUFFIX: &str = ".recycle";
 /// Bytes per write when zero-filling.
-const ZERO_CHUNK_BYTES: u64 = 1 << 20;
-/// Segments one thread zero-fills at once. A node opening a thousand new groups would
+pub(crate) const ZERO_CHUNK_BYTES: u64 = 1 << 20;
+/// Zero-fill chunks one thread writes at once. A node opening a thousand new groups would
 /// otherwise start a thousand fills together: a thousand `ZERO_CHUNK_BYTES` buffers and
 /// a device queue so deep that every other write (hard states, appends) waits behind it.
-/// Waiters are served in arrival order, so a log waits for at most the fills queued
-/// before its own.
-pub(crate) const SEGMENT_FILLS_AT_ONCE: u64 = 2;
+/// Waiters are served in arrival order and a permit is held for one chunk only, so a
+/// long background fill and a new log's head take turns instead of one waiting for
+/// the other's whole segment.
+pub(crate) const ZERO_CHUNKS_AT_ONCE: u64 = 2;
 
 thread_local! {
     static FILL_PERMITS: std::rc::Rc<glommio::sync::Semaphore> =
-        std::rc::Rc::new(glommio::sync::Semaphore::new(SEGMENT_FILLS_AT_ONCE));
+        std::rc::Rc::new(glommio::sync::Semaphore::new(ZERO_CHUNKS_AT_ONCE));
     /// Device block size by device id, for the devices this thread has primed
     /// (see [`device_block_bytes`]).
     static PRIMED_DEVICES: std::cell::RefCell<std::collections::HashMap<u64, u64>> =
@@ -209,54 +210,44 @@ pub(crate) fn read_small(path: &Path) -> Result<Option<Vec<u8>>, DiskError> {
     }
 }
 
-/// Creates segment `path` of `bytes` bytes, zero-filled and durable, under a
-/// temporary name first so that a crash never leaves a half-filled segment in the log.
+/// Creates segment `path` of `bytes` bytes, durable, with its first `head_bytes`
+/// zero-filled, under a temporary name first so that a crash never leaves a
+/// half-made segment in the log.
 ///
-/// Zero-filling (not just `fallocate`) matters: an unwritten extent's first write
-/// still needs a metadata commit, which would make every first append to a block pay
-/// a journal write inside its `fdatasync`.
+/// The whole length is allocated (`fallocate`), so the file has its final size and
+/// appends never extend it; the blocks past the head are unwritten extents, which read
+/// as zeros (what recovery takes for the end of the log). Zero-filling matters for
+/// speed, not for correctness: an unwritten extent's first write needs a metadata
+/// commit, which makes an append's `fdatasync` pay a journal write. The log zero-fills
+/// the rest in the background (`log::fill`) while appends go on in the head: a
+/// new log does not wait for a whole segment of zeros (1 GiB by default) before its
+/// first record.
 ///
 /// `zero_bytes_per_sec` (0: unlimited) paces the zero-filling so that a background
 /// preparation does not crowd the device queue that appends and their syncs wait in.
 pub(crate) async fn create_segment(
     path: &Path,
     bytes: u64,
+    head_bytes: u64,
     fault: Option<&FaultInjector>,
     zero_bytes_per_sec: u64,
 ) -> Result<(), DiskError> {
+    debug_assert!(head_bytes <= bytes, "the head is part of the segment");
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(PREALLOC_SUFFIX);
     let tmp = PathBuf::from(tmp);
-    let permits = FILL_PERMITS.with(std::rc::Rc::clone);
-    let _permit = permits
-        .acquire_permit(1)
-        .await
-        .map_err(|e| DiskError::io("wait to zero-fill", path, e))?;
     let result = async {
         let file = open_dma(&tmp, true, false).await?;
-        let no_space = |e: glommio::GlommioError<()>, op: &str| {
-            if glommio_no_space(&e) {
-                disk_full(path, &e)
-            } else {
-                DiskError::io(op, &tmp, e)
-            }
-        };
         file.pre_allocate(bytes, false)
             .await
-            .map_err(|e| no_space(e, "fallocate"))?;
-        let mut pos = 0;
+            .map_err(|e| no_space_or_io(path, &tmp, "fallocate", e))?;
         let started = std::time::Instant::now();
-        while pos < bytes {
-            let n = ZERO_CHUNK_BYTES.min(bytes - pos);
-            write_zeros(&file, &tmp, pos, n, fault).await?;
+        let mut pos = 0;
+        while pos < head_bytes {
+            let n = ZERO_CHUNK_BYTES.min(head_bytes - pos);
+            with_fill_permit(&tmp, write_zeros(&file, &tmp, pos, n, fault)).await?;
             pos += n;
-            if zero_bytes_per_sec > 0 {
-                let due =
-                    std::time::Duration::from_secs_f64(pos as f64 / zero_bytes_per_sec as f64);
-                if let Some(wait) = due.checked_sub(started.elapsed()) {
-                    glommio::timer::sleep(wait).await;
-                }
-            }
+            pace(started, pos, zero_bytes_per_sec).await;
         }
         if let Some(f) = fault {
             f.before_sync()
@@ -264,7 +255,7 @@ pub(crate) async fn create_segment(
         }
         file.fdatasync()
             .await
-            .map_err(|e| no_space(e, "fdatasync"))?;
+            .map_err(|e| no_space_or_io(path, &tmp, "fdatasync", e))?;
         file.close()
             .await
             .map_err(|e| DiskError::io("close", &tmp, e))?;
@@ -277,6 +268,41 @@ pub(crate) async fn create_segment(
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Runs `fill` (one chunk of zero-filling) once one of this thread's fill permits is
+/// free; the future starts only then, so what it checks first is current.
+pub(crate) async fn with_fill_permit<T>(
+    path: &Path,
+    fill: impl std::future::Future<Output = Result<T, DiskError>>,
+) -> Result<T, DiskError> {
+    let permits = FILL_PERMITS.with(std::rc::Rc::clone);
+    let _permit = permits
+        .acquire_permit(1)
+        .await
+        .map_err(|e| DiskError::io("wait to zero-fill", path, e))?;
+    fill.await
+}
+
+/// Sleeps until `done_bytes` of zeros written since `started` keep to
+/// `bytes_per_sec` (0: no pacing).
+pub(crate) async fn pace(started: std::time::Instant, done_bytes: u64, bytes_per_sec: u64) {
+    if bytes_per_sec == 0 {
+        return;
+    }
+    let due = std::time::Duration::from_secs_f64(done_bytes as f64 / bytes_per_sec as f64);
+    if let Some(wait) = due.checked_sub(started.elapsed()) {
+        glommio::timer::sleep(wait).await;
+    }
+}
+
+/// DISK_FULL naming `path` when `e` is ENOSPC, else an I/O error of `op` on `file`.
+fn no_space_or_io(path: &Path, file: &Path, op: &str, e: glommio::GlommioError<()>) -> DiskError {
+    if glommio_no_space(&e) {
+        disk_full(path, &e)
+    } else {
+        DiskError::io(op, file, e)
+    }
 }
 
 /// Writes zeros over `[pos, pos + len)` (block aligned) of `file`.
@@ -298,13 +324,10 @@ pub(crate) async fn write_zeros(
             f.before_write()
                 .map_err(|e| DiskError::io("write zeros", path, e))?;
         }
-        let written = file.write_at(buf, at).await.map_err(|e| {
-            if glommio_no_space(&e) {
-                disk_full(path, &e)
-            } else {
-                DiskError::io("write zeros", path, e)
-            }
-        })?;
+        let written = file
+            .write_at(buf, at)
+            .await
+            .map_err(|e| no_space_or_io(path, path, "write zeros", e))?;
         if written != n {
             return Err(DiskError::io(
                 "write zeros",

@@ -44,6 +44,8 @@ use super::signal::{IndexWaiters, Signal};
 use super::space::{self, RetentionRule};
 use dledger::store::index::IndexEntry;
 
+mod fill;
+
 /// Where an append landed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Appended {
@@ -66,6 +68,10 @@ pub struct LogStats {
     /// Segments created (zero-filled) and reused from expired ones (renamed).
     pub segments_created: u64,
     pub segments_recycled: u64,
+    /// Bytes zero-filled (and synced) behind the appends after a new segment's head,
+    /// and fills that stopped because the log's end passed them (see `fill`).
+    pub zero_filled_bytes: u64,
+    pub zero_fills_overtaken: u64,
     /// Wall time spent waiting for data writes and for device flushes (µs).
     pub write_wait_us: u64,
     pub sync_wait_us: u64,
@@ -96,11 +102,24 @@ struct State {
     ready: VecDeque<super::stage::Chunk>,
     pending_bytes: u64,
     cache: TailCache,
-    /// Segments that exist zero-filled (or in use): every start below this.
+    /// Segments that exist at full length with their head zero-filled (or in use):
+    /// every start below this.
     prepared_end: u64,
     prepare_target: u64,
     preparing: bool,
     prepare_error: Option<DiskError>,
+    /// A background zero-fill write in flight over `[start, end)` (log positions): a
+    /// data write touching those blocks waits until it completes, so zeros never land
+    /// over records.
+    zeroing: Option<(u64, u64)>,
+    /// Segment start -> bytes from its start known zero-filled *and synced* by this
+    /// log (see `fill`): a write ending within them overwrites initialised blocks.
+    /// Segments not listed (recovered, recycled) count as not known.
+    zeroed_bytes: BTreeMap<u64, u64>,
+    /// A write since the last flush started reached past its segment's `zeroed_bytes`:
+    /// that flush must also commit the file's block allocation (a per-file
+    /// `fdatasync`, never only a device cache flush).
+    unsynced_extend: bool,
     /// Expired segment files kept for reuse (at most `recycled_segments_max`).
     recycle_pool: Vec<PathBuf>,
     /// Segments and bytes written (write completed) but not yet covered by a flush.
@@ -346,9 +365,10 @@ impl GroupLog {
         let stats = LogStats::default();
         let o_dsync = cfg.sync_method == SyncMethod::ODsync;
         // The segment the log continues in, when it exists. A missing one (a new log, or
-        // one that ended exactly at a segment's end) is zero-filled in the background:
-        // appends wait for it (`admit`), the open does not, so a node opening many new
-        // groups is not held up by writing every group's first segment of zeros.
+        // one that ended exactly at a segment's end) is created in the background:
+        // appends wait for it and its zero-filled head (`admit`), the open does not, so
+        // a node opening many new groups is not held up by writing their first zeros;
+        // the rest of the segment is zero-filled behind the appends (`fill`).
         let end_file = if starts.contains(&end_seg) {
             Some(Rc::new(
                 files::open_dma(&paths.segment(end_seg), false, o_dsync).await?,
@@ -402,6 +422,24 @@ impl GroupLog {
             .await?;
             seg += geometry.segment_bytes();
         }
+        // The previous run may have written records it never flushed (it was killed or
+        // crashed between a write and its `fdatasync`). They read back like durable ones
+        // and the log counts every recovered record durable, so flush them before any
+        // is acknowledged again. Only the last `crash_window_bytes` can be unflushed:
+        // the writer stops at `unsynced_bytes_max`.
+        if last_index > 0 {
+            let from = geometry.segment_start(end_pos.saturating_sub(crash_window_bytes(&cfg)));
+            for &seg in starts.iter().filter(|&&s| s >= from && s <= end_seg) {
+                let path = paths.segment(seg);
+                let file = match (&end_file, seg == end_seg) {
+                    (Some(f), true) => f.clone(),
+                    _ => Rc::new(files::open_dma(&path, false, o_dsync).await?),
+                };
+                file.fdatasync()
+                    .await
+                    .map_err(|e| DiskError::io("fdatasync", &path, e))?;
+            }
+        }
         let tail_start = block.align_down(end_pos);
         let carried = match &end_file {
             Some(f) if tail_start < end_pos => {
@@ -417,8 +455,9 @@ impl GroupLog {
                 Vec::new()
             }
         };
-        // Every segment from `end_seg` on that exists is zero-filled (or was written):
-        // they are contiguous (checked above), so the prepared ones end after the last.
+        // Every segment from `end_seg` on that exists is usable (allocated at full
+        // length): they are contiguous (checked above), so the prepared ones end after
+        // the last.
         let prepared_end = starts
             .last()
             .map_or(end_seg, |&s| s + geometry.segment_bytes())
@@ -449,6 +488,9 @@ impl GroupLog {
             prepare_target: prepared_end,
             preparing: false,
             prepare_error: None,
+            zeroing: None,
+            zeroed_bytes: BTreeMap::new(),
+            unsynced_extend: false,
             recycle_pool: listed.recycle_pool,
             unsynced_segments: BTreeSet::new(),
             unsynced_bytes: 0,
@@ -1032,6 +1074,7 @@ impl GroupLog {
                 let idle = st.ready.is_empty()
                     && !st.writing
                     && !st.syncing
+                    && st.zeroing.is_none()
                     && !st.stage.as_ref().is_some_and(|s| s.has_new_bytes());
                 idle.then_some(Ok(()))
             })
@@ -1659,6 +1702,13 @@ struct PrepareCtx {
     fault: Option<Rc<super::fault::FaultInjector>>,
 }
 
+impl PrepareCtx {
+    /// Bytes of a new segment zero-filled before appends may use it.
+    fn head_bytes(&self) -> u64 {
+        self.seg_bytes.min(fill::SEGMENT_HEAD_BYTES)
+    }
+}
+
 /// Background: creates zero-filled segments until `prepare_target` is covered.
 async fn prepare_segments(ctx: PrepareCtx, weak: std::rc::Weak<Inner>) {
     loop {
@@ -1719,34 +1769,46 @@ async fn prepare_segments(ctx: PrepareCtx, weak: std::rc::Weak<Inner>) {
             }
         }
         let result = if path.exists() {
-            Ok(())
+            Ok(false)
         } else {
             files::create_segment(
                 &path,
                 ctx.seg_bytes,
+                ctx.head_bytes(),
                 ctx.fault.as_deref(),
                 ctx.zero_bytes_per_sec,
             )
             .await
+            .map(|()| true)
         };
         let Some(inner) = weak.upgrade() else { return };
-        let mut st = inner.st.borrow_mut();
-        match result {
-            Ok(()) => {
+        let created = match result {
+            Ok(created) => {
+                let mut st = inner.st.borrow_mut();
                 st.prepared_end = start + ctx.seg_bytes;
-                st.stats.segments_created += 1;
+                if created {
+                    st.stats.segments_created += 1;
+                    st.zeroed_bytes.insert(start, ctx.head_bytes());
+                }
+                created
             }
             Err(e) => {
                 tracing::warn!(segment = %path.display(), error = %e, "segment preparation failed");
-                st.prepare_error = Some(e);
-                st.preparing = false;
-                drop(st);
+                {
+                    let mut st = inner.st.borrow_mut();
+                    st.prepare_error = Some(e);
+                    st.preparing = false;
+                }
                 inner.prepared.notify();
                 return;
             }
-        }
-        drop(st);
+        };
         inner.prepared.notify();
+        drop(inner);
+        if created {
+            // Appends may use the segment now; zero the rest of it behind them.
+            fill::fill_segment(&ctx, &weak, start).await;
+        }
     }
 }
 
@@ -1888,6 +1950,14 @@ async fn write_round(inner: &Rc<Inner>) -> Result<(), DiskError> {
             DiskError::io("write", &inner.paths.segment(chunk.seg_start), e)
         };
         let len = chunk.buf.len();
+        fill::wait_for_overlapping_fill(inner, chunk.pos, chunk.pos + len as u64).await;
+        // Taken before the write: the zeroed prefix only grows, so this errs on the
+        // side of a full `fdatasync`.
+        let extends = {
+            let st = inner.st.borrow();
+            let zeroed = st.zeroed_bytes.get(&chunk.seg_start).copied().unwrap_or(0);
+            chunk.pos + len as u64 > chunk.seg_start + zeroed
+        };
         if let Some(f) = inner.fault() {
             f.before_write().map_err(|e| failed(&e))?;
         }
@@ -1909,6 +1979,7 @@ async fn write_round(inner: &Rc<Inner>) -> Result<(), DiskError> {
             // Even a chunk completing no record (a filler) must be flushed.
             st.unsynced_segments.insert(chunk.seg_start);
             st.unsynced_bytes += len as u64;
+            st.unsynced_extend |= extends;
         }
         if chunk.cursor.next_index <= st.written_cursor.next_index {
             continue;
@@ -1939,6 +2010,7 @@ async fn sync_round(inner: &Rc<Inner>) -> Result<(), DiskError> {
         debug_assert!(!st.syncing, "one device flush at a time");
         st.syncing = true;
         st.sync_requested = false;
+        st.unsynced_extend = false;
         (
             std::mem::take(&mut st.unsynced_segments),
             st.written_cursor,

@@ -34,6 +34,7 @@ mod cluster_two_node;
 mod disk_append_probe;
 mod disk_crash;
 mod disk_faults;
+mod disk_fill;
 mod disk_full;
 mod disk_log;
 mod disk_sync_probe;

@@ -1,0 +1,156 @@
+//! A new segment takes appends once its head is zero-filled; the rest is zero-filled
+//! behind them and never over a record.
+
+// Test helpers outside #[test] fns panic on failure just like the tests themselves.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use crate::disk_common;
+
+use disk_common::{TempDir, body_for, run, small_config};
+use dledger_shards::disk::{GroupLog, LogConfig};
+
+/// Segments of 16 MiB: a 4 MiB head filled before the first append, 12 MiB after.
+const SEGMENT_BYTES: u64 = 16 << 20;
+const REST_BYTES: u64 = SEGMENT_BYTES - (4 << 20);
+const BODY_BYTES_MAX: usize = 8192;
+
+fn fill_config(root: &Path, zero_bytes_per_sec: u64) -> LogConfig {
+    let mut cfg = small_config(root);
+    cfg.segment_bytes = SEGMENT_BYTES;
+    cfg.index_segment_bytes = 64 << 10;
+    cfg.prealloc_bytes_per_sec = zero_bytes_per_sec;
+    cfg
+}
+
+/// Appends records `first..=last` in batches of 8, each batch waited for durable (so
+/// the pending bound holds), and returns the last index.
+async fn append_range(log: &GroupLog, first: u64, last: u64) {
+    let mut i = first;
+    while i <= last {
+        let bodies: Vec<Vec<u8>> = (i..(i + 8).min(last + 1))
+            .map(|k| body_for(k, BODY_BYTES_MAX))
+            .collect();
+        let refs: Vec<&[u8]> = bodies.iter().map(|b| b.as_slice()).collect();
+        let a = log.append(1, &refs).await.unwrap();
+        assert_eq!(a.first_index, i);
+        log.wait_durable(a.last_index).await.unwrap();
+        i = a.last_index + 1;
+    }
+}
+
+async fn check_range(log: &GroupLog, first: u64, last: u64) {
+    for k in first..=last {
+        let e = log.entry(k).await.unwrap();
+        assert_eq!(
+            &e.body()[..],
+            &body_for(k, BODY_BYTES_MAX)[..],
+            "record {k} after the zero-fill"
+        );
+    }
+}
+
+#[test]
+fn appends_are_durable_before_the_segment_is_filled_and_close_stops_the_fill() {
+    let dir = TempDir::new("fill-head");
+    let root = dir.path().to_owned();
+    run(move || {
+        Box::pin(async move {
+            // 1 MiB/s: the 12 MiB after the head take at least 12 s, and nothing of it
+            // counts as filled before its first sync (every 16 MiB or at the end).
+            let cfg = fill_config(&root, 1 << 20);
+            let log = GroupLog::open(cfg.clone()).await.unwrap();
+            append_range(&log, 1, 40).await;
+            assert_eq!(log.durable_index(), 40);
+            assert_eq!(
+                log.stats().zero_filled_bytes,
+                0,
+                "the appends did not wait for the rest of the segment"
+            );
+            let seg = std::fs::read_dir(root.join("dledger-n0/RaftNode00/data"))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .find(|p| p.extension().is_none())
+                .expect("the first segment exists under its final name");
+            assert_eq!(
+                std::fs::metadata(&seg).unwrap().len(),
+                SEGMENT_BYTES,
+                "created at full length"
+            );
+            // Closing does not wait for the paced fill to end.
+            log.close().await.unwrap();
+
+            let log = GroupLog::open(cfg).await.unwrap();
+            assert_eq!(log.last_index(), 40, "the unfilled rest reads as the end");
+            check_range(&log, 1, 40).await;
+            append_range(&log, 41, 60).await;
+            check_range(&log, 1, 60).await;
+            log.close().await.unwrap();
+        })
+    });
+}
+
+#[test]
+fn an_unpaced_fill_racing_the_appends_never_zeroes_a_record() {
+    let dir = TempDir::new("fill-race");
+    let root = dir.path().to_owned();
+    run(move || {
+        Box::pin(async move {
+            let cfg = fill_config(&root, 0);
+            let log = GroupLog::open(cfg.clone()).await.unwrap();
+            // ~2,000 records of up to 8 KiB: ~8 MiB, through the head and into the
+            // part being filled at the same time.
+            let last = 2_000;
+            append_range(&log, 1, last).await;
+            log.wait_preallocation().await;
+            let stats = log.stats();
+            assert!(
+                stats.zero_filled_bytes == REST_BYTES || stats.zero_fills_overtaken == 1,
+                "the fill either completed or stopped where the appends passed it: {stats:?}"
+            );
+            check_range(&log, 1, last).await;
+            log.close().await.unwrap();
+
+            let log = GroupLog::open(cfg).await.unwrap();
+            assert_eq!(log.last_index(), last);
+            check_range(&log, 1, last).await;
+            log.close().await.unwrap();
+        })
+    });
+}
+
+#[test]
+fn a_truncation_while_the_segment_is_filled_keeps_the_log_exact() {
+    let dir = TempDir::new("fill-truncate");
+    let root = dir.path().to_owned();
+    run(move || {
+        Box::pin(async move {
+            // Slow enough that the fill is still running at the truncation.
+            let cfg = fill_config(&root, 4 << 20);
+            let log = GroupLog::open(cfg.clone()).await.unwrap();
+            append_range(&log, 1, 300).await;
+            log.truncate_suffix(201, 100).await.unwrap();
+            assert_eq!(log.last_index(), 200);
+            // Different bodies after the cut: the leader's version of those indexes.
+            for k in 201..=260u64 {
+                let body = body_for(k + 7_000, BODY_BYTES_MAX);
+                let a = log.append(2, &[body.as_slice()]).await.unwrap();
+                assert_eq!(a.first_index, k);
+            }
+            log.wait_durable(260).await.unwrap();
+            log.close().await.unwrap();
+
+            let log = GroupLog::open(cfg).await.unwrap();
+            assert_eq!(log.last_index(), 260);
+            check_range(&log, 1, 200).await;
+            for k in 201..=260u64 {
+                assert_eq!(
+                    &log.entry(k).await.unwrap().body()[..],
+                    &body_for(k + 7_000, BODY_BYTES_MAX)[..]
+                );
+            }
+            log.close().await.unwrap();
+        })
+    });
+}
