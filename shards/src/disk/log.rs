@@ -116,6 +116,9 @@ struct State {
     /// log (see `fill`): a write ending within them overwrites initialised blocks.
     /// Segments not listed (recovered, recycled) count as not known.
     zeroed_bytes: BTreeMap<u64, u64>,
+    /// A segment this log did not create (recovered, recycled) to zero-fill from a
+    /// position on: the preparer's first job.
+    fill_pending: Option<(u64, u64)>,
     /// A write since the last flush started reached past its segment's `zeroed_bytes`:
     /// that flush must also commit the file's block allocation (a per-file
     /// `fdatasync`, never only a device cache flush).
@@ -157,6 +160,17 @@ struct State {
 }
 
 impl State {
+    /// Records that the first `bytes` of segment `seg` are zero-filled (or written)
+    /// and synced. Bounded: only the segment in use, the one before it (a truncation
+    /// may reach back into it) and the prepared ones are kept.
+    fn note_zeroed(&mut self, seg: u64, bytes: u64, geometry: &SegmentGeometry) {
+        self.zeroed_bytes.insert(seg, bytes);
+        let keep_from = geometry
+            .segment_start(self.next_pos)
+            .saturating_sub(geometry.segment_bytes());
+        self.zeroed_bytes.retain(|&s, _| s >= keep_from);
+    }
+
     /// The log's end as the next record sees it.
     fn cursor(&self) -> LogCursor {
         LogCursor {
@@ -427,8 +441,14 @@ impl GroupLog {
         // and the log counts every recovered record durable, so flush them before any
         // is acknowledged again. Only the last `crash_window_bytes` can be unflushed:
         // the writer stops at `unsynced_bytes_max`.
-        if last_index > 0 {
-            let from = geometry.segment_start(end_pos.saturating_sub(crash_window_bytes(&cfg)));
+        // The segment the log continues in is synced in any case: what of it is
+        // initialised is learnt below, and must be durable to count.
+        {
+            let from = if last_index > 0 {
+                geometry.segment_start(end_pos.saturating_sub(crash_window_bytes(&cfg)))
+            } else {
+                end_seg
+            };
             for &seg in starts.iter().filter(|&&s| s >= from && s <= end_seg) {
                 let path = paths.segment(seg);
                 let file = match (&end_file, seg == end_seg) {
@@ -490,6 +510,7 @@ impl GroupLog {
             prepare_error: None,
             zeroing: None,
             zeroed_bytes: BTreeMap::new(),
+            fill_pending: None,
             unsynced_extend: false,
             recycle_pool: listed.recycle_pool,
             unsynced_segments: BTreeSet::new(),
@@ -547,6 +568,12 @@ impl GroupLog {
                 queue,
                 run_sync_timer(inner.clone(), Duration::from_millis(flush_interval_ms)),
             )?);
+        }
+        if let Some(f) = &end_file {
+            if let Some(from) = fill::learn_initialised(&log.inner, end_seg, f)? {
+                log.inner.st.borrow_mut().fill_pending = Some((end_seg, from));
+                log.inner.spawn_preparer();
+            }
         }
         if log.inner.st.borrow().prepared_end <= end_seg {
             // Only the segment the next append needs; the one after it is prepared once
@@ -1713,6 +1740,12 @@ impl PrepareCtx {
 async fn prepare_segments(ctx: PrepareCtx, weak: std::rc::Weak<Inner>) {
     loop {
         let Some(inner) = weak.upgrade() else { return };
+        let pending = inner.st.borrow_mut().fill_pending.take();
+        if let Some((seg, from)) = pending {
+            drop(inner);
+            fill::fill_segment(&ctx, &weak, seg, from).await;
+            continue;
+        }
         let next = {
             let st = inner.st.borrow();
             if st.closing || st.prepared_end >= st.prepare_target || inner.failed.borrow().is_some()
@@ -1752,11 +1785,21 @@ async fn prepare_segments(ctx: PrepareCtx, weak: std::rc::Weak<Inner>) {
             let Some(inner) = weak.upgrade() else { return };
             match result {
                 Ok(()) => {
-                    let mut st = inner.st.borrow_mut();
-                    st.prepared_end = start + ctx.seg_bytes;
-                    st.stats.segments_recycled += 1;
-                    drop(st);
+                    {
+                        let mut st = inner.st.borrow_mut();
+                        st.prepared_end = start + ctx.seg_bytes;
+                        st.stats.segments_recycled += 1;
+                    }
                     inner.prepared.notify();
+                    // Its blocks were written once, but maybe not all (a fill that the
+                    // appends overtook): learn which, and fill the rest.
+                    match recycled_fill_start(&inner, start).await {
+                        Ok(Some(from)) => inner.st.borrow_mut().fill_pending = Some((start, from)),
+                        Ok(None) => {}
+                        Err(e) => {
+                            tracing::warn!(segment = %path.display(), error = %e, "cannot learn a reused segment's block map");
+                        }
+                    }
                     continue;
                 }
                 Err(e) => {
@@ -1788,7 +1831,7 @@ async fn prepare_segments(ctx: PrepareCtx, weak: std::rc::Weak<Inner>) {
                 st.prepared_end = start + ctx.seg_bytes;
                 if created {
                     st.stats.segments_created += 1;
-                    st.zeroed_bytes.insert(start, ctx.head_bytes());
+                    st.note_zeroed(start, ctx.head_bytes(), &inner.geometry);
                 }
                 created
             }
@@ -1807,12 +1850,20 @@ async fn prepare_segments(ctx: PrepareCtx, weak: std::rc::Weak<Inner>) {
         drop(inner);
         if created {
             // Appends may use the segment now; zero the rest of it behind them.
-            fill::fill_segment(&ctx, &weak, start).await;
+            fill::fill_segment(&ctx, &weak, start, start + ctx.head_bytes()).await;
         }
     }
 }
 
-/// Whether anything appended is not yet handed to the writer's device writes.
+/// Syncs reused segment `seg` and learns where a fill of it would start.
+async fn recycled_fill_start(inner: &Inner, seg: u64) -> Result<Option<u64>, DiskError> {
+    let file = inner.file(seg).await?;
+    file.fdatasync()
+        .await
+        .map_err(|e| DiskError::io("fdatasync", &inner.paths.segment(seg), e))?;
+    fill::learn_initialised(inner, seg, &file)
+}
+
 /// Spawns a log task into `queue`, or the current one.
 fn spawn_in<F>(queue: Option<glommio::TaskQueueHandle>, task: F) -> Result<Task<()>, DiskError>
 where
@@ -1826,6 +1877,7 @@ where
     }
 }
 
+/// Whether anything appended is not yet handed to the writer's device writes.
 fn has_staged(st: &State) -> bool {
     !st.ready.is_empty() || st.stage.as_ref().is_some_and(|s| s.has_new_bytes())
 }

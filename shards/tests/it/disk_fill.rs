@@ -154,3 +154,31 @@ fn a_truncation_while_the_segment_is_filled_keeps_the_log_exact() {
         })
     });
 }
+
+#[test]
+fn a_reopened_log_learns_what_is_filled_and_fills_the_rest() {
+    let dir = TempDir::new("fill-resume");
+    let root = dir.path().to_owned();
+    run(move || {
+        Box::pin(async move {
+            // Paced so that the first run closes with most of the rest unfilled.
+            let log = GroupLog::open(fill_config(&root, 1 << 20)).await.unwrap();
+            append_range(&log, 1, 40).await;
+            log.close().await.unwrap();
+
+            let log = GroupLog::open(fill_config(&root, 0)).await.unwrap();
+            log.wait_preallocation().await;
+            let filled = log.stats().zero_filled_bytes;
+            // The block map says the head (and at most the chunk or two written before
+            // the close) is initialised; the reopened log fills the rest, which it can
+            // count only when it continues that prefix without a gap.
+            assert!(
+                (REST_BYTES - (2 << 20)..=REST_BYTES).contains(&filled),
+                "filled {filled} of the {REST_BYTES} unfilled bytes"
+            );
+            check_range(&log, 1, 40).await;
+            append_range(&log, 41, 80).await;
+            log.close().await.unwrap();
+        })
+    });
+}

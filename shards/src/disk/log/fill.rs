@@ -41,12 +41,13 @@ pub(super) async fn wait_for_overlapping_fill(inner: &Inner, start: u64, end: u6
         .await;
 }
 
-/// Zero-fills segment `seg` (just created with its head filled) from the end of its
-/// head to its end, as the module describes. Errors stop the fill (the segment stays
-/// usable: appends into unfilled blocks only cost more) and are logged.
-pub(super) async fn fill_segment(ctx: &PrepareCtx, weak: &Weak<Inner>, seg: u64) {
+/// Zero-fills segment `seg` from log position `from` (block aligned; the end of its
+/// head for a new segment) to its end, as the module describes. Errors stop the fill
+/// (the segment stays usable: appends into unfilled blocks only cost more) and are
+/// logged.
+pub(super) async fn fill_segment(ctx: &PrepareCtx, weak: &Weak<Inner>, seg: u64, from: u64) {
     let path = ctx.paths.segment(seg);
-    match fill(ctx, weak, seg).await {
+    match fill(ctx, weak, seg, from).await {
         Ok(Stopped::Done) => {}
         Ok(Stopped::Overtaken { at }) => {
             tracing::debug!(segment = %path.display(), offset = at - seg, "appends passed the zero-fill; it stops there");
@@ -74,10 +75,19 @@ enum Chunk {
     Stop(Stopped),
 }
 
-async fn fill(ctx: &PrepareCtx, weak: &Weak<Inner>, seg: u64) -> Result<Stopped, super::DiskError> {
+async fn fill(
+    ctx: &PrepareCtx,
+    weak: &Weak<Inner>,
+    seg: u64,
+    from: u64,
+) -> Result<Stopped, super::DiskError> {
     let path = ctx.paths.segment(seg);
     let seg_end = seg + ctx.seg_bytes;
-    let mut at = seg + ctx.head_bytes();
+    debug_assert!(
+        seg <= from && from <= seg_end,
+        "the fill stays in its segment"
+    );
+    let mut at = from;
     let mut synced = at;
     let started = std::time::Instant::now();
     while at < seg_end {
@@ -134,17 +144,38 @@ async fn fill(ctx: &PrepareCtx, weak: &Weak<Inner>, seg: u64) -> Result<Stopped,
             file.fdatasync()
                 .await
                 .map_err(|e| super::DiskError::io("fdatasync", &path, e))?;
-            synced = at;
             let mut st = inner.st.borrow_mut();
-            let zeroed = st.zeroed_bytes.entry(seg).or_insert(0);
-            debug_assert!(*zeroed <= synced - seg, "the zeroed prefix only grows");
-            let grown = synced - seg - *zeroed;
-            *zeroed = synced - seg;
-            st.stats.zero_filled_bytes += grown;
+            let zeroed = st.zeroed_bytes.get(&seg).copied().unwrap_or(0);
+            // The known prefix grows only when this fill continues it without a gap.
+            if zeroed >= synced - seg && zeroed < at - seg {
+                st.note_zeroed(seg, at - seg, &inner.geometry);
+                st.stats.zero_filled_bytes += at - seg - zeroed;
+            }
+            synced = at;
         }
         drop(file);
         drop(inner);
-        files::pace(started, at - seg - ctx.head_bytes(), ctx.zero_bytes_per_sec).await;
+        files::pace(started, at - from, ctx.zero_bytes_per_sec).await;
     }
     Ok(Stopped::Done)
+}
+
+/// Learns how much of segment `seg` (its file just made durable by the caller's
+/// `fdatasync`) is initialised, records it in `State::zeroed_bytes`, and returns where a
+/// fill of the rest would start (`None`: nothing left to fill). For segments this log
+/// did not zero-fill itself: the one recovery continues in, a recycled one.
+pub(super) fn learn_initialised(
+    inner: &Inner,
+    seg: u64,
+    file: &glommio::io::DmaFile,
+) -> Result<Option<u64>, super::DiskError> {
+    let seg_bytes = inner.geometry.segment_bytes();
+    let prefix = files::initialised_prefix(file, &inner.paths.segment(seg), seg_bytes)?;
+    let prefix = inner.block.align_down(prefix);
+    let mut st = inner.st.borrow_mut();
+    st.note_zeroed(seg, prefix, &inner.geometry);
+    // Never behind the log's end: those blocks belong to the appends.
+    let end = inner.block.align_up(st.next_pos).unwrap_or(u64::MAX);
+    let from = (seg + prefix).max(end);
+    Ok((from < seg + seg_bytes).then_some(from))
 }
