@@ -60,6 +60,7 @@ pub const NODE_KEYS: &[&str] = &[
     "clientFrameTimeoutMs",
     "diskSpaceRatioToRefuseWrites",
     "diskSyncMethod",
+    "enableSharedFlush",
     "metricsPort",
 ];
 

@@ -160,6 +160,9 @@ pub struct Storage {
     pub disk_ratio_refuse_writes: f64,
     /// `diskSyncMethod`.
     pub sync_method: DiskSyncMethod,
+    /// `enableSharedFlush`: the groups of one shard on one device share one device
+    /// flush per round where the server verified that this is safe.
+    pub shared_flush: bool,
 }
 
 /// How many executors run and where.

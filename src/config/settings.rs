@@ -201,6 +201,7 @@ impl Ctx<'_> {
         let sync_method = self
             .parse("diskSyncMethod", parse_sync_method)?
             .unwrap_or(DiskSyncMethod::Fdatasync);
+        let shared_flush = self.bool("enableSharedFlush", true)?;
         Ok(Storage {
             root_dir,
             commitlog_dir,
@@ -212,6 +213,7 @@ impl Ctx<'_> {
             disk_ratio_force_clean,
             disk_ratio_refuse_writes,
             sync_method,
+            shared_flush,
         })
     }
 

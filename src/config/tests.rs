@@ -450,6 +450,13 @@ fn disk_sync_method() {
 }
 
 #[test]
+fn shared_flush_is_on_unless_turned_off() {
+    assert!(ok(&base("")).storage.shared_flush);
+    assert!(!ok(&base("enableSharedFlush=false\n")).storage.shared_flush);
+    assert!(ok(&base("enableSharedFlush=true\n")).storage.shared_flush);
+}
+
+#[test]
 fn docs_cover_every_key() {
     for key in NODE_KEYS.iter().chain(IGNORED_ROCKETMQ_KEYS) {
         assert!(

@@ -103,6 +103,11 @@ pub struct LogConfig {
     /// the group's driver: in another queue the scheduler ran the writer only after the
     /// replication queue's turn, so the leader's own write left after its pushes.
     pub task_queue: Option<glommio::TaskQueueHandle>,
+    /// Join the shard's shared device flush (`enableSharedFlush`; see
+    /// [`super::SharedFlush`]) where the device passed its gate; `false` (the default
+    /// here) keeps one `fdatasync` per touched segment per round. Ignored with
+    /// [`SyncMethod::ODsync`].
+    pub shared_flush: bool,
 }
 
 impl LogConfig {
@@ -131,6 +136,7 @@ impl LogConfig {
             disk_check_interval_ms: 1000,
             fault: None,
             task_queue: None,
+            shared_flush: false,
         }
     }
 

@@ -40,6 +40,7 @@ use super::error::DiskError;
 use super::files::{self, GroupPaths, PREALLOC_SUFFIX, RECYCLE_SUFFIX};
 use super::index::DenseIndex;
 use super::scan::{self, SegmentReader};
+use super::shared_flush::SharedFlush;
 use super::signal::{IndexWaiters, Signal};
 use super::space::{self, RetentionRule};
 use dledger::store::index::IndexEntry;
@@ -209,6 +210,8 @@ struct Inner {
     hard_state_writer: glommio::sync::Semaphore,
     /// For background tasks that must not keep the log alive.
     weak_self: std::rc::Weak<Inner>,
+    /// The shard's shared device flush, when configured and the device passed its gate.
+    shared_flush: Option<Rc<SharedFlush>>,
 }
 
 /// One slot of the two-slot hard state file holding `hs`.
@@ -532,8 +535,14 @@ impl GroupLog {
             disk_used_ratio: 0.0,
             stats,
         };
+        let shared_flush = if cfg.shared_flush && cfg.sync_method == SyncMethod::Fdatasync {
+            super::shared_flush::for_dir(&paths.dir)
+        } else {
+            None
+        };
         let inner = Rc::new_cyclic(|weak_self| Inner {
             weak_self: weak_self.clone(),
+            shared_flush,
             cfg,
             paths,
             geometry,
@@ -662,6 +671,11 @@ impl GroupLog {
     }
 
     /// The error that made the log fail, if it did.
+    /// The shared device flush this log joins (see [`SharedFlush`]), if any.
+    pub fn shared_flush(&self) -> Option<Rc<SharedFlush>> {
+        self.inner.shared_flush.clone()
+    }
+
     pub fn failure(&self) -> Option<DiskError> {
         self.inner.failed.borrow().clone()
     }
@@ -2054,24 +2068,66 @@ async fn write_round(inner: &Rc<Inner>) -> Result<(), DiskError> {
     Ok(())
 }
 
-/// fdatasyncs every segment written since the previous flush started; then all that
-/// was written before this one started is durable.
+/// Whether every write not yet covered by a flush (`unsynced_segments`) overwrote
+/// blocks that were allocated and initialised on disk, with that state durable, before
+/// the write was issued: then no metadata is left for this log's own `fdatasync` to
+/// commit, and any device cache flush issued after the writes completed makes them
+/// durable (the condition of [`SharedFlush`]).
+///
+/// A segment is renamed into place, its directory synced, before `admit` lets an
+/// append into it, but only its `zeroed_bytes` prefix is known initialised with that
+/// durable (its zero-filled head and what `fill` has zero-filled and synced since, or
+/// what its block map showed after a sync for a recovered or recycled one). Each
+/// completed write that reached past that prefix when it was issued set
+/// `unsynced_extend`, so the writes are all overwrites exactly when it is clear.
+fn unsynced_are_overwrites(st: &State) -> bool {
+    !st.unsynced_extend
+        && st
+            .unsynced_segments
+            .last()
+            .is_some_and(|&last| last < st.prepared_end)
+}
+
+/// Makes every write completed before this round started durable: by one `fdatasync`
+/// per segment written since the previous round started, or by joining the shard's
+/// shared device flush when those writes were all overwrites.
 async fn sync_round(inner: &Rc<Inner>) -> Result<(), DiskError> {
-    let (segments, target_cursor, bytes, epoch) = {
+    let (segments, target_cursor, bytes, epoch, overwrites) = {
         let mut st = inner.st.borrow_mut();
         debug_assert!(!st.syncing, "one device flush at a time");
         st.syncing = true;
         st.sync_requested = false;
+        let overwrites = unsynced_are_overwrites(&st);
         st.unsynced_extend = false;
         (
             std::mem::take(&mut st.unsynced_segments),
             st.written_cursor,
             st.unsynced_bytes,
             st.epoch,
+            overwrites,
         )
     };
     let sync_started = Instant::now();
-    for seg in segments {
+    let shared = match (&inner.shared_flush, segments.first()) {
+        (Some(flusher), Some(&seg)) if overwrites => {
+            let file = inner.file(seg).await?;
+            flusher.serves(&file).then(|| (flusher.clone(), file, seg))
+        }
+        _ => None,
+    };
+    // Joined to the shared flush, no segment is left to sync on its own.
+    let own_syncs = match shared {
+        Some((flusher, file, seg)) => {
+            if let Some(f) = inner.fault() {
+                f.before_sync()
+                    .map_err(|e| DiskError::io("fdatasync", &inner.paths.segment(seg), e))?;
+            }
+            flusher.flush(&file).await?;
+            BTreeSet::new()
+        }
+        None => segments,
+    };
+    for seg in own_syncs {
         let file = inner.file(seg).await?;
         // As in `write_round`: the path only for an error.
         let failed =

@@ -335,6 +335,7 @@ pub(crate) fn log_config(cfg: &NodeConfig, group: &dledger::config::GroupConfig)
         DiskSyncMethod::ODsync => SyncMethod::ODsync,
         DiskSyncMethod::Fdatasync => SyncMethod::Fdatasync,
     };
+    lc.shared_flush = cfg.storage.shared_flush;
     lc.disk_ratio_check_expired = cfg.storage.disk_ratio_check_expired;
     lc.disk_ratio_force_clean = cfg.storage.disk_ratio_force_clean;
     // The group refuses appends above the hard ratio before the Raft core counts them

@@ -37,6 +37,7 @@ mod disk_faults;
 mod disk_fill;
 mod disk_full;
 mod disk_log;
+mod disk_shared_flush;
 mod disk_sync_probe;
 mod hostile_input;
 mod import_cluster;
