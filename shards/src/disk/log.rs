@@ -486,10 +486,12 @@ impl GroupLog {
             .map_or(end_seg, |&s| s + geometry.segment_bytes())
             .max(end_seg);
 
+        // Small until appends show their pace (see `next_stage_bytes`): a node opening
+        // many groups does not hold a `write_buffer_bytes` buffer for each.
         let stage = super::stage::Stage::new(
             end_seg,
             tail_start,
-            cfg.write_buffer_bytes,
+            super::stage::next_stage_bytes(0, cfg.write_buffer_bytes),
             &carried,
             end_cursor,
         );
@@ -1205,7 +1207,7 @@ impl GroupLog {
         st.stage = Some(super::stage::Stage::new(
             seg_start,
             inner.block.align_down(new_end),
-            inner.cfg.write_buffer_bytes,
+            super::stage::next_stage_bytes(0, inner.cfg.write_buffer_bytes),
             &carried,
             new_cursor,
         ));
@@ -1998,7 +2000,11 @@ async fn write_round(inner: &Rc<Inner>) -> Result<(), DiskError> {
         if st.ready.is_empty() && bytes < budget {
             if let Some(stage) = st.stage.take() {
                 if stage.has_new_bytes() {
-                    let (chunk, next) = stage.seal(inner.block, Some(inner.cfg.write_buffer_bytes));
+                    let next_bytes = super::stage::next_stage_bytes(
+                        stage.used_bytes(),
+                        inner.cfg.write_buffer_bytes,
+                    );
+                    let (chunk, next) = stage.seal(inner.block, Some(next_bytes));
                     chunks.push(chunk);
                     st.stage = next;
                 } else {

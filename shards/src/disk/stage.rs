@@ -27,6 +27,20 @@ pub(crate) struct Chunk {
     pub new_bytes: u64,
 }
 
+/// Smallest stage buffer after a round was cut for the writer.
+pub(crate) const STAGE_BYTES_MIN: usize = 16 << 10;
+
+/// Capacity of the stage that continues after one holding `used_bytes` was cut for a
+/// write: room for twice as much (appends tend to keep the last round's pace), within
+/// [`STAGE_BYTES_MIN`] and `write_buffer_bytes` (a burst that fills it continues in a
+/// stage of `write_buffer_bytes`). With many groups each round holds a record or two:
+/// a `write_buffer_bytes` (1 MiB) buffer per group per round came from the system
+/// allocator (an mmap, page faults and a munmap each), a small one from glommio's
+/// registered arena.
+pub(crate) fn next_stage_bytes(used_bytes: usize, write_buffer_bytes: usize) -> usize {
+    (2 * used_bytes).clamp(STAGE_BYTES_MIN.min(write_buffer_bytes), write_buffer_bytes)
+}
+
 #[derive(Debug)]
 pub(crate) struct Stage {
     pub seg_start: u64,
@@ -67,6 +81,11 @@ impl Stage {
 
     pub(crate) fn free_bytes(&self) -> usize {
         self.buf.len() - self.len
+    }
+
+    /// Bytes in the stage, the carried tail block included.
+    pub(crate) fn used_bytes(&self) -> usize {
+        self.len
     }
 
     /// True when bytes were appended since the stage was made.
@@ -130,5 +149,21 @@ impl Stage {
             new_bytes: (self.len - self.carried) as u64,
         };
         (chunk, next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_next_stage_has_room_for_twice_the_last_round_within_bounds() {
+        let max = 1 << 20;
+        assert_eq!(next_stage_bytes(0, max), STAGE_BYTES_MIN);
+        assert_eq!(next_stage_bytes(1100, max), STAGE_BYTES_MIN);
+        assert_eq!(next_stage_bytes(100 << 10, max), 200 << 10);
+        assert_eq!(next_stage_bytes(900 << 10, max), max);
+        // A configured buffer below the floor wins.
+        assert_eq!(next_stage_bytes(0, 4096), 4096);
     }
 }
