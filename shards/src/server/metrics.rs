@@ -47,6 +47,7 @@ use glommio::TaskQueueHandle;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
@@ -214,6 +215,10 @@ pub struct ShardMetrics {
     forwarded_requests: AtomicU64,
     /// (peer id, its name, items queued for it).
     peer_queue_items: Box<[(NodeId, String, AtomicU64)]>,
+    /// The shard's shared device flushes, summed over its devices: rounds (one
+    /// `fdatasync` each) and the log sync rounds they served.
+    shared_flush_rounds: AtomicU64,
+    shared_flush_joins: AtomicU64,
 }
 
 /// Every group's and shard's metrics of this node.
@@ -248,6 +253,8 @@ pub fn start_shard(
             .filter(|p| p.id != cfg.self_id)
             .map(|p| (p.id, p.name.clone(), AtomicU64::new(0)))
             .collect(),
+        shared_flush_rounds: AtomicU64::new(0),
+        shared_flush_joins: AtomicU64::new(0),
     });
     lock(&node.groups).extend(state.groups.values().map(|g| g.metrics.clone()));
     lock(&node.shards).push(shard.clone());
@@ -274,6 +281,9 @@ pub fn start_shard(
                     let queued = net.sender(*id).map_or(0, |s| s.queued());
                     items.store(queued as u64, Ordering::Relaxed);
                 }
+                let (rounds, joins) = shared_flush_totals(&state);
+                shard.shared_flush_rounds.store(rounds, Ordering::Relaxed);
+                shard.shared_flush_joins.store(joins, Ordering::Relaxed);
             }
         },
         queue,
@@ -281,6 +291,23 @@ pub fn start_shard(
     .map_err(|e| format!("cannot spawn the metrics sampler: {e}"))?
     .detach();
     Ok(())
+}
+
+/// Rounds and joins of the shard's shared device flushes (one per device its groups'
+/// logs joined; each counted once).
+fn shared_flush_totals(state: &ShardState) -> (u64, u64) {
+    let mut seen: Vec<Rc<crate::disk::SharedFlush>> = Vec::new();
+    for g in state.groups.values() {
+        if let Some(f) = g.log.shared_flush() {
+            if !seen.iter().any(|s| Rc::ptr_eq(s, &f)) {
+                seen.push(f);
+            }
+        }
+    }
+    seen.iter().fold((0, 0), |(rounds, joins), f| {
+        let st = f.stats();
+        (rounds + st.rounds, joins + st.joins)
+    })
 }
 
 /// Copies a group's gauges into its metrics; `end_before` is its ledger end at the last
@@ -330,6 +357,19 @@ fn gauge_family<'a, V: prometheus_client::encoding::EncodeGaugeValue + Clone + '
     let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
     for (labels, v) in series {
         ConstGauge::new(v).encode(metric.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+fn counter_family<'a>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    series: impl IntoIterator<Item = (Labels<'a>, u64)>,
+) -> Result<(), std::fmt::Error> {
+    let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, v) in series {
+        ConstCounter::new(v).encode(metric.encode_family(&labels)?)?;
     }
     Ok(())
 }
@@ -486,6 +526,24 @@ impl Collector for NodeCollector {
             "dledger_shard_peer_queue_items",
             "messages queued for a peer connection",
             peer_queues,
+        )?;
+        counter_family(
+            &mut e,
+            "dledger_shard_shared_flush_rounds",
+            "shared device flushes (one fdatasync each) run for the shard's logs",
+            shards
+                .iter()
+                .enumerate()
+                .map(|(i, m)| (s(i), load(&m.shared_flush_rounds))),
+        )?;
+        counter_family(
+            &mut e,
+            "dledger_shard_shared_flush_joins",
+            "log flush rounds served by a shared device flush (joins / rounds = logs per fdatasync)",
+            shards
+                .iter()
+                .enumerate()
+                .map(|(i, m)| (s(i), load(&m.shared_flush_joins))),
         )?;
         Ok(())
     }
@@ -669,6 +727,14 @@ mod tests {
         gm.role.store(role_code(Role::Leader), Ordering::Relaxed);
         gm.follower_lag[0].2.store(7, Ordering::Relaxed);
         lock(&node.groups).push(gm);
+        lock(&node.shards).push(Arc::new(ShardMetrics {
+            shard: 0,
+            client_connections: AtomicU64::new(2),
+            forwarded_requests: AtomicU64::new(0),
+            peer_queue_items: Box::new([]),
+            shared_flush_rounds: AtomicU64::new(4),
+            shared_flush_joins: AtomicU64::new(40),
+        }));
         let text = render(&node).expect("encodes");
         for want in [
             "dledger_group_role{group=\"G\",role=\"leader\"} 1",
@@ -679,6 +745,10 @@ mod tests {
             "dledger_group_flush_latency_seconds_bucket{le=\"0.0005\",group=\"G\"} 1",
             "dledger_group_flush_latency_seconds_sum{group=\"G\"} 0.0003",
             "# TYPE dledger_shard_peer_queue_items gauge",
+            "dledger_shard_client_connections{shard=\"0\"} 2",
+            "# TYPE dledger_shard_shared_flush_rounds counter",
+            "dledger_shard_shared_flush_rounds_total{shard=\"0\"} 4",
+            "dledger_shard_shared_flush_joins_total{shard=\"0\"} 40",
             "# EOF",
         ] {
             assert!(text.contains(want), "{want:?} missing from:\n{text}");
