@@ -21,12 +21,13 @@ pub(crate) const PREALLOC_SUFFIX: &str = ".prealloc";
 pub(crate) const RECYCLE_SUFFIX: &str = ".recycle";
 /// Bytes per write when zero-filling.
 pub(crate) const ZERO_CHUNK_BYTES: u64 = 1 << 20;
-/// Zero-fill chunks one thread writes at once. A node opening a thousand new groups would
-/// otherwise start a thousand fills together: a thousand `ZERO_CHUNK_BYTES` buffers and
-/// a device queue so deep that every other write (hard states, appends) waits behind it.
-/// Waiters are served in arrival order and a permit is held for one chunk only, so a
-/// long background fill and a new log's head take turns instead of one waiting for
-/// the other's whole segment.
+/// Segment creations and background fill chunks one thread runs at once. A node opening
+/// a thousand new groups would otherwise create a thousand segments together: a thousand
+/// `ZERO_CHUNK_BYTES` buffers, a journal busy with a thousand allocations and renames,
+/// and a device queue so deep that every other write (hard states, appends) waits
+/// behind it. Waiters are served in arrival order; a creation holds its permit
+/// throughout (its head is a few chunks), a background fill one chunk at a time, so a
+/// long fill and a new log's creation take turns.
 pub(crate) const ZERO_CHUNKS_AT_ONCE: u64 = 2;
 
 thread_local! {
