@@ -424,10 +424,7 @@ impl GroupLog {
         while seg < window_end && starts.contains(&seg) {
             let from = end_pos.max(seg);
             let to = window_end.min(seg + geometry.segment_bytes());
-            let file = match (&end_file, seg == end_seg) {
-                (Some(f), true) => f.clone(),
-                _ => Rc::new(files::open_dma(&paths.segment(seg), false, o_dsync).await?),
-            };
+            let file = recovery_file(end_file.as_ref(), end_seg, seg, &paths, o_dsync).await?;
             zero_dirty(
                 &file,
                 &paths.segment(seg),
@@ -453,14 +450,10 @@ impl GroupLog {
                 end_seg
             };
             for &seg in starts.iter().filter(|&&s| s >= from && s <= end_seg) {
-                let path = paths.segment(seg);
-                let file = match (&end_file, seg == end_seg) {
-                    (Some(f), true) => f.clone(),
-                    _ => Rc::new(files::open_dma(&path, false, o_dsync).await?),
-                };
+                let file = recovery_file(end_file.as_ref(), end_seg, seg, &paths, o_dsync).await?;
                 file.fdatasync()
                     .await
-                    .map_err(|e| DiskError::io("fdatasync", &path, e))?;
+                    .map_err(|e| DiskError::io("fdatasync", &paths.segment(seg), e))?;
             }
         }
         let tail_start = block.align_down(end_pos);
@@ -672,12 +665,12 @@ impl GroupLog {
         self.inner.st.borrow().stats
     }
 
-    /// The error that made the log fail, if it did.
     /// The shared device flush this log joins (see [`SharedFlush`]), if any.
     pub fn shared_flush(&self) -> Option<Rc<SharedFlush>> {
         self.inner.shared_flush.clone()
     }
 
+    /// The error that made the log fail, if it did.
     pub fn failure(&self) -> Option<DiskError> {
         self.inner.failed.borrow().clone()
     }
@@ -1868,6 +1861,22 @@ async fn prepare_segments(ctx: PrepareCtx, weak: std::rc::Weak<Inner>) {
             // Appends may use the segment now; zero the rest of it behind them.
             fill::fill_segment(&ctx, &weak, start, start + ctx.head_bytes()).await;
         }
+    }
+}
+
+/// Recovery: segment `seg`'s file; the one already open when it is the end segment.
+async fn recovery_file(
+    end_file: Option<&Rc<DmaFile>>,
+    end_seg: u64,
+    seg: u64,
+    paths: &GroupPaths,
+    o_dsync: bool,
+) -> Result<Rc<DmaFile>, DiskError> {
+    match end_file {
+        Some(f) if seg == end_seg => Ok(f.clone()),
+        _ => Ok(Rc::new(
+            files::open_dma(&paths.segment(seg), false, o_dsync).await?,
+        )),
     }
 }
 
