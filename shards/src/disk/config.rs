@@ -9,6 +9,12 @@ use dledger::store::record::DEFAULT_MAX_RECORD_BYTES;
 use super::error::DiskError;
 use super::fault::FaultInjector;
 
+/// Smallest `fill_lead_bytes`: two of the fill's chunks, so it syncs at most every chunk.
+pub const FILL_LEAD_BYTES_MIN: u64 = 2 * FILL_CHUNK_BYTES;
+/// Bytes per background zero-fill write: a flush queued behind one waits for a quarter
+/// MiB of device time, not a whole MiB.
+pub const FILL_CHUNK_BYTES: u64 = 256 << 10;
+
 /// When an append counts as persisted (`flushDiskType`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FlushMode {
@@ -69,6 +75,12 @@ pub struct LogConfig {
     /// Pace of the background zero-filling of the next segment (bytes/s, 0 = as fast
     /// as the device goes), so it does not queue ahead of the appends' syncs.
     pub prealloc_bytes_per_sec: u64,
+    /// How far past the log's end the background zero-filling may run (bytes). The
+    /// appends need zeros only just ahead of them; a fill that ran on to the segment's
+    /// end in one burst queued tens of MiB of writes ahead of every replica's appends
+    /// and flushes on the shared device. It is synced every half of this, so the
+    /// synced prefix stays at least that far ahead of the appends.
+    pub fill_lead_bytes: u64,
     /// Expired segments kept (as `data/*.recycle`) to become the next segments by a
     /// rename instead of a new zero-filled file (0: always delete and zero-fill).
     /// Never used above `disk_ratio_force_clean`: then expired segments are deleted.
@@ -123,6 +135,7 @@ impl LogConfig {
             flush_mode: FlushMode::SyncFlush,
             sync_method: SyncMethod::default(),
             prealloc_bytes_per_sec: 256 << 20,
+            fill_lead_bytes: 32 << 20,
             recycled_segments_max: 1,
             write_buffer_bytes: 1 << 20,
             pending_bytes_max: 64 << 20,
@@ -174,6 +187,12 @@ impl LogConfig {
             return bad(format!(
                 "max_record_bytes {} must hold a header and fit in a segment of {} bytes",
                 self.max_record_bytes, self.segment_bytes
+            ));
+        }
+        if self.fill_lead_bytes < FILL_LEAD_BYTES_MIN || self.fill_lead_bytes % 4096 != 0 {
+            return bad(format!(
+                "fill_lead_bytes {} must be a multiple of 4096 and at least {FILL_LEAD_BYTES_MIN}",
+                self.fill_lead_bytes
             ));
         }
         if self.write_buffer_bytes < 4096 {

@@ -47,6 +47,10 @@ use dledger::store::index::IndexEntry;
 
 mod fill;
 
+/// Bound on `State::fill_pending`: the segment in use, the one prepared after it, and
+/// one more that a truncation or a recycled file may leave queued.
+const FILLS_PENDING_MAX: usize = 4;
+
 /// Where an append landed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Appended {
@@ -117,9 +121,13 @@ struct State {
     /// log (see `fill`): a write ending within them overwrites initialised blocks.
     /// Segments not listed (recovered, recycled) count as not known.
     zeroed_bytes: BTreeMap<u64, u64>,
-    /// A segment this log did not create (recovered, recycled) to zero-fill from a
-    /// position on: the preparer's first job.
-    fill_pending: Option<(u64, u64)>,
+    /// Segments to zero-fill, each from a position on, oldest first: a new one (after
+    /// its head), one this log did not create (recovered, recycled), or one whose fill
+    /// stepped aside for a creation. At most the segment in use and the prepared ones
+    /// ([`FILLS_PENDING_MAX`]).
+    fill_pending: VecDeque<(u64, u64)>,
+    /// The fill waits for the appends to move on (it is `fill_lead_bytes` ahead).
+    fill_parked: bool,
     /// A write since the last flush started reached past its segment's `zeroed_bytes`:
     /// that flush must also commit the file's block allocation (a per-file
     /// `fdatasync`, never only a device cache flush).
@@ -508,7 +516,8 @@ impl GroupLog {
             prepare_error: None,
             zeroing: None,
             zeroed_bytes: BTreeMap::new(),
-            fill_pending: None,
+            fill_pending: VecDeque::new(),
+            fill_parked: false,
             unsynced_extend: false,
             recycle_pool: listed.recycle_pool,
             unsynced_segments: BTreeSet::new(),
@@ -575,7 +584,7 @@ impl GroupLog {
         }
         if let Some(f) = &end_file {
             if let Some(from) = fill::learn_initialised(&log.inner, end_seg, f)? {
-                log.inner.st.borrow_mut().fill_pending = Some((end_seg, from));
+                log.inner.queue_fill(end_seg, from);
                 log.inner.spawn_preparer();
             }
         }
@@ -1310,13 +1319,17 @@ impl GroupLog {
         Ok(report)
     }
 
-    /// Waits until no segment is being prepared in the background (benchmarks use it
-    /// to keep the zero-filling out of their measurements).
+    /// Waits until no segment is being prepared in the background and the zero-fill
+    /// (if any) waits for the appends to move on (benchmarks use it to keep the
+    /// zero-filling out of their measurements).
     pub async fn wait_preallocation(&self) {
         let inner = &self.inner;
         inner
             .prepared
-            .wait_for(|| (!inner.st.borrow().preparing).then_some(()))
+            .wait_for(|| {
+                let st = inner.st.borrow();
+                (!st.preparing || st.fill_parked).then_some(())
+            })
             .await;
     }
 
@@ -1335,6 +1348,8 @@ impl GroupLog {
         self.inner.st.borrow_mut().closing = true;
         self.inner.work.notify();
         self.inner.prepared.notify();
+        // A zero-fill waiting for the appends waits on this one.
+        self.inner.progress.notify();
         self.inner.written_waiters.wake_all();
         self.inner.durable_waiters.wake_all();
         let tasks = std::mem::take(&mut *self.tasks.borrow_mut());
@@ -1714,9 +1729,28 @@ impl Inner {
         }
     }
 
+    /// Queues a zero-fill of segment `seg` from log position `from` for the preparer.
+    fn queue_fill(&self, seg: u64, from: u64) {
+        let mut st = self.st.borrow_mut();
+        debug_assert!(
+            st.fill_pending.iter().all(|&(s, _)| s != seg),
+            "one fill per segment"
+        );
+        assert!(
+            st.fill_pending.len() < FILLS_PENDING_MAX,
+            "fills pending for more segments than the log prepares: {:?}",
+            st.fill_pending
+        );
+        st.fill_pending.push_back((seg, from));
+    }
+
+    /// Starts the preparer, or tells a running one (maybe a zero-fill waiting for the
+    /// appends, which then steps aside) that there may be more to do.
     fn spawn_preparer(&self) {
         let mut st = self.st.borrow_mut();
         if st.preparing || st.closing {
+            drop(st);
+            self.progress.notify();
             return;
         }
         st.preparing = true;
@@ -1725,6 +1759,7 @@ impl Inner {
             paths: self.paths.clone(),
             seg_bytes: self.geometry.segment_bytes(),
             zero_bytes_per_sec: self.cfg.prealloc_bytes_per_sec,
+            fill_lead_bytes: self.cfg.fill_lead_bytes,
             fault: self.cfg.fault.clone(),
         };
         spawn_local(prepare_segments(ctx, self.weak_self.clone())).detach();
@@ -1735,6 +1770,7 @@ struct PrepareCtx {
     paths: GroupPaths,
     seg_bytes: u64,
     zero_bytes_per_sec: u64,
+    fill_lead_bytes: u64,
     fault: Option<Rc<super::fault::FaultInjector>>,
 }
 
@@ -1745,29 +1781,43 @@ impl PrepareCtx {
     }
 }
 
-/// Background: creates zero-filled segments until `prepare_target` is covered.
+/// Background: creates zero-filled segments until `prepare_target` is covered, and
+/// zero-fills the queued segments behind the appends. A creation goes first: the
+/// appends may be waiting for it, while a fill only keeps ahead of them (one waiting
+/// for the appends steps aside for a creation and is resumed after it).
 async fn prepare_segments(ctx: PrepareCtx, weak: std::rc::Weak<Inner>) {
     loop {
         let Some(inner) = weak.upgrade() else { return };
-        let pending = inner.st.borrow_mut().fill_pending.take();
-        if let Some((seg, from)) = pending {
-            drop(inner);
-            fill::fill_segment(&ctx, &weak, seg, from).await;
-            continue;
-        }
-        let next = {
-            let st = inner.st.borrow();
-            if st.closing || st.prepared_end >= st.prepare_target || inner.failed.borrow().is_some()
-            {
-                None
+        let job = {
+            let mut st = inner.st.borrow_mut();
+            if st.closing || inner.failed.borrow().is_some() {
+                PrepareJob::Idle
+            } else if st.prepared_end < st.prepare_target {
+                PrepareJob::Create(st.prepared_end)
+            } else if let Some((seg, from)) = st.fill_pending.pop_front() {
+                PrepareJob::Fill(seg, from)
             } else {
-                Some(st.prepared_end)
+                PrepareJob::Idle
             }
         };
-        let Some(start) = next else {
-            inner.st.borrow_mut().preparing = false;
-            inner.prepared.notify();
-            return;
+        let start = match job {
+            PrepareJob::Create(start) => start,
+            PrepareJob::Fill(seg, from) => {
+                drop(inner);
+                if let Some(at) = fill::fill_segment(&ctx, &weak, seg, from).await {
+                    let Some(inner) = weak.upgrade() else { return };
+                    inner.st.borrow_mut().fill_pending.push_front((seg, at));
+                }
+                continue;
+            }
+            PrepareJob::Idle => {
+                let mut st = inner.st.borrow_mut();
+                st.preparing = false;
+                st.fill_parked = false;
+                drop(st);
+                inner.prepared.notify();
+                return;
+            }
         };
         let path = ctx.paths.segment(start);
         let reuse = if path.exists() {
@@ -1803,7 +1853,7 @@ async fn prepare_segments(ctx: PrepareCtx, weak: std::rc::Weak<Inner>) {
                     // Its blocks were written once, but maybe not all (a fill that the
                     // appends overtook): learn which, and fill the rest.
                     match recycled_fill_start(&inner, start).await {
-                        Ok(Some(from)) => inner.st.borrow_mut().fill_pending = Some((start, from)),
+                        Ok(Some(from)) => inner.queue_fill(start, from),
                         Ok(None) => {}
                         Err(e) => {
                             tracing::warn!(segment = %path.display(), error = %e, "cannot learn a reused segment's block map");
@@ -1855,13 +1905,21 @@ async fn prepare_segments(ctx: PrepareCtx, weak: std::rc::Weak<Inner>) {
                 return;
             }
         };
-        inner.prepared.notify();
-        drop(inner);
         if created {
             // Appends may use the segment now; zero the rest of it behind them.
-            fill::fill_segment(&ctx, &weak, start, start + ctx.head_bytes()).await;
+            inner.queue_fill(start, start + ctx.head_bytes());
         }
+        inner.prepared.notify();
     }
+}
+
+/// The preparer's next job.
+enum PrepareJob {
+    /// Create (or reuse) the segment starting at this log position.
+    Create(u64),
+    /// Zero-fill segment `.0` from log position `.1`.
+    Fill(u64, u64),
+    Idle,
 }
 
 /// Recovery: segment `seg`'s file; the one already open when it is the end segment.

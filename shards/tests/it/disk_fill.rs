@@ -182,3 +182,81 @@ fn a_reopened_log_learns_what_is_filled_and_fills_the_rest() {
         })
     });
 }
+
+#[test]
+fn the_fill_keeps_its_lead_over_the_appends_and_steps_aside_for_a_creation() {
+    let dir = TempDir::new("fill-lead");
+    let root = dir.path().to_owned();
+    run(move || {
+        Box::pin(async move {
+            // Unpaced, 1 MiB ahead of the log's end at most (synced every 512 KiB).
+            const LEAD_BYTES: u64 = 1 << 20;
+            const HEAD_BYTES: u64 = 4 << 20;
+            let mut cfg = fill_config(&root, 0);
+            cfg.fill_lead_bytes = LEAD_BYTES;
+            let log = GroupLog::open(cfg.clone()).await.unwrap();
+
+            // Ends below the head less the lead: nothing past the head is filled.
+            let last = append_until(&log, 1, HEAD_BYTES - 2 * LEAD_BYTES).await;
+            log.wait_preallocation().await;
+            assert_eq!(
+                log.stats().zero_filled_bytes,
+                0,
+                "the fill waits for the appends"
+            );
+
+            // 6 MiB into the segment: the fill follows at most the lead ahead, and
+            // what it synced stays ahead of the appends.
+            let last = append_until(&log, last + 1, 6 << 20).await;
+            log.wait_preallocation().await;
+            let end = end_pos(&log, last).await;
+            let filled = log.stats().zero_filled_bytes;
+            assert!(
+                filled + HEAD_BYTES <= end + LEAD_BYTES,
+                "filled {filled} bytes past the head with the log's end at {end}"
+            );
+            assert!(
+                filled + HEAD_BYTES > end,
+                "the synced fill is behind the appends: filled {filled}, end at {end}"
+            );
+
+            // Past the half of the segment (the next one is created while the fill
+            // waits for the appends) and on into the next segment: the fill never falls
+            // behind.
+            let last = append_until(&log, last + 1, SEGMENT_BYTES + (1 << 20)).await;
+            log.wait_preallocation().await;
+            let stats = log.stats();
+            assert_eq!(stats.zero_fills_overtaken, 0, "{stats:?}");
+            assert_eq!(stats.segments_created, 2, "{stats:?}");
+            assert!(
+                stats.zero_filled_bytes >= REST_BYTES,
+                "the first segment was filled to its end: {stats:?}"
+            );
+            check_range(&log, 1, last).await;
+            // Closing does not wait for the fill waiting on the appends.
+            log.close().await.unwrap();
+
+            let log = GroupLog::open(cfg).await.unwrap();
+            assert_eq!(log.last_index(), last);
+            check_range(&log, 1, last).await;
+            log.close().await.unwrap();
+        })
+    });
+}
+
+/// Appends from record `first` on, in batches of 8 each waited for durable, until the
+/// log ends at or past position `pos`; returns the last index.
+async fn append_until(log: &GroupLog, first: u64, pos: u64) -> u64 {
+    let mut last = first - 1;
+    while last < first || end_pos(log, last).await < pos {
+        append_range(log, last + 1, last + 8).await;
+        last += 8;
+    }
+    last
+}
+
+/// The log position just past record `index`.
+async fn end_pos(log: &GroupLog, index: u64) -> u64 {
+    let e = log.entry(index).await.unwrap();
+    e.pos + e.record_bytes() as u64
+}

@@ -12,22 +12,28 @@
 //! - while a chunk is in flight it is published in `State::zeroing`; a data write that
 //!   touches it waits for it ([`wait_for_overlapping_fill`]), so a later record always
 //!   lands after the zeros, and a truncation waits for it too;
+//! - it runs at most `LogConfig::fill_lead_bytes` past the log's end and then waits for
+//!   the appends to move on (a segment creation the log asks for meanwhile goes first:
+//!   the fill steps aside and resumes after it). Zero-filling a whole segment in one
+//!   burst queued tens of MiB of writes ahead of every replica's appends and flushes on
+//!   the one device: with 64 MiB segments, 12,853 appends/s at p99 11.1 ms at
+//!   concurrency 16, against 17,443/s at p99 2.5 ms with no fill during the run;
 //! - when the log's end has passed the next chunk (appends outran the fill, or the log
 //!   moved on to the next segment), the fill stops: the blocks it skipped are left to
 //!   the appends, whose own `fdatasync` commits their allocation;
-//! - every [`SYNC_EVERY_BYTES`] and at the end the file is synced and only then
-//!   `State::zeroed_bytes` grows: a block counts as initialised when that is durable.
+//! - every half lead and at the end the file is synced and only then
+//!   `State::zeroed_bytes` grows: a block counts as initialised when that is durable,
+//!   and the synced prefix stays about half a lead ahead of the appends.
 
 use std::rc::Weak;
 
-use super::super::files::{self, ZERO_CHUNK_BYTES};
+use super::super::config::FILL_CHUNK_BYTES;
+use super::super::files;
 use super::{Inner, PrepareCtx};
 
 /// Bytes of a new segment zero-filled before appends may use it: far more than a new
 /// group's first records, and at most a few milliseconds of device time.
 pub(super) const SEGMENT_HEAD_BYTES: u64 = 4 << 20;
-/// Zero-filled bytes between two syncs of the segment being filled.
-const SYNC_EVERY_BYTES: u64 = 16 << 20;
 
 /// Waits until no zero-fill write in flight overlaps `[start, end)` (log positions).
 pub(super) async fn wait_for_overlapping_fill(inner: &Inner, start: u64, end: u64) {
@@ -42,19 +48,26 @@ pub(super) async fn wait_for_overlapping_fill(inner: &Inner, start: u64, end: u6
 }
 
 /// Zero-fills segment `seg` from log position `from` (block aligned; the end of its
-/// head for a new segment) to its end, as the module describes. Errors stop the fill
-/// (the segment stays usable: appends into unfilled blocks only cost more) and are
-/// logged.
-pub(super) async fn fill_segment(ctx: &PrepareCtx, weak: &Weak<Inner>, seg: u64, from: u64) {
+/// head for a new segment) to its end, as the module describes. Returns where to
+/// resume when it stepped aside for a segment creation. Errors stop the fill (the
+/// segment stays usable: appends into unfilled blocks only cost more) and are logged.
+pub(super) async fn fill_segment(
+    ctx: &PrepareCtx,
+    weak: &Weak<Inner>,
+    seg: u64,
+    from: u64,
+) -> Option<u64> {
     let path = ctx.paths.segment(seg);
     match fill(ctx, weak, seg, from).await {
-        Ok(Stopped::Done) => {}
+        Ok(Stopped::Done) | Ok(Stopped::Closing) => None,
+        Ok(Stopped::Deferred { at }) => Some(at),
         Ok(Stopped::Overtaken { at }) => {
             tracing::debug!(segment = %path.display(), offset = at - seg, "appends passed the zero-fill; it stops there");
+            None
         }
-        Ok(Stopped::Closing) => {}
         Err(e) => {
             tracing::warn!(segment = %path.display(), error = %e, "zero-filling stopped");
+            None
         }
     }
 }
@@ -66,6 +79,45 @@ enum Stopped {
         at: u64,
     },
     Closing,
+    /// A segment creation is due while the fill waits for the appends: resume at `at`
+    /// after it.
+    Deferred {
+        at: u64,
+    },
+}
+
+/// What the fill does next, once the log lets it.
+enum Step {
+    Write,
+    Defer,
+    Stop,
+}
+
+/// `None` while the fill must wait: a truncation runs (it rewrites blocks near the end
+/// and must not meet a fill chunk), or the chunk `[at, at + n)` lies more than the
+/// lead past the log's end and no segment creation is due.
+fn next_step(inner: &Inner, at: u64, n: u64) -> Option<Step> {
+    let mut st = inner.st.borrow_mut();
+    if st.closing || inner.failed.borrow().is_some() {
+        return Some(Step::Stop);
+    }
+    if st.truncating {
+        return None;
+    }
+    if at + n <= st.next_pos.saturating_add(inner.cfg.fill_lead_bytes) {
+        st.fill_parked = false;
+        return Some(Step::Write);
+    }
+    if st.prepared_end < st.prepare_target && st.prepare_error.is_none() {
+        return Some(Step::Defer);
+    }
+    if !st.fill_parked {
+        st.fill_parked = true;
+        drop(st);
+        // `wait_preallocation` waits for this.
+        inner.prepared.notify();
+    }
+    None
 }
 
 /// What became of one chunk.
@@ -87,22 +139,29 @@ async fn fill(
         seg <= from && from <= seg_end,
         "the fill stays in its segment"
     );
+    let sync_every_bytes = ctx.fill_lead_bytes / 2;
     let mut at = from;
     let mut synced = at;
     let started = std::time::Instant::now();
     while at < seg_end {
-        let n = ZERO_CHUNK_BYTES.min(seg_end - at);
+        let n = FILL_CHUNK_BYTES.min(seg_end - at);
         let Some(inner) = weak.upgrade() else {
             return Ok(Stopped::Closing);
         };
-        // A truncation rewrites blocks near the end and must not meet a fill chunk.
-        inner
-            .progress
-            .wait_for(|| {
-                let st = inner.st.borrow();
-                (!st.truncating || st.closing).then_some(())
-            })
-            .await;
+        let step = inner.progress.wait_for(|| next_step(&inner, at, n)).await;
+        inner.st.borrow_mut().fill_parked = false;
+        match step {
+            Step::Write => {}
+            Step::Stop => return Ok(Stopped::Closing),
+            Step::Defer => {
+                // Whatever was filled is synced before it counts (and before the
+                // creation, which may take a while).
+                if at > synced {
+                    sync_filled(&inner, seg, synced, at, &path).await?;
+                }
+                return Ok(Stopped::Deferred { at });
+            }
+        }
         let file = inner.file(seg).await?;
         let chunk = files::with_fill_permit(&path, async {
             // Checked with the permit held, right before the write is issued.
@@ -136,28 +195,45 @@ async fn fill(
             Chunk::Stop(stopped) => return Ok(stopped),
         }
         at += n;
-        if at - synced >= SYNC_EVERY_BYTES || at == seg_end {
-            if let Some(f) = inner.fault() {
-                f.before_sync()
-                    .map_err(|e| super::DiskError::io("fdatasync", &path, e))?;
-            }
-            file.fdatasync()
-                .await
-                .map_err(|e| super::DiskError::io("fdatasync", &path, e))?;
-            let mut st = inner.st.borrow_mut();
-            let zeroed = st.zeroed_bytes.get(&seg).copied().unwrap_or(0);
-            // The known prefix grows only when this fill continues it without a gap.
-            if zeroed >= synced - seg && zeroed < at - seg {
-                st.note_zeroed(seg, at - seg, &inner.geometry);
-                st.stats.zero_filled_bytes += at - seg - zeroed;
-            }
+        drop(file);
+        if at - synced >= sync_every_bytes || at == seg_end {
+            sync_filled(&inner, seg, synced, at, &path).await?;
             synced = at;
         }
-        drop(file);
         drop(inner);
         files::pace(started, at - from, ctx.zero_bytes_per_sec).await;
     }
     Ok(Stopped::Done)
+}
+
+/// Syncs segment `seg` after its fill wrote `[synced, at)` (log positions) and counts
+/// those bytes as initialised when they continue the known prefix without a gap.
+async fn sync_filled(
+    inner: &Inner,
+    seg: u64,
+    synced: u64,
+    at: u64,
+    path: &std::path::Path,
+) -> Result<(), super::DiskError> {
+    debug_assert!(
+        seg <= synced && synced <= at,
+        "the synced range lies in the segment"
+    );
+    if let Some(f) = inner.fault() {
+        f.before_sync()
+            .map_err(|e| super::DiskError::io("fdatasync", path, e))?;
+    }
+    let file = inner.file(seg).await?;
+    file.fdatasync()
+        .await
+        .map_err(|e| super::DiskError::io("fdatasync", path, e))?;
+    let mut st = inner.st.borrow_mut();
+    let zeroed = st.zeroed_bytes.get(&seg).copied().unwrap_or(0);
+    if zeroed >= synced - seg && zeroed < at - seg {
+        st.note_zeroed(seg, at - seg, &inner.geometry);
+        st.stats.zero_filled_bytes += at - seg - zeroed;
+    }
+    Ok(())
 }
 
 /// Learns how much of segment `seg` (its file just made durable by the caller's
