@@ -3,10 +3,19 @@
 //! [`RawBench`], on the directory the nodes store in) and one loopback TCP round trip
 //! (blocking sockets with TCP_NODELAY, a message of the bench's body size echoed by a
 //! second thread).
+//!
+//! The same durable write is measured once more while a thread keeps one core busy
+//! (a spin loop: no I/O, no memory traffic to speak of). On the 2-core test VM this
+//! alone turned about one flush in 500 into a 15–20 ms stall (write+fdatasync p99.9
+//! 229 µs idle, 15.9 ms with one core busy; a script, not this harness): the cluster
+//! keeps a core busy, so its own flushes meet those stalls, and this row shows how far
+//! the disk floor itself moves under that.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use dledger_shards::disk::prime_glommio_iopoll_probe;
@@ -30,6 +39,8 @@ pub struct Baselines {
     pub raw: RawBaseline,
     /// Full distribution of the write+fdatasync probe (for the plot and the JSON).
     pub raw_fsync_hist: LatencyHistogram,
+    /// The same probe while one core is kept busy.
+    pub raw_fsync_busy_hist: LatencyHistogram,
     /// Loopback round trips (at least one sample).
     pub tcp_rtt_hist: LatencyHistogram,
     pub tcp_rtt_message_bytes: usize,
@@ -37,18 +48,24 @@ pub struct Baselines {
 
 /// Measures both baselines, the disk one in `dir`, each for about `seconds`.
 pub fn measure(dir: &Path, seconds: f64, message_bytes: usize) -> PerfResult<Baselines> {
-    let (raw, raw_fsync_hist) = raw_fsync(dir, seconds)?;
+    let (raw, raw_fsync_hist, raw_fsync_busy_hist) = raw_fsync(dir, seconds)?;
     let message_bytes = message_bytes.clamp(1, RTT_MESSAGE_BYTES_MAX);
     let tcp_rtt_hist = tcp_round_trip(Duration::from_secs_f64(seconds), message_bytes)?;
     Ok(Baselines {
         raw,
         raw_fsync_hist,
+        raw_fsync_busy_hist,
         tcp_rtt_hist,
         tcp_rtt_message_bytes: message_bytes,
     })
 }
 
-fn raw_fsync(dir: &Path, seconds: f64) -> PerfResult<(RawBaseline, LatencyHistogram)> {
+/// The raw probes: the summary, the write+fdatasync latencies, and the same with one
+/// core busy.
+fn raw_fsync(
+    dir: &Path,
+    seconds: f64,
+) -> PerfResult<(RawBaseline, LatencyHistogram, LatencyHistogram)> {
     let dir = dir.to_owned();
     let cleanup_dir = dir.clone();
     let main = Duration::from_secs_f64(seconds);
@@ -70,19 +87,50 @@ fn raw_fsync(dir: &Path, seconds: f64) -> PerfResult<(RawBaseline, LatencyHistog
                 for which in 0..crate::disk::raw::SEQ_WRITES_IN_FLIGHT.len() {
                     bench.seq_write_slice(which, side).await?;
                 }
-                Ok::<_, PerfError>(())
+                let busy = BusyCore::start()?;
+                let busy_hist = bench.write_fdatasync_slice_apart(main).await;
+                busy.stop();
+                busy_hist
             }
             .await;
             let hist = bench.write_fdatasync_histogram().clone();
             let finished = bench.finish().await;
-            result?;
-            Ok((finished?, hist))
+            let busy_hist = result?;
+            Ok((finished?, hist, busy_hist))
         },
     )
     .inspect_err(|_| {
         // `finish` removes the scratch files; after an early failure, do it here.
         let _ = crate::disk::raw::remove_scratch(&cleanup_dir);
     })
+}
+
+/// A thread that keeps one core busy (a spin loop) until stopped.
+struct BusyCore {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl BusyCore {
+    fn start() -> PerfResult<BusyCore> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("bench-busy-core".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                }
+            })
+            .map_err(|e| PerfError::Load(format!("starting the busy-core thread: {e}")))?;
+        Ok(BusyCore { stop, thread })
+    }
+
+    fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // The loop only reads the flag: it cannot panic.
+        let _ = self.thread.join();
+    }
 }
 
 /// Round trips of `message_bytes` over loopback for `length`, one at a time.

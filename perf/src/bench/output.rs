@@ -94,6 +94,8 @@ pub struct RunReport {
     pub load: LoadResult,
     pub baselines: Baselines,
     pub raw_fsync: Percentiles,
+    /// The raw probe with one core kept busy (see `baseline`).
+    pub raw_fsync_busy: Percentiles,
     pub tcp_rtt: Percentiles,
 }
 
@@ -114,6 +116,11 @@ impl RunReport {
             Percentiles::of(&baselines.raw_fsync_hist).ok_or_else(|| PerfError::NoSamples {
                 phase: "raw 4 KiB write+fdatasync".into(),
             })?;
+        let raw_fsync_busy = Percentiles::of(&baselines.raw_fsync_busy_hist).ok_or_else(|| {
+            PerfError::NoSamples {
+                phase: "raw 4 KiB write+fdatasync, one core busy".into(),
+            }
+        })?;
         let tcp_rtt =
             Percentiles::of(&baselines.tcp_rtt_hist).ok_or_else(|| PerfError::NoSamples {
                 phase: "loopback TCP round trip".into(),
@@ -125,6 +132,7 @@ impl RunReport {
             load,
             baselines,
             raw_fsync,
+            raw_fsync_busy,
             tcp_rtt,
         })
     }
@@ -177,6 +185,10 @@ impl RunReport {
         };
         lat.push_row(percentile_row("append (per call)", &self.latency));
         lat.push_row(percentile_row("raw 4 KiB write+fdatasync", &self.raw_fsync));
+        lat.push_row(percentile_row(
+            "  same, one core busy",
+            &self.raw_fsync_busy,
+        ));
         lat.push_row(percentile_row("loopback TCP round trip", tcp));
         let mut fig = Table::new(&["figure", "value"]);
         let l = &self.load;
@@ -303,6 +315,7 @@ impl RunReport {
             "open_loop_sender_stalls": l.sender_stalls,
             "baselines": {
                 "raw_fsync_us": self.raw_fsync.json(),
+                "raw_fsync_one_core_busy_us": self.raw_fsync_busy.json(),
                 "raw_dsync_us": {
                     "p50": b.raw.write_dsync.p50_us, "p99": b.raw.write_dsync.p99_us,
                     "count": b.raw.write_dsync.count,

@@ -200,6 +200,19 @@ impl RawBench {
         .await
     }
 
+    /// [`Self::write_fdatasync_slice`] recorded apart: returns its latencies and leaves
+    /// them out of [`Self::write_fdatasync_histogram`] and the summary (the bench runs
+    /// it with one core kept busy).
+    pub async fn write_fdatasync_slice_apart(
+        &mut self,
+        slice: Duration,
+    ) -> PerfResult<LatencyHistogram> {
+        let kept = std::mem::take(&mut self.fdatasync_probe.hist);
+        let result = self.write_fdatasync_slice(slice).await;
+        let apart = std::mem::replace(&mut self.fdatasync_probe.hist, kept);
+        result.map(|()| apart)
+    }
+
     /// 4 KiB O_DSYNC writes, one at a time, for `slice`.
     pub async fn write_dsync_slice(&mut self, slice: Duration) -> PerfResult<()> {
         latency_slice(
