@@ -77,8 +77,9 @@ pub struct LogConfig {
     /// Pace of the background zero-filling of the next segment (bytes/s, 0 = as fast
     /// as the device goes), so it does not queue ahead of the appends' syncs.
     pub prealloc_bytes_per_sec: u64,
-    /// How far past the log's end the background zero-filling may run (bytes). The
-    /// appends need zeros only just ahead of them; a fill that ran on to the segment's
+    /// How far past the log's end the background zero-filling may run (bytes), once
+    /// the log holds that much (until then, as far as it holds). The appends need
+    /// zeros only just ahead of them; a fill that ran on to the segment's
     /// end in one burst queued tens of MiB of writes ahead of every replica's appends
     /// and flushes on the shared device. It is synced every half of this, so the
     /// synced prefix stays at least that far ahead of the appends.

@@ -126,8 +126,9 @@ struct State {
     /// stepped aside for a creation. At most the segment in use and the prepared ones
     /// ([`FILLS_PENDING_MAX`]).
     fill_pending: VecDeque<(u64, u64)>,
-    /// The fill waits for the appends to move on (it is `fill_lead_bytes` ahead).
-    fill_parked: bool,
+    /// The fill waits for the appends to move on before it writes the chunk ending at
+    /// this log position (it is its lead ahead: `fill::fill_lead`).
+    fill_parked: Option<u64>,
     /// A write since the last flush started reached past its segment's `zeroed_bytes`:
     /// that flush must also commit the file's block allocation (a per-file
     /// `fdatasync`, never only a device cache flush).
@@ -178,6 +179,12 @@ impl State {
             .segment_start(self.next_pos)
             .saturating_sub(geometry.segment_bytes());
         self.zeroed_bytes.retain(|&s, _| s >= keep_from);
+    }
+
+    /// A segment creation is wanted and has not failed (the preparer runs it before
+    /// any fill).
+    fn creation_due(&self) -> bool {
+        self.prepared_end < self.prepare_target && self.prepare_error.is_none()
     }
 
     /// The log's end as the next record sees it.
@@ -517,7 +524,7 @@ impl GroupLog {
             zeroing: None,
             zeroed_bytes: BTreeMap::new(),
             fill_pending: VecDeque::new(),
-            fill_parked: false,
+            fill_parked: None,
             unsynced_extend: false,
             recycle_pool: listed.recycle_pool,
             unsynced_segments: BTreeSet::new(),
@@ -1328,7 +1335,11 @@ impl GroupLog {
             .prepared
             .wait_for(|| {
                 let st = inner.st.borrow();
-                (!st.preparing || st.fill_parked).then_some(())
+                // A parked fill whose window has opened is about to go on.
+                let fill_waits = st.fill_parked.is_some_and(|end| {
+                    !st.creation_due() && !fill::may_fill_to(&st, &inner.cfg, end)
+                });
+                (!st.preparing || fill_waits).then_some(())
             })
             .await;
     }
@@ -1759,7 +1770,6 @@ impl Inner {
             paths: self.paths.clone(),
             seg_bytes: self.geometry.segment_bytes(),
             zero_bytes_per_sec: self.cfg.prealloc_bytes_per_sec,
-            fill_lead_bytes: self.cfg.fill_lead_bytes,
             fault: self.cfg.fault.clone(),
         };
         spawn_local(prepare_segments(ctx, self.weak_self.clone())).detach();
@@ -1770,7 +1780,6 @@ struct PrepareCtx {
     paths: GroupPaths,
     seg_bytes: u64,
     zero_bytes_per_sec: u64,
-    fill_lead_bytes: u64,
     fault: Option<Rc<super::fault::FaultInjector>>,
 }
 
@@ -1813,7 +1822,7 @@ async fn prepare_segments(ctx: PrepareCtx, weak: std::rc::Weak<Inner>) {
             PrepareJob::Idle => {
                 let mut st = inner.st.borrow_mut();
                 st.preparing = false;
-                st.fill_parked = false;
+                st.fill_parked = None;
                 drop(st);
                 inner.prepared.notify();
                 return;

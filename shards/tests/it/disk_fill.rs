@@ -105,9 +105,11 @@ fn an_unpaced_fill_racing_the_appends_never_zeroes_a_record() {
             append_range(&log, 1, last).await;
             log.wait_preallocation().await;
             let stats = log.stats();
+            // It ran beside the appends: it filled (and synced) past the head, or
+            // stopped where they passed it.
             assert!(
-                stats.zero_filled_bytes == REST_BYTES || stats.zero_fills_overtaken == 1,
-                "the fill either completed or stopped where the appends passed it: {stats:?}"
+                stats.zero_filled_bytes > 0 || stats.zero_fills_overtaken == 1,
+                "the fill ran beside the appends: {stats:?}"
             );
             check_range(&log, 1, last).await;
             log.close().await.unwrap();
@@ -167,6 +169,9 @@ fn a_reopened_log_learns_what_is_filled_and_fills_the_rest() {
             log.close().await.unwrap();
 
             let log = GroupLog::open(fill_config(&root, 0)).await.unwrap();
+            // The fill runs as far ahead as the log holds: half a segment of records
+            // lets it reach the segment's end.
+            append_until(&log, 41, SEGMENT_BYTES / 2 + (1 << 20)).await;
             log.wait_preallocation().await;
             let filled = log.stats().zero_filled_bytes;
             // The block map says the head (and at most the chunk or two written before
@@ -177,7 +182,6 @@ fn a_reopened_log_learns_what_is_filled_and_fills_the_rest() {
                 "filled {filled} of the {REST_BYTES} unfilled bytes"
             );
             check_range(&log, 1, 40).await;
-            append_range(&log, 41, 80).await;
             log.close().await.unwrap();
         })
     });

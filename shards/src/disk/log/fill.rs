@@ -12,8 +12,8 @@
 //! - while a chunk is in flight it is published in `State::zeroing`; a data write that
 //!   touches it waits for it ([`wait_for_overlapping_fill`]), so a later record always
 //!   lands after the zeros, and a truncation waits for it too;
-//! - it runs at most `LogConfig::fill_lead_bytes` past the log's end and then waits for
-//!   the appends to move on (a segment creation the log asks for meanwhile goes first:
+//! - it runs at most [`fill_lead`] past the log's end (up to `LogConfig::fill_lead_bytes`
+//!   once the log holds that much) and then waits for the appends to move on (a segment creation the log asks for meanwhile goes first:
 //!   the fill steps aside and resumes after it). Zero-filling a whole segment in one
 //!   burst queued tens of MiB of writes ahead of every replica's appends and flushes on
 //!   the one device: with 64 MiB segments, 12,853 appends/s at p99 11.1 ms at
@@ -21,13 +21,13 @@
 //! - when the log's end has passed the next chunk (appends outran the fill, or the log
 //!   moved on to the next segment), the fill stops: the blocks it skipped are left to
 //!   the appends, whose own `fdatasync` commits their allocation;
-//! - every half lead and at the end the file is synced and only then
+//! - every half lead (at least a chunk) and at the end the file is synced and only then
 //!   `State::zeroed_bytes` grows: a block counts as initialised when that is durable,
 //!   and the synced prefix stays about half a lead ahead of the appends.
 
 use std::rc::Weak;
 
-use super::super::config::FILL_CHUNK_BYTES;
+use super::super::config::{FILL_CHUNK_BYTES, FILL_LEAD_BYTES_MIN};
 use super::super::files;
 use super::{Inner, PrepareCtx};
 
@@ -104,20 +104,45 @@ fn next_step(inner: &Inner, at: u64, n: u64) -> Option<Step> {
     if st.truncating {
         return None;
     }
-    if at + n <= st.next_pos.saturating_add(inner.cfg.fill_lead_bytes) {
-        st.fill_parked = false;
+    if may_fill_to(&st, &inner.cfg, at + n) {
+        st.fill_parked = None;
         return Some(Step::Write);
     }
-    if st.prepared_end < st.prepare_target && st.prepare_error.is_none() {
+    if st.creation_due() {
         return Some(Step::Defer);
     }
-    if !st.fill_parked {
-        st.fill_parked = true;
+    if st.fill_parked != Some(at + n) {
+        st.fill_parked = Some(at + n);
         drop(st);
         // `wait_preallocation` waits for this.
         inner.prepared.notify();
     }
     None
+}
+
+/// Whether the fill may write a chunk ending at log position `chunk_end` now.
+pub(super) fn may_fill_to(
+    st: &super::State,
+    cfg: &super::super::LogConfig,
+    chunk_end: u64,
+) -> bool {
+    chunk_end <= st.next_pos.saturating_add(fill_lead(st, cfg))
+}
+
+/// How far past the log's end the fill may run now: as far as the log already holds,
+/// between two chunks and `fill_lead_bytes`. A new log that stays idle (one of a
+/// thousand groups a node opens) zero-fills no more than its segment's head, where a
+/// fixed lead would write 28 MiB of zeros for each; a log that appends gets the whole
+/// lead once it holds that much, and until then a lead as large as what it wrote.
+fn fill_lead(st: &super::State, cfg: &super::super::LogConfig) -> u64 {
+    let held = st
+        .positions
+        .front()
+        .map_or(0, |&first| st.next_pos.saturating_sub(first));
+    held.clamp(
+        FILL_LEAD_BYTES_MIN,
+        cfg.fill_lead_bytes.max(FILL_LEAD_BYTES_MIN),
+    )
 }
 
 /// What became of one chunk.
@@ -139,7 +164,6 @@ async fn fill(
         seg <= from && from <= seg_end,
         "the fill stays in its segment"
     );
-    let sync_every_bytes = ctx.fill_lead_bytes / 2;
     let mut at = from;
     let mut synced = at;
     let started = std::time::Instant::now();
@@ -149,7 +173,7 @@ async fn fill(
             return Ok(Stopped::Closing);
         };
         let step = inner.progress.wait_for(|| next_step(&inner, at, n)).await;
-        inner.st.borrow_mut().fill_parked = false;
+        inner.st.borrow_mut().fill_parked = None;
         match step {
             Step::Write => {}
             Step::Stop => return Ok(Stopped::Closing),
@@ -196,6 +220,8 @@ async fn fill(
         }
         at += n;
         drop(file);
+        // Half the current lead: the synced prefix stays ahead of the appends.
+        let sync_every_bytes = (fill_lead(&inner.st.borrow(), &inner.cfg) / 2).max(n);
         if at - synced >= sync_every_bytes || at == seg_end {
             sync_filled(&inner, seg, synced, at, &path).await?;
             synced = at;
