@@ -40,6 +40,14 @@ async fn append_range(log: &GroupLog, first: u64, last: u64) {
     }
 }
 
+/// Reopens the log and checks that it ends at `last` with records `1..=last` intact.
+async fn reopen_and_check(cfg: LogConfig, last: u64) {
+    let log = GroupLog::open(cfg).await.unwrap();
+    assert_eq!(log.last_index(), last);
+    check_range(&log, 1, last).await;
+    log.close().await.unwrap();
+}
+
 async fn check_range(log: &GroupLog, first: u64, last: u64) {
     for k in first..=last {
         let e = log.entry(k).await.unwrap();
@@ -113,11 +121,7 @@ fn an_unpaced_fill_racing_the_appends_never_zeroes_a_record() {
             );
             check_range(&log, 1, last).await;
             log.close().await.unwrap();
-
-            let log = GroupLog::open(cfg).await.unwrap();
-            assert_eq!(log.last_index(), last);
-            check_range(&log, 1, last).await;
-            log.close().await.unwrap();
+            reopen_and_check(cfg, last).await;
         })
     });
 }
@@ -239,11 +243,7 @@ fn the_fill_keeps_its_lead_over_the_appends_and_steps_aside_for_a_creation() {
             check_range(&log, 1, last).await;
             // Closing does not wait for the fill waiting on the appends.
             log.close().await.unwrap();
-
-            let log = GroupLog::open(cfg).await.unwrap();
-            assert_eq!(log.last_index(), last);
-            check_range(&log, 1, last).await;
-            log.close().await.unwrap();
+            reopen_and_check(cfg, last).await;
         })
     });
 }
