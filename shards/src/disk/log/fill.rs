@@ -13,11 +13,11 @@
 //!   touches it waits for it ([`wait_for_overlapping_fill`]), so a later record always
 //!   lands after the zeros, and a truncation waits for it too;
 //! - it runs at most [`fill_lead`] past the log's end (up to `LogConfig::fill_lead_bytes`
-//!   once the log holds that much) and then waits for the appends to move on (a segment creation the log asks for meanwhile goes first:
-//!   the fill steps aside and resumes after it). Zero-filling a whole segment in one
-//!   burst queued tens of MiB of writes ahead of every replica's appends and flushes on
-//!   the one device: with 64 MiB segments, 12,853 appends/s at p99 11.1 ms at
-//!   concurrency 16, against 17,443/s at p99 2.5 ms with no fill during the run;
+//!   once the log holds that much) and then waits for the appends to move on; a segment
+//!   creation the log asks for meanwhile goes first (the fill steps aside and resumes
+//!   after it). Zero-filling a whole segment in one burst queued tens of MiB of writes
+//!   ahead of every replica's appends and flushes on the one device (measurements in
+//!   docs/decisions.md, "Segments: allocated whole, zero-filled behind the appends");
 //! - when the log's end has passed the next chunk (appends outran the fill, or the log
 //!   moved on to the next segment), the fill stops: the blocks it skipped are left to
 //!   the appends, whose own `fdatasync` commits their allocation;
@@ -105,7 +105,6 @@ fn next_step(inner: &Inner, at: u64, n: u64) -> Option<Step> {
         return None;
     }
     if may_fill_to(&st, &inner.cfg, at + n) {
-        st.fill_parked = None;
         return Some(Step::Write);
     }
     if st.creation_due() {
@@ -173,6 +172,7 @@ async fn fill(
             return Ok(Stopped::Closing);
         };
         let step = inner.progress.wait_for(|| next_step(&inner, at, n)).await;
+        // Whatever the step, the fill no longer waits for the appends.
         inner.st.borrow_mut().fill_parked = None;
         match step {
             Step::Write => {}
