@@ -45,11 +45,25 @@ pub(crate) fn next_stage_bytes(used_bytes: usize, write_buffer_bytes: usize) -> 
     (2 * used_bytes).clamp(STAGE_BYTES_MIN.min(write_buffer_bytes), write_buffer_bytes)
 }
 
+/// The stage's bytes: a buffer is taken only when the first new byte is staged. Until
+/// then the stage holds just the carried tail (less than a block): every log has a
+/// stage at all times, and a node hosting a thousand idle groups held a
+/// [`STAGE_BYTES_MIN`] buffer for each (64 MiB, most of the node's memory).
+#[derive(Debug)]
+enum StageBytes {
+    /// No new byte yet: the carried bytes, and the capacity the buffer will have.
+    Waiting {
+        carried: Vec<u8>,
+        capacity: usize,
+    },
+    Buffer(DmaBuffer),
+}
+
 #[derive(Debug)]
 pub(crate) struct Stage {
     pub seg_start: u64,
     pub start_pos: u64,
-    buf: DmaBuffer,
+    bytes: StageBytes,
     len: usize,
     carried: usize,
     /// The log's cursor after the last record in the stage.
@@ -67,12 +81,13 @@ impl Stage {
         cursor: LogCursor,
     ) -> Stage {
         let capacity = capacity.max(carried.len()).next_multiple_of(4096);
-        let mut buf = glommio::allocate_dma_buffer(capacity);
-        buf.as_bytes_mut()[..carried.len()].copy_from_slice(carried);
         Stage {
             seg_start,
             start_pos,
-            buf,
+            bytes: StageBytes::Waiting {
+                carried: carried.to_vec(),
+                capacity,
+            },
             len: carried.len(),
             carried: carried.len(),
             cursor,
@@ -83,8 +98,35 @@ impl Stage {
         self.start_pos + self.len as u64
     }
 
+    fn capacity(&self) -> usize {
+        match &self.bytes {
+            StageBytes::Waiting { capacity, .. } => *capacity,
+            StageBytes::Buffer(buf) => buf.len(),
+        }
+    }
+
+    /// Whether the stage holds its buffer yet (it takes one with the first new byte).
+    #[cfg(test)]
+    fn holds_buffer(&self) -> bool {
+        matches!(self.bytes, StageBytes::Buffer(_))
+    }
+
     pub(crate) fn free_bytes(&self) -> usize {
-        self.buf.len() - self.len
+        self.capacity() - self.len
+    }
+
+    /// The stage's buffer, taken (with the carried bytes copied in) on first use.
+    fn buffer(&mut self) -> &mut DmaBuffer {
+        if let StageBytes::Waiting { carried, capacity } = &self.bytes {
+            debug_assert_eq!(carried.len(), self.len, "nothing new before the buffer");
+            let mut buf = glommio::allocate_dma_buffer(*capacity);
+            buf.as_bytes_mut()[..carried.len()].copy_from_slice(carried);
+            self.bytes = StageBytes::Buffer(buf);
+        }
+        match &mut self.bytes {
+            StageBytes::Buffer(buf) => buf,
+            StageBytes::Waiting { .. } => unreachable!("the buffer was just taken"),
+        }
     }
 
     /// Bytes in the stage, the carried tail block included.
@@ -100,13 +142,18 @@ impl Stage {
     /// The next `n` free bytes, to be filled and then [`Stage::commit`]ted.
     pub(crate) fn spare_mut(&mut self, n: usize) -> &mut [u8] {
         debug_assert!(n <= self.free_bytes());
-        &mut self.buf.as_bytes_mut()[self.len..self.len + n]
+        let len = self.len;
+        &mut self.buffer().as_bytes_mut()[len..len + n]
     }
 
     /// Takes the `n` bytes filled after [`Stage::spare_mut`]: a record (`Some`) or a
     /// filler (`None`).
     pub(crate) fn commit(&mut self, n: usize, record: Option<&RecordHeader>) {
         assert!(n <= self.free_bytes(), "commit past the stage buffer");
+        debug_assert!(
+            n == 0 || matches!(self.bytes, StageBytes::Buffer(_)),
+            "bytes are committed after spare_mut filled them"
+        );
         self.len += n;
         if let Some(h) = record {
             self.cursor.advance(h);
@@ -116,18 +163,27 @@ impl Stage {
     /// Bytes `[pos, pos + n)` of the stage.
     pub(crate) fn bytes(&self, pos: u64, n: usize) -> &[u8] {
         let at = (pos - self.start_pos) as usize;
-        &self.buf.as_bytes()[at..at + n]
+        match &self.bytes {
+            StageBytes::Waiting { carried, .. } => &carried[at..at + n],
+            StageBytes::Buffer(buf) => &buf.as_bytes()[at..at + n],
+        }
     }
 
     /// Cuts the stage into an aligned chunk (zero padded to the block end) and, when
     /// the last block is partly filled and `continue_capacity` is given, the stage
     /// that continues after it with that tail block carried.
     pub(crate) fn seal(
-        self,
+        mut self,
         block: BlockSize,
         continue_capacity: Option<usize>,
     ) -> (Chunk, Option<Stage>) {
-        let end = self.end_pos();
+        // A stage with nothing new is sealed only when a record does not fit it: its
+        // carried tail is then written again, as it would be from a buffer.
+        self.buffer();
+        let StageBytes::Buffer(mut buf) = self.bytes else {
+            unreachable!("the buffer was just taken")
+        };
+        let end = self.start_pos + self.len as u64;
         let split = block
             .split_tail(self.start_pos, end)
             .expect("a stage starts block aligned and stays inside a segment");
@@ -138,11 +194,10 @@ impl Stage {
                 self.seg_start,
                 split.full_end,
                 cap,
-                &self.buf.as_bytes()[tail_at..self.len],
+                &buf.as_bytes()[tail_at..self.len],
                 self.cursor,
             )
         });
-        let mut buf = self.buf;
         buf.as_bytes_mut()[self.len..write_len].fill(0);
         buf.trim_to_size(write_len);
         let chunk = Chunk {
@@ -169,5 +224,38 @@ mod tests {
         assert_eq!(next_stage_bytes(900 << 10, max), max);
         // A configured buffer below the floor wins.
         assert_eq!(next_stage_bytes(0, 4096), 4096);
+    }
+
+    #[test]
+    fn a_stage_takes_its_buffer_with_its_first_new_byte() {
+        glommio::LocalExecutorBuilder::default()
+            .spawn(|| async {
+                let block = BlockSize::new(4096).expect("a power of two");
+                let carried: Vec<u8> = (0..100u8).collect();
+                let cursor = LogCursor::default();
+                let mut stage = Stage::new(1 << 20, (1 << 20) + 8192, 64 << 10, &carried, cursor);
+                // Only the carried bytes until something is staged.
+                assert!(!stage.holds_buffer());
+                assert_eq!(stage.bytes((1 << 20) + 8192, 100), &carried[..]);
+                assert_eq!(stage.free_bytes(), (64 << 10) - 100);
+                assert!(!stage.has_new_bytes());
+                stage.spare_mut(10).fill(7);
+                stage.commit(10, None);
+                assert!(stage.holds_buffer());
+                // The carried bytes were copied in front of the new ones.
+                assert_eq!(stage.bytes((1 << 20) + 8192, 100), &carried[..]);
+                assert_eq!(stage.bytes((1 << 20) + 8292, 10), &[7u8; 10]);
+                let (chunk, next) = stage.seal(block, Some(64 << 10));
+                assert_eq!(chunk.pos, (1 << 20) + 8192);
+                assert_eq!(&chunk.buf.as_bytes()[..100], &carried[..]);
+                assert_eq!(chunk.buf.len(), 4096, "one whole block, zero padded");
+                // The partial tail block goes on, again without a buffer.
+                let next = next.expect("a partial block is carried");
+                assert!(!next.holds_buffer());
+                assert_eq!(next.used_bytes(), 110);
+            })
+            .expect("executor starts")
+            .join()
+            .expect("test body ran");
     }
 }
