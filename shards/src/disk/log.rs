@@ -1326,6 +1326,29 @@ impl GroupLog {
         Ok(report)
     }
 
+    /// Waits until the segment the next append goes into is ready (created, its head
+    /// zero-filled and durable), or its preparation failed, or the log closes or fails:
+    /// the moment an append would stop waiting in admission. A new log's first segment
+    /// is created in the background after the open; a group starts its Raft clock only
+    /// after this, so that it never holds an election, or hears a leader's first
+    /// append, while a write of its own would wait seconds for that segment behind a
+    /// cold start's other creations (and its driver with it).
+    pub async fn wait_writable(&self) {
+        let inner = &self.inner;
+        inner
+            .prepared
+            .wait_for(|| {
+                let st = inner.st.borrow();
+                let seg = inner.geometry.segment_start(st.next_pos);
+                (seg < st.prepared_end
+                    || st.prepare_error.is_some()
+                    || st.closing
+                    || inner.failed.borrow().is_some())
+                .then_some(())
+            })
+            .await;
+    }
+
     /// Waits until no segment is being prepared in the background and the zero-fill
     /// (if any) waits for the appends to move on (benchmarks use it to keep the
     /// zero-filling out of their measurements).

@@ -222,8 +222,6 @@ impl Group {
                 .map(|m| m.dev())
                 .ok()
         };
-        // A new group's clock runs (it has an election to hold).
-        ticking.add(tick_slot);
         Ok(Rc::new(Group {
             cfg,
             node_cfg,
@@ -255,7 +253,8 @@ impl Group {
             metrics,
             ticking,
             tick_slot,
-            in_ticking: Cell::new(true),
+            // The driver starts the clock once the log can take an append.
+            in_ticking: Cell::new(false),
             disk_dev,
         }))
     }
@@ -698,6 +697,19 @@ impl Group {
         };
         glommio::spawn_local(self.clone().run_persist_watcher(stop.clone())).detach();
         glommio::spawn_local(self.clone().run_checkpointer(stop.clone())).detach();
+        // No clock (no election of its own) and no message stepped until the log can
+        // take an append without waiting: at a cold start of a thousand new groups the
+        // first segments are created a few at a time, and a group that ran meanwhile
+        // stalled in its first write (its driver awaits it) while its ticks went on: its
+        // leader missed heartbeats and lost its quorum, its followers timed out, and every
+        // group was elected three times over (figures in docs/decisions.md, "Cold start"). Peers' messages wait in the bounded inbox meanwhile.
+        if crate::net::until_stop(&stop, self.log.wait_writable())
+            .await
+            .is_none()
+        {
+            return;
+        }
+        self.note_clock();
         let mut spare = Outbox::default();
         while !stop.is_stopped() {
             if crate::net::until_stop(&stop, wake_rx.recv())
