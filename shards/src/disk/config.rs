@@ -11,6 +11,14 @@ use super::fault::FaultInjector;
 
 /// Smallest `fill_lead_bytes`: two of the fill's chunks, so it syncs at most every chunk.
 pub const FILL_LEAD_BYTES_MIN: u64 = 2 * FILL_CHUNK_BYTES;
+/// Bytes of a new segment zero-filled (and synced) before appends may use it: the lead
+/// a new log's fill keeps (`log::fill`), which zero-fills the rest as the log grows. A
+/// larger head was written for every new group whether it ever appended or not: at a
+/// cold start of 1,000 groups the 4 MiB heads made 4 GiB of zeros per node, created two
+/// at a time, and a group's first append waited behind them (with 1 MiB segments, the
+/// harness's 1,000-group configs reached a leader in every group after 20 s; with
+/// these heads, 10 s).
+pub const SEGMENT_HEAD_BYTES: u64 = FILL_LEAD_BYTES_MIN;
 /// Bytes per background zero-fill write. The fill follows the appends one chunk at a
 /// time, so an append's flush that queues behind a chunk waits for that much device
 /// time: 256 KiB chunks doubled the p99 of `bench --concurrency 1` (about 1 append in

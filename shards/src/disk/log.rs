@@ -1815,7 +1815,7 @@ struct PrepareCtx {
 impl PrepareCtx {
     /// Bytes of a new segment zero-filled before appends may use it.
     fn head_bytes(&self) -> u64 {
-        self.seg_bytes.min(fill::SEGMENT_HEAD_BYTES)
+        self.seg_bytes.min(super::config::SEGMENT_HEAD_BYTES)
     }
 }
 

@@ -84,7 +84,7 @@ pub mod space;
 mod stage;
 
 pub use cache::Entry;
-pub use config::{FlushMode, LogConfig, SyncMethod};
+pub use config::{FlushMode, LogConfig, SEGMENT_HEAD_BYTES, SyncMethod};
 pub use dledger::store::state::Checkpoint;
 pub use error::DiskError;
 pub use fault::FaultInjector;

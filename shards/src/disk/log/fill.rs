@@ -1,8 +1,8 @@
 //! Background zero-filling of a new segment behind the appends that already use it.
 //!
 //! A segment is created at full length with only its head zero-filled
-//! ([`SEGMENT_HEAD_BYTES`]; `files::create_segment`), so a new log's first record waits
-//! for a few MiB of zeros, not for the whole segment (1 GiB by default: at 256 MiB/s per
+//! (`config::SEGMENT_HEAD_BYTES`; `files::create_segment`), so a new log's first record waits
+//! for 128 KiB of zeros, not for the whole segment (1 GiB by default: at 256 MiB/s per
 //! log and three replicas on one device that took seconds, during which a new group's
 //! leader could not append its no-op and lost its quorum). This task then zero-fills
 //! the rest of the segment chunk by chunk, ahead of the log's tail:
@@ -30,10 +30,6 @@ use std::rc::Weak;
 use super::super::config::{FILL_CHUNK_BYTES, FILL_LEAD_BYTES_MIN};
 use super::super::files;
 use super::{Inner, PrepareCtx};
-
-/// Bytes of a new segment zero-filled before appends may use it: far more than a new
-/// group's first records, and at most a few milliseconds of device time.
-pub(super) const SEGMENT_HEAD_BYTES: u64 = 4 << 20;
 
 /// Waits until no zero-fill write in flight overlaps `[start, end)` (log positions).
 pub(super) async fn wait_for_overlapping_fill(inner: &Inner, start: u64, end: u64) {
