@@ -125,6 +125,9 @@ pub struct Group {
     ticking: Rc<Ticking>,
     tick_slot: usize,
     in_ticking: Cell<bool>,
+    /// Set by the driver once the log can take an append (`GroupLog::wait_writable`):
+    /// until then the group's clock does not run, whatever wakes it.
+    clock_started: Cell<bool>,
     /// The file system holding the group's directory (`st_dev`), so the shard samples
     /// each file system once, not each group; `None`: sample this group on its own.
     disk_dev: Option<u64>,
@@ -255,6 +258,7 @@ impl Group {
             tick_slot,
             // The driver starts the clock once the log can take an append.
             in_ticking: Cell::new(false),
+            clock_started: Cell::new(false),
             disk_dev,
         }))
     }
@@ -543,7 +547,7 @@ impl Group {
 
     /// After any input to the core: a group that woke joins the ticking set.
     fn note_clock(&self) {
-        if !self.in_ticking.get() && self.needs_ticks() {
+        if self.clock_started.get() && !self.in_ticking.get() && self.needs_ticks() {
             self.in_ticking.set(true);
             self.ticking.add(self.tick_slot);
         }
@@ -709,6 +713,7 @@ impl Group {
         {
             return;
         }
+        self.clock_started.set(true);
         self.note_clock();
         let mut spare = Outbox::default();
         while !stop.is_stopped() {

@@ -267,3 +267,36 @@ async fn end_pos(log: &GroupLog, index: u64) -> u64 {
     let e = log.entry(index).await.unwrap();
     e.pos + e.record_bytes() as u64
 }
+
+#[test]
+fn a_new_log_is_writable_once_its_first_segment_is_made_or_has_failed() {
+    let dir = TempDir::new("fill-writable");
+    let root = dir.path().to_owned();
+    run(move || {
+        Box::pin(async move {
+            // The first segment is made in the background after the open.
+            let log = GroupLog::open(fill_config(&root.join("a"), 0))
+                .await
+                .unwrap();
+            log.wait_writable().await;
+            assert_eq!(log.stats().segments_created, 1, "{:?}", log.stats());
+            let a = log.append(1, &[b"first"]).await.unwrap();
+            log.wait_durable(a.last_index).await.unwrap();
+            log.close().await.unwrap();
+
+            // A creation that fails (its head's zeros are refused) ends the wait too,
+            // and the next append says why instead of waiting for ever.
+            let fault = std::rc::Rc::new(dledger_shards::disk::FaultInjector::new());
+            let mut cfg = fill_config(&root.join("b"), 0);
+            cfg.fault = Some(fault.clone());
+            let log = GroupLog::open(cfg).await.unwrap();
+            // The preparer has not run yet: the open spawned it and did not yield since.
+            fault.fail_writes_after(0);
+            log.wait_writable().await;
+            assert_eq!(log.stats().segments_created, 0, "{:?}", log.stats());
+            let err = log.append(1, &[b"refused"]).await.unwrap_err();
+            assert!(err.to_string().contains("write zeros"), "{err}");
+            drop(log);
+        })
+    });
+}
