@@ -1335,18 +1335,8 @@ impl GroupLog {
     /// cold start's other creations (and its driver with it).
     pub async fn wait_writable(&self) {
         let inner = &self.inner;
-        inner
-            .prepared
-            .wait_for(|| {
-                let st = inner.st.borrow();
-                let seg = inner.geometry.segment_start(st.next_pos);
-                (seg < st.prepared_end
-                    || st.prepare_error.is_some()
-                    || st.closing
-                    || inner.failed.borrow().is_some())
-                .then_some(())
-            })
-            .await;
+        let seg = inner.geometry.segment_start(inner.st.borrow().next_pos);
+        inner.wait_prepared(seg).await;
     }
 
     /// Waits until no segment is being prepared in the background and the zero-fill
@@ -1595,17 +1585,23 @@ impl Inner {
                 return Err(e);
             }
             self.spawn_preparer();
-            self.prepared
-                .wait_for(|| {
-                    let st = self.st.borrow();
-                    (need_seg < st.prepared_end
-                        || st.prepare_error.is_some()
-                        || st.closing
-                        || self.failed.borrow().is_some())
-                    .then_some(())
-                })
-                .await;
+            self.wait_prepared(need_seg).await;
         }
+    }
+
+    /// Waits until the segment starting at `seg` is prepared, or the preparation
+    /// failed, or the log closes or failed.
+    async fn wait_prepared(&self, seg: u64) {
+        self.prepared
+            .wait_for(|| {
+                let st = self.st.borrow();
+                (seg < st.prepared_end
+                    || st.prepare_error.is_some()
+                    || st.closing
+                    || self.failed.borrow().is_some())
+                .then_some(())
+            })
+            .await;
     }
 
     /// Refuses appends above the hard disk-usage ratio (sampled every
