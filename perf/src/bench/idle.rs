@@ -3,7 +3,9 @@
 //! N; for each node the CPU over `--seconds` (after the groups have their leaders and a
 //! settling pause) and the resident memory are read from `/proc`. Reported per node:
 //! CPU as a percentage of one core, RSS, RSS / N and the marginal memory per group
-//! `(RSS_N - RSS_1) / (N - 1)`.
+//! `(RSS_N - RSS_1) / (N - 1)`. Also the cluster's start-up: seconds from launching the
+//! nodes until every group is led by its preferred leader (a cold start of N new groups:
+//! first segments, elections and hand-overs).
 
 use std::time::Duration;
 
@@ -25,11 +27,15 @@ const BYTES_PER_KIB: f64 = 1024.0;
 struct Idle {
     cpu_percent: Vec<f64>,
     rss_bytes: Vec<u64>,
+    /// From launching the nodes until every group had its preferred leader.
+    startup_s: f64,
 }
 
 fn measure(plan: &Plan, groups: usize, units: &ProcUnits) -> PerfResult<Idle> {
     let dir = fresh_dir(&plan.base_dir, "idle");
+    let launched = std::time::Instant::now();
     let mut c = start_local(plan, groups, &dir)?;
+    let startup_s = launched.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_secs(SETTLE_S));
     let pids = c.pids();
     let sample = |pids: &[u32]| -> PerfResult<Vec<ProcSample>> {
@@ -53,6 +59,7 @@ fn measure(plan: &Plan, groups: usize, units: &ProcUnits) -> PerfResult<Idle> {
             .map(|(b, a)| 100.0 * cpu_between(&[*b], &[*a]).as_secs_f64() / elapsed)
             .collect(),
         rss_bytes: after.iter().map(|s| s.rss_bytes).collect(),
+        startup_s,
     })
 }
 
@@ -111,8 +118,9 @@ pub fn run(plan: &Plan, groups: usize) -> PerfResult<()> {
         ]);
     }
     println!(
-        "bench --idle-groups {groups}: 3 local nodes, every group on every node, {:.1} s measured",
-        plan.seconds
+        "bench --idle-groups {groups}: 3 local nodes, every group on every node, {:.1} s measured; \
+         every group led by its preferred leader {:.1} s after launch (1 group: {:.1} s)",
+        plan.seconds, many.startup_s, one.startup_s
     );
     print!("{}", t.render());
     let cpu_max = many.cpu_percent.iter().copied().fold(0.0, f64::max);
@@ -128,6 +136,8 @@ pub fn run(plan: &Plan, groups: usize) -> PerfResult<()> {
             "git_commit": super::output::git_commit(),
             "groups": groups,
             "seconds": plan.seconds,
+            "startup_seconds": many.startup_s,
+            "one_group_startup_seconds": one.startup_s,
             "nodes": (0..many.rss_bytes.len()).map(|i| json!({
                 "node": format!("n{i}"),
                 "cpu_percent_of_one_core": many.cpu_percent[i],
@@ -149,6 +159,7 @@ pub fn run(plan: &Plan, groups: usize) -> PerfResult<()> {
             .real("cpu_percent_per_node_max", cpu_max, 2)
             .real("rss_kib_per_group_max", rss_per_group_max, 1)
             .real("marginal_kib_per_group_max", marginal_max, 1)
+            .real("startup_s", many.startup_s, 1)
             .finish()
     );
     Ok(())
