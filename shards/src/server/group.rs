@@ -706,7 +706,8 @@ impl Group {
         // first segments are created a few at a time, and a group that ran meanwhile
         // stalled in its first write (its driver awaits it) while its ticks went on: its
         // leader missed heartbeats and lost its quorum, its followers timed out, and every
-        // group was elected three times over (figures in docs/decisions.md, "Cold start"). Peers' messages wait in the bounded inbox meanwhile.
+        // group was elected three times over (docs/decisions.md, "Cold start of many new
+        // groups"). Peers' messages wait in the bounded inbox meanwhile.
         if crate::net::until_stop(&stop, self.log.wait_writable())
             .await
             .is_none()
