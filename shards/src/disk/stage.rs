@@ -123,10 +123,10 @@ impl Stage {
             buf.as_bytes_mut()[..carried.len()].copy_from_slice(carried);
             self.bytes = StageBytes::Buffer(buf);
         }
-        match &mut self.bytes {
-            StageBytes::Buffer(buf) => buf,
-            StageBytes::Waiting { .. } => unreachable!("the buffer was just taken"),
-        }
+        let StageBytes::Buffer(buf) = &mut self.bytes else {
+            unreachable!("the buffer was just taken")
+        };
+        buf
     }
 
     /// Bytes in the stage, the carried tail block included.

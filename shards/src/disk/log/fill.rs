@@ -1,11 +1,11 @@
 //! Background zero-filling of a new segment behind the appends that already use it.
 //!
 //! A segment is created at full length with only its head zero-filled
-//! (`config::SEGMENT_HEAD_BYTES`; `files::create_segment`), so a new log's first record waits
-//! for 128 KiB of zeros, not for the whole segment (1 GiB by default: at 256 MiB/s per
-//! log and three replicas on one device that took seconds, during which a new group's
-//! leader could not append its no-op and lost its quorum). This task then zero-fills
-//! the rest of the segment chunk by chunk, ahead of the log's tail:
+//! (`config::SEGMENT_HEAD_BYTES`; `files::create_segment`), so a new log's first record
+//! waits for 128 KiB of zeros, not for the whole segment (1 GiB by default: at 256 MiB/s
+//! per log and three replicas on one device that took seconds, during which a new
+//! group's leader could not append its no-op and lost its quorum). This task then
+//! zero-fills the rest of the segment chunk by chunk, ahead of the log's tail:
 //! - a chunk is written only when it lies wholly at or past the log's end (`next_pos`)
 //!   when it is issued: everything staged or written lies below that end, so zeros
 //!   never replace a record;
