@@ -374,7 +374,8 @@ pub(super) fn parse_sync_method(v: &str) -> Result<DiskSyncMethod, String> {
     match v {
         "O_DSYNC" => Ok(DiskSyncMethod::ODsync),
         "FDATASYNC" => Ok(DiskSyncMethod::Fdatasync),
-        other => Err(format!("'{other}' is not O_DSYNC or FDATASYNC")),
+        "ADAPTIVE" => Ok(DiskSyncMethod::Adaptive),
+        other => Err(format!("'{other}' is not ADAPTIVE, FDATASYNC or O_DSYNC")),
     }
 }
 

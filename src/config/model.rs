@@ -27,6 +27,10 @@ pub enum DiskSyncMethod {
     /// Plain direct writes, then one `fdatasync` per group commit round (a flush in
     /// flight while the next round is written).
     Fdatasync,
+    /// `Fdatasync`, except that a round of a group alone on its shard's device is
+    /// written through an `O_DSYNC` descriptor (durable when the write completes),
+    /// while the server measures that way no slower.
+    Adaptive,
 }
 
 impl DiskSyncMethod {
@@ -34,6 +38,7 @@ impl DiskSyncMethod {
         match self {
             DiskSyncMethod::ODsync => "O_DSYNC",
             DiskSyncMethod::Fdatasync => "FDATASYNC",
+            DiskSyncMethod::Adaptive => "ADAPTIVE",
         }
     }
 }

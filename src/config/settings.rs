@@ -200,7 +200,7 @@ impl Ctx<'_> {
         }
         let sync_method = self
             .parse("diskSyncMethod", parse_sync_method)?
-            .unwrap_or(DiskSyncMethod::Fdatasync);
+            .unwrap_or(DiskSyncMethod::Adaptive);
         let shared_flush = self.bool("enableSharedFlush", true)?;
         Ok(Storage {
             root_dir,

@@ -218,7 +218,7 @@ fn every_error_class_names_its_key_and_line() {
             "diskSyncMethod=fsync\n",
             "diskSyncMethod",
             Some(5),
-            "O_DSYNC or FDATASYNC",
+            "ADAPTIVE, FDATASYNC or O_DSYNC",
         ),
         (
             "enableBatchPush=yes\n",
@@ -441,7 +441,9 @@ fn shard_settings() {
 
 #[test]
 fn disk_sync_method() {
-    assert_eq!(ok(&base("")).storage.sync_method, DiskSyncMethod::Fdatasync);
+    assert_eq!(ok(&base("")).storage.sync_method, DiskSyncMethod::Adaptive);
+    let c = ok(&base("diskSyncMethod=ADAPTIVE\n"));
+    assert_eq!(c.storage.sync_method.as_str(), "ADAPTIVE");
     let c = ok(&base("diskSyncMethod=FDATASYNC\n"));
     assert_eq!(c.storage.sync_method, DiskSyncMethod::Fdatasync);
     let c = ok(&base("diskSyncMethod=O_DSYNC\n"));

@@ -37,8 +37,9 @@ pub enum FlushMode {
 
 /// How a write is made durable.
 ///
-/// The server takes it from `diskSyncMethod`; the default there and in
-/// [`LogConfig::new`] is [`SyncMethod::Fdatasync`]. Measurements on the target machine
+/// The server takes it from `diskSyncMethod` (default [`SyncMethod::Adaptive`]);
+/// [`LogConfig::new`] keeps [`SyncMethod::Fdatasync`], the plain behaviour, for
+/// callers that do not choose. Measurements on the target machine
 /// (2-core VM, ext4 on virtio without FUA, shared with other builds, so tails are
 /// noisy):
 /// - session 1, raw, `shards/tests/it/disk_sync_probe.rs`: 4 KiB write + `fdatasync` p50
@@ -52,7 +53,10 @@ pub enum FlushMode {
 ///   throughput at c=16 and at c=16 × 32 bodies. But 50 minutes later, on a quieter
 ///   machine, the same probe gave `O_DSYNC` p50 3,980 µs (one 4 ms timer tick) at
 ///   512 B, 4 KiB and 64 KiB while write + `fdatasync` stayed at 145–314 µs: the
-///   `O_DSYNC` completion is bimodal here, so `Fdatasync` stays the default. Without
+///   `O_DSYNC` completion is bimodal here, so `Fdatasync` stays the plain default and
+///   the server's default, `Adaptive`, uses `O_DSYNC` only for lone rounds and only
+///   while measured no slower (session 9: the harness at c=16 went from ~11k to
+///   ~13–15k appends/s and ~30% less server CPU per append). Without
 ///   FUA the kernel flushes the device cache after an `O_DSYNC` write itself, from the
 ///   write's completion (no return to the executor, no second io_uring request).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -62,6 +66,15 @@ pub enum SyncMethod {
     Fdatasync,
     /// Files opened with `O_DSYNC`: each write is durable when it completes.
     ODsync,
+    /// [`SyncMethod::Fdatasync`], except that a write round of a log alone on its
+    /// shard's device (nothing else being made durable there, everything the log wrote
+    /// before already durable) goes through an `O_DSYNC` descriptor of the segment and
+    /// is durable when it completes: one request instead of a write, a return to the
+    /// executor and an `fdatasync`. Chosen by measurement while running: `O_DSYNC` is
+    /// used only while its smoothed latency is not clearly above write + flush (see
+    /// `solo_write`). Needs the shard's shared flush (`shared_flush` and a device that
+    /// passed its gate); without it, this is `Fdatasync`. SYNC_FLUSH only.
+    Adaptive,
 }
 
 /// Configuration of one group's commitlog.
@@ -129,7 +142,7 @@ pub struct LogConfig {
     /// Join the shard's shared device flush (`enableSharedFlush`; see
     /// [`super::SharedFlush`]) where the device passed its gate; `false` (the default
     /// here) keeps one `fdatasync` per touched segment per round. Ignored with
-    /// [`SyncMethod::ODsync`].
+    /// [`SyncMethod::ODsync`]; [`SyncMethod::Adaptive`]'s solo writes need it.
     pub shared_flush: bool,
 }
 

@@ -40,7 +40,7 @@ use super::error::DiskError;
 use super::files::{self, GroupPaths, PREALLOC_SUFFIX, RECYCLE_SUFFIX};
 use super::index::DenseIndex;
 use super::scan::{self, SegmentReader};
-use super::shared_flush::SharedFlush;
+use super::shared_flush::{SharedFlush, SoloWrite};
 use super::signal::{IndexWaiters, Signal};
 use super::space::{self, RetentionRule};
 use dledger::store::index::IndexEntry;
@@ -80,6 +80,9 @@ pub struct LogStats {
     /// Wall time spent waiting for data writes and for device flushes (µs).
     pub write_wait_us: u64,
     pub sync_wait_us: u64,
+    /// Writes made durable by `O_DSYNC` alone ([`SyncMethod::Adaptive`]'s solo
+    /// rounds; counted in `writes` and `flushes` too).
+    pub solo_dsync_writes: u64,
 }
 
 /// What a retention pass removed.
@@ -138,6 +141,9 @@ struct State {
     /// Segments and bytes written (write completed) but not yet covered by a flush.
     unsynced_segments: BTreeSet<u64>,
     unsynced_bytes: u64,
+    /// µs the last plain data write took (with the flush after it, a sample for
+    /// [`SyncMethod::Adaptive`]'s choice).
+    last_plain_write_us: u64,
     /// ASYNC_FLUSH: the timer asks for a flush.
     sync_requested: bool,
     /// `close` asks for everything written to be flushed.
@@ -206,6 +212,9 @@ struct Inner {
     index: DenseIndex,
     st: RefCell<State>,
     files: RefCell<BTreeMap<u64, Rc<DmaFile>>>,
+    /// The same segments opened `O_DSYNC`, for solo writes ([`SyncMethod::Adaptive`]);
+    /// opened at a segment's first solo write.
+    dsync_files: RefCell<BTreeMap<u64, Rc<DmaFile>>>,
     written_index: Cell<u64>,
     durable_index: Cell<u64>,
     /// The log cursor at `durable_index` (what a checkpoint records).
@@ -529,6 +538,7 @@ impl GroupLog {
             recycle_pool: listed.recycle_pool,
             unsynced_segments: BTreeSet::new(),
             unsynced_bytes: 0,
+            last_plain_write_us: 0,
             sync_requested: false,
             draining: false,
             writing: false,
@@ -546,7 +556,7 @@ impl GroupLog {
             disk_used_ratio: 0.0,
             stats,
         };
-        let shared_flush = if cfg.shared_flush && cfg.sync_method == SyncMethod::Fdatasync {
+        let shared_flush = if cfg.shared_flush && cfg.sync_method != SyncMethod::ODsync {
             super::shared_flush::for_dir(&paths.dir)
         } else {
             None
@@ -561,6 +571,7 @@ impl GroupLog {
             index,
             st: RefCell::new(st),
             files: RefCell::new(file_map),
+            dsync_files: RefCell::new(BTreeMap::new()),
             written_index: Cell::new(last_index),
             durable_index: Cell::new(last_index),
             durable_cursor: Cell::new(end_cursor),
@@ -1284,6 +1295,9 @@ impl GroupLog {
             if let Some(f) = inner.files.borrow_mut().remove(&oldest) {
                 drop(f);
             }
+            if let Some(f) = inner.dsync_files.borrow_mut().remove(&oldest) {
+                drop(f);
+            }
             let recycle = ratio < inner.cfg.disk_ratio_force_clean
                 && inner.st.borrow().recycle_pool.len() < inner.cfg.recycled_segments_max;
             if recycle {
@@ -1387,7 +1401,8 @@ impl GroupLog {
             .wait_for(|| (!inner.st.borrow().preparing).then_some(()))
             .await;
         let files = std::mem::take(&mut *inner.files.borrow_mut());
-        for (seg, f) in files {
+        let dsync_files = std::mem::take(&mut *inner.dsync_files.borrow_mut());
+        for (seg, f) in dsync_files.into_iter().chain(files) {
             if let Ok(f) = Rc::try_unwrap(f) {
                 f.close()
                     .await
@@ -1498,6 +1513,41 @@ impl Inner {
         self.work.notify();
         self.prepared.notify();
         first
+    }
+
+    /// The segment at `seg_start` opened `O_DSYNC` (for a solo write).
+    async fn dsync_file(&self, seg_start: u64) -> Result<Rc<DmaFile>, DiskError> {
+        if let Some(f) = self.dsync_files.borrow().get(&seg_start) {
+            return Ok(f.clone());
+        }
+        let path = self.paths.segment(seg_start);
+        let f = Rc::new(files::open_dma(&path, false, true).await?);
+        Ok(self
+            .dsync_files
+            .borrow_mut()
+            .entry(seg_start)
+            .or_insert(f)
+            .clone())
+    }
+
+    /// The shard's solo slot for the next write when it may go `O_DSYNC`
+    /// ([`SyncMethod::Adaptive`]): SYNC_FLUSH, everything written so far durable (no
+    /// write awaiting a flush, none in flight), and the shared flush agrees (nothing
+    /// else being made durable on the device, and the measured choice).
+    fn solo_write_slot(&self) -> Option<SoloWrite> {
+        if self.cfg.sync_method != SyncMethod::Adaptive
+            || self.cfg.flush_mode != FlushMode::SyncFlush
+        {
+            return None;
+        }
+        let flusher = self.shared_flush.as_ref()?;
+        {
+            let st = self.st.borrow();
+            if !st.unsynced_segments.is_empty() || st.syncing {
+                return None;
+            }
+        }
+        flusher.begin_solo_write()
     }
 
     async fn file(&self, seg_start: u64) -> Result<Rc<DmaFile>, DiskError> {
@@ -2116,7 +2166,21 @@ async fn write_round(inner: &Rc<Inner>) -> Result<(), DiskError> {
         chunks
     };
     for chunk in chunks {
-        let file = inner.file(chunk.seg_start).await?;
+        // A solo write is durable when it completes: everything before it already was.
+        let mut solo = inner.solo_write_slot();
+        let file = match (&solo, &inner.shared_flush) {
+            (Some(_), Some(flusher)) => {
+                let file = inner.dsync_file(chunk.seg_start).await?;
+                if flusher.serves(&file) {
+                    file
+                } else {
+                    solo = None;
+                    inner.file(chunk.seg_start).await?
+                }
+            }
+            _ => inner.file(chunk.seg_start).await?,
+        };
+        let durable_when_written = inner.cfg.sync_method == SyncMethod::ODsync || solo.is_some();
         // The segment's path names the file in an error only: formatting it per write
         // was a measurable share of the hot path (a format and two allocations).
         let failed = |e: &dyn std::fmt::Display| {
@@ -2148,17 +2212,26 @@ async fn write_round(inner: &Rc<Inner>) -> Result<(), DiskError> {
         st.stats.writes += 1;
         st.stats.bytes_written += len as u64;
         st.stats.write_wait_us += write_us;
-        if inner.cfg.sync_method != SyncMethod::ODsync {
+        if let Some(solo) = solo {
+            debug_assert!(
+                st.unsynced_segments.is_empty() && !st.syncing,
+                "a solo write follows only durable ones"
+            );
+            st.stats.solo_dsync_writes += 1;
+            solo.completed(write_us);
+        }
+        if !durable_when_written {
             // Even a chunk completing no record (a filler) must be flushed.
             st.unsynced_segments.insert(chunk.seg_start);
             st.unsynced_bytes += len as u64;
             st.unsynced_extend |= extends;
+            st.last_plain_write_us = write_us;
         }
         if chunk.cursor.next_index <= st.written_cursor.next_index {
             continue;
         }
         st.written_cursor = chunk.cursor;
-        if inner.cfg.sync_method == SyncMethod::ODsync {
+        if durable_when_written {
             // The write was durable when it completed.
             st.stats.flushes += 1;
             st.stats.records_flushed += chunk.cursor.next_index - 1 - inner.durable_index.get();
@@ -2245,7 +2318,13 @@ async fn sync_round(inner: &Rc<Inner>) -> Result<(), DiskError> {
         file.fdatasync().await.map_err(|e| failed(&e))?;
     }
     let mut st = inner.st.borrow_mut();
-    st.stats.sync_wait_us += sync_started.elapsed().as_micros() as u64;
+    let sync_us = sync_started.elapsed().as_micros() as u64;
+    st.stats.sync_wait_us += sync_us;
+    if inner.cfg.sync_method == SyncMethod::Adaptive
+        && let Some(flusher) = &inner.shared_flush
+    {
+        flusher.note_write_then_flush(st.last_plain_write_us + sync_us);
+    }
     st.unsynced_bytes = st.unsynced_bytes.saturating_sub(bytes);
     if st.epoch != epoch {
         // A truncation ran meanwhile: the cursor taken above may name removed records.

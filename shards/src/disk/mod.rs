@@ -24,8 +24,10 @@
 //!   flush wakes exactly the appends it made durable.
 //! - **O_DSYNC or fdatasync** ([`SyncMethod`], the server's `diskSyncMethod`): with
 //!   `ODsync` each write is durable when it completes and the syncer has nothing to
-//!   do. `Fdatasync` is the default: on the target VM an `O_DSYNC` write is sometimes
-//!   one 4 ms timer tick (see [`SyncMethod`]).
+//!   do. `Fdatasync` is the plain default: on the target VM an `O_DSYNC` write is
+//!   sometimes one 4 ms timer tick (see [`SyncMethod`]). `Adaptive` (the server's
+//!   default) writes a round `O_DSYNC` when its log is alone on the shard's device and
+//!   that way measures no slower (`solo_write`), else as `Fdatasync`.
 //! - **Segments** are created under a temporary name, `fallocate`d, zero-filled,
 //!   synced and renamed, in the background one segment ahead, so appends are pure
 //!   overwrites (no block allocation or unwritten-extent conversion inside a sync).
@@ -80,6 +82,7 @@ mod open_many;
 mod scan;
 mod shared_flush;
 mod signal;
+mod solo_write;
 pub mod space;
 mod stage;
 

@@ -46,6 +46,7 @@ use super::error::DiskError;
 use super::fault::FaultInjector;
 use super::flush_probe::{self, DeviceId};
 use super::signal::Signal;
+use super::solo_write::SoloSlot;
 
 /// Counters of one [`SharedFlush`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -60,6 +61,9 @@ pub struct SharedFlushStats {
     pub abandoned: u64,
     /// Rounds whose `fdatasync` failed (after the first, every join fails at once).
     pub failures: u64,
+    /// Rounds of a log alone on the device written `O_DSYNC` instead of joining
+    /// ([`super::SyncMethod::Adaptive`]).
+    pub solo_dsync_writes: u64,
 }
 
 /// The round bookkeeping of a [`SharedFlush`], without I/O: who joined which round,
@@ -195,6 +199,12 @@ impl<T> Rounds<T> {
     pub(crate) fn stats(&self) -> SharedFlushStats {
         self.stats
     }
+
+    /// Nothing is being made durable through the rounds: none running, none collecting
+    /// joiners, no failure to report (a solo write may then go `O_DSYNC`).
+    pub(crate) fn idle(&self) -> bool {
+        self.running.is_none() && self.open_joined == 0 && self.failure.is_none()
+    }
 }
 
 /// The shared flush of one shard (glommio executor) for one device. Obtain it with
@@ -207,6 +217,7 @@ pub struct SharedFlush {
     changed: Signal,
     /// Test seam, asked before each round's `fdatasync` (no limit set in production).
     fault: FaultInjector,
+    solo: RefCell<SoloSlot>,
 }
 
 /// What a joiner does next.
@@ -222,7 +233,32 @@ impl SharedFlush {
             rounds: RefCell::new(Rounds::default()),
             changed: Signal::default(),
             fault: FaultInjector::new(),
+            solo: RefCell::new(SoloSlot::default()),
         }
+    }
+
+    /// May the caller, a log with nothing written that is not yet durable, write its
+    /// next chunk `O_DSYNC` ([`super::SyncMethod::Adaptive`])? Yes when nothing else
+    /// on this shard and device is being made durable (no solo write, no shared round
+    /// running or collecting joiners) and [`SoloChoice`] picks that way. The answer
+    /// holds the device's solo slot until dropped; report the write with
+    /// [`SoloWrite::completed`].
+    pub(crate) fn begin_solo_write(self: &Rc<Self>) -> Option<SoloWrite> {
+        let idle = self.rounds.borrow().idle();
+        if !self.solo.borrow_mut().take(idle) {
+            return None;
+        }
+        self.rounds.borrow_mut().stats.solo_dsync_writes += 1;
+        Some(SoloWrite {
+            flush: self.clone(),
+            completed_after_us: None,
+        })
+    }
+
+    /// A plain write and the flush that covered it took `us` (a sample of the way an
+    /// `O_DSYNC` solo write is weighed against).
+    pub(crate) fn note_write_then_flush(&self, us: u64) {
+        self.solo.borrow_mut().note_write_then_flush(us);
     }
 
     pub fn device(&self) -> DeviceId {
@@ -300,6 +336,29 @@ impl SharedFlush {
         }
         self.rounds.borrow_mut().finish(round, result);
         self.changed.notify();
+    }
+}
+
+/// The shard's solo slot for one `O_DSYNC` write; released when dropped.
+#[derive(Debug)]
+pub(crate) struct SoloWrite {
+    flush: Rc<SharedFlush>,
+    completed_after_us: Option<u64>,
+}
+
+impl SoloWrite {
+    /// The write completed after `write_us`: a sample of the `O_DSYNC` way.
+    pub(crate) fn completed(mut self, write_us: u64) {
+        self.completed_after_us = Some(write_us);
+    }
+}
+
+impl Drop for SoloWrite {
+    fn drop(&mut self) {
+        self.flush
+            .solo
+            .borrow_mut()
+            .release(self.completed_after_us);
     }
 }
 

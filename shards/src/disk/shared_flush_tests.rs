@@ -153,3 +153,22 @@ fn random_interleavings_cover_each_joiner_by_the_first_round_after_it() {
         }
     }
 }
+
+#[test]
+fn the_device_is_idle_only_without_a_round_running_or_collecting_and_without_a_failure() {
+    let mut r: Rounds<&str> = Rounds::default();
+    assert!(r.idle());
+    r.join("a").expect("no failure yet");
+    assert!(!r.idle(), "a round collects joiners");
+    let (round, _) = r.start().expect("it starts");
+    assert!(!r.idle(), "a round is in flight");
+    r.finish(round, Ok(()));
+    assert!(r.idle());
+    r.join("b").expect("no failure yet");
+    let (round, _) = r.start().expect("it starts");
+    r.finish(round, Err(io_error("flush")));
+    assert!(
+        !r.idle(),
+        "the device's cache state is unknown: a log learns it through its join"
+    );
+}

@@ -334,6 +334,7 @@ pub(crate) fn log_config(cfg: &NodeConfig, group: &dledger::config::GroupConfig)
     lc.sync_method = match cfg.storage.sync_method {
         DiskSyncMethod::ODsync => SyncMethod::ODsync,
         DiskSyncMethod::Fdatasync => SyncMethod::Fdatasync,
+        DiskSyncMethod::Adaptive => SyncMethod::Adaptive,
     };
     lc.shared_flush = cfg.storage.shared_flush;
     lc.disk_ratio_check_expired = cfg.storage.disk_ratio_check_expired;

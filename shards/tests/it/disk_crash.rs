@@ -30,14 +30,19 @@ const BODY_MAX: usize = 2000;
 fn config(root: &Path, run_no: u64) -> LogConfig {
     let mut cfg = small_config(root);
     // Rotate the durability settings so each mode sees crashes.
-    match run_no % 3 {
+    match run_no % 4 {
         0 => {}
         1 => {
             cfg.flush_mode = FlushMode::AsyncFlush {
                 flush_interval_ms: 3,
             }
         }
-        _ => cfg.sync_method = SyncMethod::ODsync,
+        2 => cfg.sync_method = SyncMethod::ODsync,
+        _ => {
+            // Solo rounds O_DSYNC, probes and truncations through the shared flush.
+            cfg.sync_method = SyncMethod::Adaptive;
+            cfg.shared_flush = true;
+        }
     }
     cfg
 }

@@ -26,6 +26,13 @@ fn shared_config(root: &std::path::Path, group: usize) -> LogConfig {
     cfg
 }
 
+fn adaptive_config(root: &std::path::Path, group: usize) -> LogConfig {
+    LogConfig {
+        sync_method: SyncMethod::Adaptive,
+        ..shared_config(root, group)
+    }
+}
+
 fn is_ext4(path: &std::path::Path) -> bool {
     nix::sys::statfs::statfs(path)
         .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::EXT4_SUPER_MAGIC)
@@ -33,10 +40,14 @@ fn is_ext4(path: &std::path::Path) -> bool {
 
 /// Opens `n` logs with the shared flush on; `None` (after checking the gate stayed
 /// closed) when the temp dir is not ext4.
-async fn open_shared(root: &std::path::Path, n: usize) -> Option<Vec<GroupLog>> {
+async fn open_shared(
+    root: &std::path::Path,
+    n: usize,
+    config: fn(&std::path::Path, usize) -> LogConfig,
+) -> Option<Vec<GroupLog>> {
     let mut logs = Vec::new();
     for g in 0..n {
-        logs.push(GroupLog::open(shared_config(root, g)).await.unwrap());
+        logs.push(GroupLog::open(config(root, g)).await.unwrap());
     }
     if !is_ext4(root) {
         assert!(logs.iter().all(|l| l.shared_flush().is_none()));
@@ -64,12 +75,21 @@ where
     F: FnOnce(PathBuf, Vec<GroupLog>) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + 'static,
 {
+    with_logs(tag, n, shared_config, body)
+}
+
+/// [`with_shared_logs`] with `config` making each log's config.
+fn with_logs<F, Fut>(tag: &str, n: usize, config: fn(&std::path::Path, usize) -> LogConfig, body: F)
+where
+    F: FnOnce(PathBuf, Vec<GroupLog>) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
     let dir = TempDir::new(tag);
     let root = dir.path().to_owned();
     std::fs::create_dir_all(&root).unwrap();
     run(move || {
         Box::pin(async move {
-            if let Some(logs) = open_shared(&root, n).await {
+            if let Some(logs) = open_shared(&root, n, config).await {
                 body(root, logs).await;
             }
         })
@@ -83,18 +103,7 @@ fn many_logs_reach_durable_with_far_fewer_flushes_than_logs() {
     with_shared_logs("shared-flush-many", LOGS, |root, logs| async move {
         let flusher = logs[0].shared_flush().unwrap();
         let before = flusher.stats();
-        for round in 1..=ROUNDS {
-            // One record into every log, then wait until every log has it durable:
-            // each log's syncer runs one round per append round.
-            for (g, log) in logs.iter().enumerate() {
-                let body = body_for(round * 1000 + g as u64, 2000);
-                let a = log.append(1, &[&body]).await.unwrap();
-                assert_eq!(a.last_index, round);
-            }
-            for log in &logs {
-                log.wait_durable(round).await.unwrap();
-            }
-        }
+        append_rounds(&logs, ROUNDS).await;
         let s = flusher.stats();
         let (rounds, joins) = (s.rounds - before.rounds, s.joins - before.joins);
         eprintln!("shared flush: {joins} log sync rounds served by {rounds} fdatasyncs");
@@ -109,21 +118,47 @@ fn many_logs_reach_durable_with_far_fewer_flushes_than_logs() {
             "far fewer device flushes than log sync rounds: {rounds} for {joins}"
         );
         assert_eq!(s.failures, 0);
-        for log in logs {
-            assert_eq!(log.durable_index(), ROUNDS);
-            log.close().await.unwrap();
-        }
-        // Everything is there after a reopen.
-        for g in 0..LOGS {
-            let log = GroupLog::open(shared_config(&root, g)).await.unwrap();
-            assert_eq!(log.last_index(), ROUNDS);
-            for round in 1..=ROUNDS {
-                let body = body_for(round * 1000 + g as u64, 2000);
-                assert_eq!(&log.entry(round).await.unwrap().body()[..], &body[..]);
-            }
-            log.close().await.unwrap();
-        }
+        close_and_check_rounds(&root, logs, ROUNDS, shared_config).await;
     });
+}
+
+/// Per round, one record into every log, then each waited durable (each log's syncer
+/// runs one round per append round).
+async fn append_rounds(logs: &[GroupLog], rounds: u64) {
+    for round in 1..=rounds {
+        for (g, log) in logs.iter().enumerate() {
+            let body = body_for(round * 1000 + g as u64, 2000);
+            let a = log.append(1, &[&body]).await.unwrap();
+            assert_eq!(a.last_index, round);
+        }
+        for log in logs {
+            log.wait_durable(round).await.unwrap();
+        }
+    }
+}
+
+/// Closes the logs of [`append_rounds`], reopens each with `config` and checks that
+/// every record is there.
+async fn close_and_check_rounds(
+    root: &std::path::Path,
+    logs: Vec<GroupLog>,
+    rounds: u64,
+    config: fn(&std::path::Path, usize) -> LogConfig,
+) {
+    let n = logs.len();
+    for log in logs {
+        assert_eq!(log.durable_index(), rounds);
+        log.close().await.unwrap();
+    }
+    for g in 0..n {
+        let log = GroupLog::open(config(root, g)).await.unwrap();
+        assert_eq!(log.last_index(), rounds);
+        for round in 1..=rounds {
+            let body = body_for(round * 1000 + g as u64, 2000);
+            assert_eq!(&log.entry(round).await.unwrap().body()[..], &body[..]);
+        }
+        log.close().await.unwrap();
+    }
 }
 
 #[test]
@@ -243,4 +278,114 @@ fn the_shared_flush_is_off_unless_configured_and_never_with_o_dsync() {
             shared.close().await.unwrap();
         })
     });
+}
+
+/// Appends `count` records of 2000 bytes to `log`, each waited durable before the next
+/// (one round per record: a c=1 client), from index `first`.
+async fn append_one_by_one(log: &GroupLog, seed: u64, first: u64, count: u64) {
+    for i in first..first + count {
+        let a = log.append(1, &[&body_for(seed + i, 2000)]).await.unwrap();
+        assert_eq!(a.last_index, i);
+        log.wait_durable(i).await.unwrap();
+    }
+}
+
+#[test]
+fn a_lone_adaptive_log_writes_its_rounds_o_dsync_and_probes_the_flush_way() {
+    const RECORDS: u64 = 200;
+    with_logs(
+        "adaptive-lone",
+        1,
+        adaptive_config,
+        |root, logs| async move {
+            let log = &logs[0];
+            let flusher = log.shared_flush().unwrap();
+            // 200 records cross the 256 KiB segments: solo writes go to each new segment's
+            // O_DSYNC descriptor.
+            append_one_by_one(log, 0, 1, RECORDS).await;
+            let (stats, shared) = (log.stats(), flusher.stats());
+            eprintln!(
+                "adaptive, one log: {} writes, {} O_DSYNC, {} flush joins",
+                stats.writes, stats.solo_dsync_writes, shared.joins
+            );
+            // The first round goes O_DSYNC (nothing measured yet); every 32nd round goes
+            // the way not preferred: whichever way the timing goes, both are used.
+            assert!(stats.solo_dsync_writes >= 1, "{stats:?}");
+            assert!(
+                shared.joins >= 1,
+                "the write + flush way is sampled too: {shared:?}"
+            );
+            assert_eq!(stats.solo_dsync_writes, shared.solo_dsync_writes);
+            assert!(stats.solo_dsync_writes + shared.joins <= stats.writes + 1);
+            assert_eq!(log.durable_index(), RECORDS);
+            for log in logs {
+                log.close().await.unwrap();
+            }
+            let log = GroupLog::open(adaptive_config(&root, 0)).await.unwrap();
+            assert_eq!(log.last_index(), RECORDS);
+            for i in 1..=RECORDS {
+                assert_eq!(
+                    &log.entry(i).await.unwrap().body()[..],
+                    &body_for(i, 2000)[..]
+                );
+            }
+            log.close().await.unwrap();
+        },
+    );
+}
+
+#[test]
+fn busy_adaptive_logs_share_the_flush_and_one_solo_write_runs_at_a_time() {
+    const LOGS: usize = 16;
+    const ROUNDS: u64 = 10;
+    with_logs(
+        "adaptive-busy",
+        LOGS,
+        adaptive_config,
+        |root, logs| async move {
+            let flusher = logs[0].shared_flush().unwrap();
+            // Every log appends at once: at most one of them can hold the solo slot,
+            // the others join the shared flush.
+            append_rounds(&logs, ROUNDS).await;
+            let s = flusher.stats();
+            eprintln!("adaptive, {LOGS} logs: {s:?}");
+            // Each log wrote one chunk per round and made it durable one way or the other.
+            assert_eq!(s.solo_dsync_writes + s.joins, LOGS as u64 * ROUNDS, "{s:?}");
+            // The writers of one round run back to back: the first takes the slot, the
+            // others find it taken and share the flush.
+            assert!(s.solo_dsync_writes * 4 <= s.joins, "{s:?}");
+            close_and_check_rounds(&root, logs, ROUNDS, adaptive_config).await;
+        },
+    );
+}
+
+#[test]
+fn an_adaptive_log_truncates_and_rewrites_across_both_ways() {
+    with_logs(
+        "adaptive-truncate",
+        1,
+        adaptive_config,
+        |root, logs| async move {
+            let log = &logs[0];
+            append_one_by_one(log, 0, 1, 120).await;
+            log.truncate_suffix(101, 90).await.unwrap();
+            assert_eq!(log.last_index(), 100);
+            append_one_by_one(log, 7_000, 101, 40).await;
+            assert!(log.stats().solo_dsync_writes >= 1);
+            for log in logs {
+                log.close().await.unwrap();
+            }
+            let log = GroupLog::open(adaptive_config(&root, 0)).await.unwrap();
+            assert_eq!(log.last_index(), 140);
+            assert_eq!(
+                &log.entry(100).await.unwrap().body()[..],
+                &body_for(100, 2000)[..]
+            );
+            assert_eq!(
+                &log.entry(101).await.unwrap().body()[..],
+                &body_for(7_101, 2000)[..]
+            );
+            log.close().await.unwrap();
+        },
+    );
 }
