@@ -219,6 +219,8 @@ pub struct ShardMetrics {
     /// `fdatasync` each) and the log sync rounds they served.
     shared_flush_rounds: AtomicU64,
     shared_flush_joins: AtomicU64,
+    /// Log rounds written `O_DSYNC` instead (`diskSyncMethod=ADAPTIVE`'s solo rounds).
+    solo_dsync_writes: AtomicU64,
 }
 
 /// Every group's and shard's metrics of this node.
@@ -255,6 +257,7 @@ pub fn start_shard(
             .collect(),
         shared_flush_rounds: AtomicU64::new(0),
         shared_flush_joins: AtomicU64::new(0),
+        solo_dsync_writes: AtomicU64::new(0),
     });
     lock(&node.groups).extend(state.groups.values().map(|g| g.metrics.clone()));
     lock(&node.shards).push(shard.clone());
@@ -281,9 +284,16 @@ pub fn start_shard(
                     let queued = net.sender(*id).map_or(0, |s| s.queued());
                     items.store(queued as u64, Ordering::Relaxed);
                 }
-                let (rounds, joins) = shared_flush_totals(&state);
-                shard.shared_flush_rounds.store(rounds, Ordering::Relaxed);
-                shard.shared_flush_joins.store(joins, Ordering::Relaxed);
+                let totals = shared_flush_totals(&state);
+                shard
+                    .shared_flush_rounds
+                    .store(totals.rounds, Ordering::Relaxed);
+                shard
+                    .shared_flush_joins
+                    .store(totals.joins, Ordering::Relaxed);
+                shard
+                    .solo_dsync_writes
+                    .store(totals.solo_dsync_writes, Ordering::Relaxed);
             }
         },
         queue,
@@ -293,9 +303,9 @@ pub fn start_shard(
     Ok(())
 }
 
-/// Rounds and joins of the shard's shared device flushes (one per device its groups'
-/// logs joined; each counted once).
-fn shared_flush_totals(state: &ShardState) -> (u64, u64) {
+/// The counters of the shard's shared device flushes, summed (one flusher per device its
+/// groups' logs joined; each counted once).
+fn shared_flush_totals(state: &ShardState) -> crate::disk::SharedFlushStats {
     let mut seen: Vec<Rc<crate::disk::SharedFlush>> = Vec::new();
     for g in state.groups.values() {
         if let Some(f) = g.log.shared_flush() {
@@ -304,9 +314,16 @@ fn shared_flush_totals(state: &ShardState) -> (u64, u64) {
             }
         }
     }
-    seen.iter().fold((0, 0), |(rounds, joins), f| {
+    seen.iter().fold(Default::default(), |sum, f| {
         let st = f.stats();
-        (rounds + st.rounds, joins + st.joins)
+        crate::disk::SharedFlushStats {
+            rounds: sum.rounds + st.rounds,
+            joins: sum.joins + st.joins,
+            single_joiner_rounds: sum.single_joiner_rounds + st.single_joiner_rounds,
+            abandoned: sum.abandoned + st.abandoned,
+            failures: sum.failures + st.failures,
+            solo_dsync_writes: sum.solo_dsync_writes + st.solo_dsync_writes,
+        }
     })
 }
 
@@ -545,6 +562,15 @@ impl Collector for NodeCollector {
                 .enumerate()
                 .map(|(i, m)| (s(i), load(&m.shared_flush_joins))),
         )?;
+        counter_family(
+            &mut e,
+            "dledger_shard_solo_dsync_writes",
+            "log write rounds made durable by one O_DSYNC write (diskSyncMethod=ADAPTIVE, a log alone on the device)",
+            shards
+                .iter()
+                .enumerate()
+                .map(|(i, m)| (s(i), load(&m.solo_dsync_writes))),
+        )?;
         Ok(())
     }
 }
@@ -734,6 +760,7 @@ mod tests {
             peer_queue_items: Box::new([]),
             shared_flush_rounds: AtomicU64::new(4),
             shared_flush_joins: AtomicU64::new(40),
+            solo_dsync_writes: AtomicU64::new(9),
         }));
         let text = render(&node).expect("encodes");
         for want in [
@@ -749,6 +776,7 @@ mod tests {
             "# TYPE dledger_shard_shared_flush_rounds counter",
             "dledger_shard_shared_flush_rounds_total{shard=\"0\"} 4",
             "dledger_shard_shared_flush_joins_total{shard=\"0\"} 40",
+            "dledger_shard_solo_dsync_writes_total{shard=\"0\"} 9",
             "# EOF",
         ] {
             assert!(text.contains(want), "{want:?} missing from:\n{text}");

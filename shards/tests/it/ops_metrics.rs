@@ -112,6 +112,7 @@ fn nodes_serve_prometheus_metrics_with_the_clusters_values() {
     }
     assert!(text.contains("dledger_shard_client_connections{shard=\"0\"}"));
     assert!(text.contains("# TYPE dledger_shard_peer_queue_items gauge"));
+    assert!(text.contains("# TYPE dledger_shard_solo_dsync_writes counter"));
     assert!(text.ends_with("# EOF\n"));
 
     // A follower: its role, the commit it learned, no lag series.
