@@ -144,6 +144,13 @@ struct State {
     /// µs the last plain data write took (with the flush after it, a sample for
     /// [`SyncMethod::Adaptive`]'s choice).
     last_plain_write_us: u64,
+    /// The flush in flight is this log's join of the shard's shared flush (the solo
+    /// slot does not count the log's own round as another log's).
+    sync_joined: bool,
+    /// An `O_DSYNC` solo write completed while the flush in flight still covered
+    /// earlier plain writes (and none was left for a later one): its end becomes
+    /// durable when that flush completes.
+    durable_after_sync: Option<LogCursor>,
     /// ASYNC_FLUSH: the timer asks for a flush.
     sync_requested: bool,
     /// `close` asks for everything written to be flushed.
@@ -539,6 +546,8 @@ impl GroupLog {
             unsynced_segments: BTreeSet::new(),
             unsynced_bytes: 0,
             last_plain_write_us: 0,
+            sync_joined: false,
+            durable_after_sync: None,
             sync_requested: false,
             draining: false,
             writing: false,
@@ -1232,6 +1241,7 @@ impl GroupLog {
             new_cursor,
         ));
         st.epoch += 1;
+        st.durable_after_sync = None;
         let last = from_index - 1;
         if inner.written_index.get() > last {
             inner.written_index.set(last);
@@ -1531,9 +1541,8 @@ impl Inner {
     }
 
     /// The shard's solo slot for the next write when it may go `O_DSYNC`
-    /// ([`SyncMethod::Adaptive`]): SYNC_FLUSH, everything written so far durable (no
-    /// write awaiting a flush, none in flight), and the shared flush agrees (nothing
-    /// else being made durable on the device, and the measured choice).
+    /// ([`SyncMethod::Adaptive`]): SYNC_FLUSH, and the shared flush agrees (nothing
+    /// of another log being made durable on the device, and the measured choice).
     fn solo_write_slot(&self) -> Option<SoloWrite> {
         if self.cfg.sync_method != SyncMethod::Adaptive
             || self.cfg.flush_mode != FlushMode::SyncFlush
@@ -1541,13 +1550,8 @@ impl Inner {
             return None;
         }
         let flusher = self.shared_flush.as_ref()?;
-        {
-            let st = self.st.borrow();
-            if !st.unsynced_segments.is_empty() || st.syncing {
-                return None;
-            }
-        }
-        flusher.begin_solo_write()
+        let own_joins = u64::from(self.st.borrow().sync_joined);
+        flusher.begin_solo_write(own_joins)
     }
 
     async fn file(&self, seg_start: u64) -> Result<Rc<DmaFile>, DiskError> {
@@ -2213,10 +2217,6 @@ async fn write_round(inner: &Rc<Inner>) -> Result<(), DiskError> {
         st.stats.bytes_written += len as u64;
         st.stats.write_wait_us += write_us;
         if let Some(solo) = solo {
-            debug_assert!(
-                st.unsynced_segments.is_empty() && !st.syncing,
-                "a solo write follows only durable ones"
-            );
             st.stats.solo_dsync_writes += 1;
             solo.completed(write_us);
         }
@@ -2232,12 +2232,25 @@ async fn write_round(inner: &Rc<Inner>) -> Result<(), DiskError> {
         }
         st.written_cursor = chunk.cursor;
         if durable_when_written {
-            // The write was durable when it completed.
-            st.stats.flushes += 1;
-            st.stats.records_flushed += chunk.cursor.next_index - 1 - inner.durable_index.get();
+            // The write was durable when it completed; the records before it are durable
+            // once every earlier plain write is. Writes are issued one at a time, so
+            // those all completed before this one was issued: either they are covered
+            // (nothing unsynced, no flush in flight), or a flush in flight covers the
+            // last of them (nothing unsynced), or some wait for the next flush, whose
+            // cursor (taken when it starts) will include this write.
+            let earlier_durable = st.unsynced_segments.is_empty() && !st.syncing;
+            if !earlier_durable && st.unsynced_segments.is_empty() {
+                st.durable_after_sync = Some(chunk.cursor);
+            }
             drop(st);
             inner.publish_written(chunk.cursor);
-            inner.publish_durable(chunk.cursor);
+            if earlier_durable {
+                let mut st = inner.st.borrow_mut();
+                st.stats.flushes += 1;
+                st.stats.records_flushed += chunk.cursor.next_index - 1 - inner.durable_index.get();
+                drop(st);
+                inner.publish_durable(chunk.cursor);
+            }
         } else {
             drop(st);
             inner.publish_written(chunk.cursor);
@@ -2302,7 +2315,10 @@ async fn sync_round(inner: &Rc<Inner>) -> Result<(), DiskError> {
                 f.before_sync()
                     .map_err(|e| DiskError::io("fdatasync", &inner.paths.segment(seg), e))?;
             }
-            flusher.flush(&file).await?;
+            inner.st.borrow_mut().sync_joined = true;
+            let flushed = flusher.flush(&file).await;
+            inner.st.borrow_mut().sync_joined = false;
+            flushed?;
             BTreeSet::new()
         }
         None => segments,
@@ -2326,10 +2342,17 @@ async fn sync_round(inner: &Rc<Inner>) -> Result<(), DiskError> {
         flusher.note_write_then_flush(st.last_plain_write_us + sync_us);
     }
     st.unsynced_bytes = st.unsynced_bytes.saturating_sub(bytes);
+    let after = st.durable_after_sync.take();
     if st.epoch != epoch {
         // A truncation ran meanwhile: the cursor taken above may name removed records.
         return Ok(());
     }
+    // A solo write that completed during this flush is durable with it (see
+    // `write_round`); its cursor is past the one taken at the start.
+    let target_cursor = match after {
+        Some(c) if c.next_index > target_cursor.next_index => c,
+        _ => target_cursor,
+    };
     let target = target_cursor.next_index - 1;
     st.stats.flushes += 1;
     st.stats.records_flushed += target.saturating_sub(inner.durable_index.get());

@@ -200,10 +200,12 @@ impl<T> Rounds<T> {
         self.stats
     }
 
-    /// Nothing is being made durable through the rounds: none running, none collecting
-    /// joiners, no failure to report (a solo write may then go `O_DSYNC`).
-    pub(crate) fn idle(&self) -> bool {
-        self.running.is_none() && self.open_joined == 0 && self.failure.is_none()
+    /// Nothing but the caller's `own_joins` is being made durable through the rounds:
+    /// no other joiner in the running round or the open one, no failure to report (a
+    /// solo write may then go `O_DSYNC`).
+    pub(crate) fn idle_but(&self, own_joins: u64) -> bool {
+        let running = self.running.map_or(0, |(_, joined)| joined);
+        self.failure.is_none() && running + self.open_joined <= own_joins
     }
 }
 
@@ -237,14 +239,15 @@ impl SharedFlush {
         }
     }
 
-    /// May the caller, a log with nothing written that is not yet durable, write its
-    /// next chunk `O_DSYNC` ([`super::SyncMethod::Adaptive`])? Yes when nothing else
-    /// on this shard and device is being made durable (no solo write, no shared round
-    /// running or collecting joiners) and [`SoloChoice`] picks that way. The answer
-    /// holds the device's solo slot until dropped; report the write with
+    /// May the caller, a log with `own_joins` (0 or 1) sync of its own joined to the
+    /// rounds right now, write its next chunk `O_DSYNC`
+    /// ([`super::SyncMethod::Adaptive`])? Yes when nothing of another log on this
+    /// shard and device is being made durable (no other solo write, no other joiner in
+    /// the running or the open round) and the measured choice picks that way. The
+    /// answer holds the device's solo slot until dropped; report the write with
     /// [`SoloWrite::completed`].
-    pub(crate) fn begin_solo_write(self: &Rc<Self>) -> Option<SoloWrite> {
-        let idle = self.rounds.borrow().idle();
+    pub(crate) fn begin_solo_write(self: &Rc<Self>, own_joins: u64) -> Option<SoloWrite> {
+        let idle = self.rounds.borrow().idle_but(own_joins);
         if !self.solo.borrow_mut().take(idle) {
             return None;
         }

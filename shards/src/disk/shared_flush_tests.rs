@@ -155,20 +155,29 @@ fn random_interleavings_cover_each_joiner_by_the_first_round_after_it() {
 }
 
 #[test]
-fn the_device_is_idle_only_without_a_round_running_or_collecting_and_without_a_failure() {
+fn the_device_is_idle_for_a_log_only_without_another_joiner_and_without_a_failure() {
     let mut r: Rounds<&str> = Rounds::default();
-    assert!(r.idle());
+    assert!(r.idle_but(0));
     r.join("a").expect("no failure yet");
-    assert!(!r.idle(), "a round collects joiners");
+    assert!(!r.idle_but(0), "a round collects a joiner");
+    assert!(r.idle_but(1), "the caller's own join is not another log's");
     let (round, _) = r.start().expect("it starts");
-    assert!(!r.idle(), "a round is in flight");
-    r.finish(round, Ok(()));
-    assert!(r.idle());
+    assert!(!r.idle_but(0), "a round is in flight");
+    assert!(r.idle_but(1), "with only the caller's join");
     r.join("b").expect("no failure yet");
+    assert!(!r.idle_but(1), "another log waits for the next round");
+    r.finish(round, Ok(()));
+    // The caller (a) is covered and has no join left; b's round is still to come.
+    assert!(!r.idle_but(0), "b waits for the next round");
+    let (round, _) = r.start().expect("b's round starts");
+    assert!(r.idle_but(1));
+    r.finish(round, Ok(()));
+    assert!(r.idle_but(0));
+    r.join("c").expect("no failure yet");
     let (round, _) = r.start().expect("it starts");
     r.finish(round, Err(io_error("flush")));
     assert!(
-        !r.idle(),
+        !r.idle_but(1),
         "the device's cache state is unknown: a log learns it through its join"
     );
 }

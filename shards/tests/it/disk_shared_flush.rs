@@ -389,3 +389,47 @@ fn an_adaptive_log_truncates_and_rewrites_across_both_ways() {
         },
     );
 }
+
+#[test]
+fn a_streaming_adaptive_log_makes_solo_writes_durable_behind_its_own_flushes() {
+    const RECORDS: u64 = 3_000;
+    const WINDOW: u64 = 64;
+    with_logs(
+        "adaptive-stream",
+        1,
+        adaptive_config,
+        |root, logs| async move {
+            let log = &logs[0];
+            // Appends stream in with up to WINDOW records not yet durable, so the writer
+            // always has a round ready: after a probe's plain write its flush runs while
+            // the next round is written O_DSYNC, and that round becomes durable with it.
+            for i in 1..=RECORDS {
+                let a = log.append(1, &[&body_for(i, 1500)]).await.unwrap();
+                assert_eq!(a.last_index, i);
+                if i > WINDOW {
+                    log.wait_durable(i - WINDOW).await.unwrap();
+                }
+                assert!(log.durable_index() <= log.written_index());
+            }
+            log.wait_durable(RECORDS).await.unwrap();
+            let stats = log.stats();
+            eprintln!(
+                "adaptive, streaming: {} writes, {} O_DSYNC, {} flushes",
+                stats.writes, stats.solo_dsync_writes, stats.flushes
+            );
+            assert!(stats.solo_dsync_writes >= 1, "{stats:?}");
+            for log in logs {
+                log.close().await.unwrap();
+            }
+            let log = GroupLog::open(adaptive_config(&root, 0)).await.unwrap();
+            assert_eq!(log.last_index(), RECORDS);
+            for i in 1..=RECORDS {
+                assert_eq!(
+                    &log.entry(i).await.unwrap().body()[..],
+                    &body_for(i, 1500)[..]
+                );
+            }
+            log.close().await.unwrap();
+        },
+    );
+}
