@@ -80,6 +80,9 @@ pub(crate) struct Rounds<T> {
     open_joined: u64,
     /// What the open round syncs: the first joiner's file (`Some` iff it has joiners).
     open_target: Option<T>,
+    /// Joiners of the round started last: more than one means several logs of the
+    /// shard are writing, and a solo write's flush would run beside theirs.
+    last_started_joined: u64,
     /// The first failed flush: every joiner not yet covered gets it, and every later one.
     failure: Option<DiskError>,
     stats: SharedFlushStats,
@@ -93,6 +96,7 @@ impl<T> Default for Rounds<T> {
             open: 1,
             open_joined: 0,
             open_target: None,
+            last_started_joined: 0,
             failure: None,
             stats: SharedFlushStats::default(),
         }
@@ -148,6 +152,7 @@ impl<T> Rounds<T> {
         let target = self.open_target.take()?;
         let round = self.open;
         self.running = Some((round, self.open_joined));
+        self.last_started_joined = self.open_joined;
         if self.open_joined == 1 {
             self.stats.single_joiner_rounds += 1;
         }
@@ -201,11 +206,15 @@ impl<T> Rounds<T> {
     }
 
     /// Nothing but the caller's `own_joins` is being made durable through the rounds:
-    /// no other joiner in the running round or the open one, no failure to report (a
-    /// solo write may then go `O_DSYNC`).
+    /// no other joiner in the running round or the open one, the round started last
+    /// had at most one joiner (one log busy, not several taking turns), and no failure
+    /// to report (a solo write may then go `O_DSYNC`). A log refused here writes
+    /// plainly and joins: a round of its own then opens the way again.
     pub(crate) fn idle_but(&self, own_joins: u64) -> bool {
         let running = self.running.map_or(0, |(_, joined)| joined);
-        self.failure.is_none() && running + self.open_joined <= own_joins
+        self.failure.is_none()
+            && running + self.open_joined <= own_joins
+            && self.last_started_joined <= 1
     }
 }
 

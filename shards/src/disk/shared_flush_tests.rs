@@ -173,6 +173,16 @@ fn the_device_is_idle_for_a_log_only_without_another_joiner_and_without_a_failur
     assert!(r.idle_but(1));
     r.finish(round, Ok(()));
     assert!(r.idle_but(0));
+    // Two logs in one round: several are busy, so no solo write beside them.
+    r.join("d").expect("no failure yet");
+    r.join("e").expect("no failure yet");
+    let (round, _) = r.start().expect("it starts");
+    r.finish(round, Ok(()));
+    assert!(!r.idle_but(0), "the last round had two joiners");
+    r.join("d").expect("no failure yet");
+    let (round, _) = r.start().expect("a round of one");
+    r.finish(round, Ok(()));
+    assert!(r.idle_but(0), "one log busy again");
     r.join("c").expect("no failure yet");
     let (round, _) = r.start().expect("it starts");
     r.finish(round, Err(io_error("flush")));
