@@ -10,8 +10,9 @@
 //! every replica (measured with the perf harness; docs/decisions.md "Solo rounds
 //! written O_DSYNC"). With many groups busy the shared flush does better (one flush
 //! for all of them, where each `O_DSYNC` write would flush on its own), so a round is
-//! written `O_DSYNC` only when no other write of this kind and no shared flush round
-//! is in flight or waiting on the shard's device.
+//! written `O_DSYNC` only when no other write of this kind and no other log's share of
+//! a flush round is in flight or waiting on the shard's device, and the round started
+//! last served at most one log.
 //!
 //! On the same VM the `O_DSYNC` completion has also been seen taking a 4 ms timer tick
 //! for half an hour at a time, while write + `fdatasync` stayed near 200 µs. So the
