@@ -318,18 +318,7 @@ fn a_lone_adaptive_log_writes_its_rounds_o_dsync_and_probes_the_flush_way() {
             assert_eq!(stats.solo_dsync_writes, shared.solo_dsync_writes);
             assert!(stats.solo_dsync_writes + shared.joins <= stats.writes + 1);
             assert_eq!(log.durable_index(), RECORDS);
-            for log in logs {
-                log.close().await.unwrap();
-            }
-            let log = GroupLog::open(adaptive_config(&root, 0)).await.unwrap();
-            assert_eq!(log.last_index(), RECORDS);
-            for i in 1..=RECORDS {
-                assert_eq!(
-                    &log.entry(i).await.unwrap().body()[..],
-                    &body_for(i, 2000)[..]
-                );
-            }
-            log.close().await.unwrap();
+            reopen_and_check_records(&root, logs, RECORDS, 2000).await;
         },
     );
 }
@@ -418,18 +407,29 @@ fn a_streaming_adaptive_log_makes_solo_writes_durable_behind_its_own_flushes() {
                 stats.writes, stats.solo_dsync_writes, stats.flushes
             );
             assert!(stats.solo_dsync_writes >= 1, "{stats:?}");
-            for log in logs {
-                log.close().await.unwrap();
-            }
-            let log = GroupLog::open(adaptive_config(&root, 0)).await.unwrap();
-            assert_eq!(log.last_index(), RECORDS);
-            for i in 1..=RECORDS {
-                assert_eq!(
-                    &log.entry(i).await.unwrap().body()[..],
-                    &body_for(i, 1500)[..]
-                );
-            }
-            log.close().await.unwrap();
+            reopen_and_check_records(&root, logs, RECORDS, 1500).await;
         },
     );
+}
+
+/// Closes the one adaptive log, reopens it and checks records `1..=records`, each
+/// `body_for(i, body_bytes)`.
+async fn reopen_and_check_records(
+    root: &std::path::Path,
+    logs: Vec<GroupLog>,
+    records: u64,
+    body_bytes: usize,
+) {
+    for log in logs {
+        log.close().await.unwrap();
+    }
+    let log = GroupLog::open(adaptive_config(root, 0)).await.unwrap();
+    assert_eq!(log.last_index(), records);
+    for i in 1..=records {
+        assert_eq!(
+            &log.entry(i).await.unwrap().body()[..],
+            &body_for(i, body_bytes)[..]
+        );
+    }
+    log.close().await.unwrap();
 }
