@@ -2170,7 +2170,7 @@ async fn write_round(inner: &Rc<Inner>) -> Result<(), DiskError> {
         chunks
     };
     for chunk in chunks {
-        // A solo write is durable when it completes: everything before it already was.
+        // A solo write is durable when it completes (what precedes it: see below).
         let mut solo = inner.solo_write_slot();
         let file = match (&solo, &inner.shared_flush) {
             (Some(_), Some(flusher)) => {
@@ -2239,16 +2239,15 @@ async fn write_round(inner: &Rc<Inner>) -> Result<(), DiskError> {
             // last of them (nothing unsynced), or some wait for the next flush, whose
             // cursor (taken when it starts) will include this write.
             let earlier_durable = st.unsynced_segments.is_empty() && !st.syncing;
-            if !earlier_durable && st.unsynced_segments.is_empty() {
+            if earlier_durable {
+                st.stats.flushes += 1;
+                st.stats.records_flushed += chunk.cursor.next_index - 1 - inner.durable_index.get();
+            } else if st.unsynced_segments.is_empty() {
                 st.durable_after_sync = Some(chunk.cursor);
             }
             drop(st);
             inner.publish_written(chunk.cursor);
             if earlier_durable {
-                let mut st = inner.st.borrow_mut();
-                st.stats.flushes += 1;
-                st.stats.records_flushed += chunk.cursor.next_index - 1 - inner.durable_index.get();
-                drop(st);
                 inner.publish_durable(chunk.cursor);
             }
         } else {

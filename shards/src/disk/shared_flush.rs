@@ -61,7 +61,7 @@ pub struct SharedFlushStats {
     pub abandoned: u64,
     /// Rounds whose `fdatasync` failed (after the first, every join fails at once).
     pub failures: u64,
-    /// Rounds of a log alone on the device written `O_DSYNC` instead of joining
+    /// Completed writes of a log alone on the device made `O_DSYNC` instead of joining
     /// ([`super::SyncMethod::Adaptive`]).
     pub solo_dsync_writes: u64,
 }
@@ -260,7 +260,6 @@ impl SharedFlush {
         if !self.solo.borrow_mut().take(idle) {
             return None;
         }
-        self.rounds.borrow_mut().stats.solo_dsync_writes += 1;
         Some(SoloWrite {
             flush: self.clone(),
             completed_after_us: None,
@@ -359,8 +358,10 @@ pub(crate) struct SoloWrite {
 }
 
 impl SoloWrite {
-    /// The write completed after `write_us`: a sample of the `O_DSYNC` way.
+    /// The write completed after `write_us`: counted, and a sample of the `O_DSYNC`
+    /// way.
     pub(crate) fn completed(mut self, write_us: u64) {
+        self.flush.rounds.borrow_mut().stats.solo_dsync_writes += 1;
         self.completed_after_us = Some(write_us);
     }
 }
