@@ -33,6 +33,12 @@
 //!   Raft messages waiting for the group's driver
 //! - `shard_client_connections{shard}`, `shard_forwarded_requests{shard}`,
 //!   `shard_peer_queue_items{shard,peer}`
+//! - counters `shard_shared_flush_rounds_total`, `shard_shared_flush_joins_total`,
+//!   `shard_solo_dsync_writes_total` (the shard's device flushes and `O_DSYNC` rounds)
+//! - counters `shard_executor_busy_seconds_total`, `shard_executor_tasks_total`,
+//!   `shard_executor_queue_runs_total`: the shard's glommio executor, from its own
+//!   statistics (busy: running tasks or polling I/O, not sleeping), so a shard's load
+//!   shows without an OS thread view
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
@@ -221,6 +227,12 @@ pub struct ShardMetrics {
     shared_flush_joins: AtomicU64,
     /// Log rounds written `O_DSYNC` instead (`diskSyncMethod=ADAPTIVE`'s solo rounds).
     solo_dsync_writes: AtomicU64,
+    /// The shard's glommio executor (`ExecutorStats`): ns spent running tasks and
+    /// polling I/O (not sleeping), tasks run, and the scheduler's picks (one per task
+    /// queue run, plus one per pass of its loop that finds no more work).
+    executor_busy_ns: AtomicU64,
+    executor_tasks: AtomicU64,
+    executor_queue_runs: AtomicU64,
 }
 
 /// Every group's and shard's metrics of this node.
@@ -258,6 +270,9 @@ pub fn start_shard(
         shared_flush_rounds: AtomicU64::new(0),
         shared_flush_joins: AtomicU64::new(0),
         solo_dsync_writes: AtomicU64::new(0),
+        executor_busy_ns: AtomicU64::new(0),
+        executor_tasks: AtomicU64::new(0),
+        executor_queue_runs: AtomicU64::new(0),
     });
     lock(&node.groups).extend(state.groups.values().map(|g| g.metrics.clone()));
     lock(&node.shards).push(shard.clone());
@@ -294,6 +309,17 @@ pub fn start_shard(
                 shard
                     .solo_dsync_writes
                     .store(totals.solo_dsync_writes, Ordering::Relaxed);
+                // glommio hands out its counters since the previous call and zeroes
+                // them (`mem::take`): this sampler is their only reader, so it adds.
+                let ex = glommio::executor().executor_stats();
+                let busy_ns = u64::try_from(ex.total_runtime().as_nanos()).unwrap_or(u64::MAX);
+                shard.executor_busy_ns.fetch_add(busy_ns, Ordering::Relaxed);
+                shard
+                    .executor_tasks
+                    .fetch_add(ex.tasks_executed(), Ordering::Relaxed);
+                shard
+                    .executor_queue_runs
+                    .fetch_add(ex.scheduler_runs(), Ordering::Relaxed);
             }
         },
         queue,
@@ -378,11 +404,11 @@ fn gauge_family<'a, V: prometheus_client::encoding::EncodeGaugeValue + Clone + '
     Ok(())
 }
 
-fn counter_family<'a>(
+fn counter_family<'a, V: prometheus_client::encoding::EncodeCounterValue>(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
-    series: impl IntoIterator<Item = (Labels<'a>, u64)>,
+    series: impl IntoIterator<Item = (Labels<'a>, V)>,
 ) -> Result<(), std::fmt::Error> {
     let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
     for (labels, v) in series {
@@ -570,6 +596,33 @@ impl Collector for NodeCollector {
                 .iter()
                 .enumerate()
                 .map(|(i, m)| (s(i), load(&m.solo_dsync_writes))),
+        )?;
+        counter_family(
+            &mut e,
+            "dledger_shard_executor_busy_seconds",
+            "time the shard's executor spent running tasks and polling I/O (not sleeping)",
+            shards
+                .iter()
+                .enumerate()
+                .map(|(i, m)| (s(i), load(&m.executor_busy_ns) as f64 / 1e9)),
+        )?;
+        counter_family(
+            &mut e,
+            "dledger_shard_executor_tasks",
+            "tasks the shard's executor ran",
+            shards
+                .iter()
+                .enumerate()
+                .map(|(i, m)| (s(i), load(&m.executor_tasks))),
+        )?;
+        counter_family(
+            &mut e,
+            "dledger_shard_executor_queue_runs",
+            "scheduler picks of the shard's executor: one per task-queue run plus one per pass of its loop",
+            shards
+                .iter()
+                .enumerate()
+                .map(|(i, m)| (s(i), load(&m.executor_queue_runs))),
         )?;
         Ok(())
     }
@@ -761,6 +814,9 @@ mod tests {
             shared_flush_rounds: AtomicU64::new(4),
             shared_flush_joins: AtomicU64::new(40),
             solo_dsync_writes: AtomicU64::new(9),
+            executor_busy_ns: AtomicU64::new(1_500_000_000),
+            executor_tasks: AtomicU64::new(77),
+            executor_queue_runs: AtomicU64::new(12),
         }));
         let text = render(&node).expect("encodes");
         for want in [
@@ -777,6 +833,9 @@ mod tests {
             "dledger_shard_shared_flush_rounds_total{shard=\"0\"} 4",
             "dledger_shard_shared_flush_joins_total{shard=\"0\"} 40",
             "dledger_shard_solo_dsync_writes_total{shard=\"0\"} 9",
+            "dledger_shard_executor_busy_seconds_total{shard=\"0\"} 1.5",
+            "dledger_shard_executor_tasks_total{shard=\"0\"} 77",
+            "dledger_shard_executor_queue_runs_total{shard=\"0\"} 12",
             "# EOF",
         ] {
             assert!(text.contains(want), "{want:?} missing from:\n{text}");

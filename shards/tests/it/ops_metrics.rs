@@ -113,6 +113,22 @@ fn nodes_serve_prometheus_metrics_with_the_clusters_values() {
     assert!(text.contains("dledger_shard_client_connections{shard=\"0\"}"));
     assert!(text.contains("# TYPE dledger_shard_peer_queue_items gauge"));
     assert!(text.contains("# TYPE dledger_shard_solo_dsync_writes counter"));
+    // The executor's own counters: the leader's shard ran at least a task and a queue
+    // per append it answered, and was busy for some of the time.
+    let shard0 = |name: &str| value(&text, &format!("{name}{{shard=\"0\"}}"));
+    for name in [
+        "dledger_shard_executor_tasks_total",
+        "dledger_shard_executor_queue_runs_total",
+    ] {
+        assert!(
+            shard0(name).is_some_and(|n| n >= APPENDS as f64),
+            "{name}:\n{text}"
+        );
+    }
+    assert!(
+        shard0("dledger_shard_executor_busy_seconds_total").is_some_and(|s| s > 0.0),
+        "{text}"
+    );
     assert!(text.ends_with("# EOF\n"));
 
     // A follower: its role, the commit it learned, no lag series.
