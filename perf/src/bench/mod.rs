@@ -4,8 +4,8 @@
 //! ```text
 //! cargo run --release -p dledger-perf -- bench [--concurrency C | --rate R] [--groups G]
 //!     [--bytes B] [--batch K] [--seconds S] [--warmup W] [--flush sync|async] [--shards N]
-//!     [-n NAMESRV | --peers ADDRS] [--json FILE] [--hgrm FILE] [--plot FILE.svg]
-//! cargo run --release -p dledger-perf -- bench --matrix [--plot FILE.svg] [--json FILE]
+//!     [-n NAMESRV | --peers ADDRS] [--json FILE] [--hgrm FILE] [--plot FILE.svg|.png]
+//! cargo run --release -p dledger-perf -- bench --matrix [--plot FILE.svg|.png] [--json FILE]
 //! cargo run --release -p dledger-perf -- bench --idle-groups 1000
 //! ```
 //!
@@ -109,7 +109,7 @@ pub struct BenchArgs {
     /// write the latency distribution in HdrHistogram's percentile format (µs)
     #[argh(option)]
     pub hgrm: Option<PathBuf>,
-    /// write an SVG chart (latency by percentile, or the matrix)
+    /// write a chart (latency by percentile, or the matrix): FILE.svg or FILE.png
     #[argh(option)]
     pub plot: Option<PathBuf>,
     /// run groups {1,8,64,512} x concurrency {1,16,256} and report one table and chart
@@ -264,6 +264,9 @@ impl BenchArgs {
             }
             TargetPlan::Local { flush, shards }
         };
+        if let Some(p) = &self.plot {
+            plot::ChartFormat::of(p).map_err(|e| bad("--plot", e))?;
+        }
         Ok(Plan {
             target,
             groups: self.groups,
