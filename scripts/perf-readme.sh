@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates the README's "Performance" figures from the bench harness: runs
 # `dledger-perf bench` at concurrency 1 and 16 (10 s each, the issue's commands), then a
-# pipelined run (64 calls of 16 bodies in flight), `--matrix` and `--idle-groups 1000`
+# pipelined run (256 calls of 16 bodies in flight), `--matrix` and `--idle-groups 1000`
 # unless --quick, and pastes the harness's own output
 # (tables and last lines, verbatim) between the markers in README.md. Charts go to
 # docs/perf/. Nothing in that section is typed by hand.
@@ -46,7 +46,7 @@ run() {
 run c1 --concurrency 1 --seconds 10 --json docs/perf/bench-c1.json --plot docs/perf/bench-c1.svg
 run c16 --concurrency 16 --seconds 10 --json docs/perf/bench-c16.json --plot docs/perf/bench-c16.svg
 if ! $quick; then
-  run pipelined --concurrency 64 --batch 16 --seconds 10 --json docs/perf/bench-pipelined.json \
+  run pipelined --concurrency 256 --batch 16 --seconds 10 --json docs/perf/bench-pipelined.json \
     --plot docs/perf/bench-pipelined.svg
   run matrix --matrix --json docs/perf/matrix.json --plot docs/perf/matrix.svg
   run idle --idle-groups 1000 --seconds 10 --json docs/perf/idle-1000.json
@@ -61,7 +61,7 @@ fi
     case $name in
       c1) echo; echo "\`bench --concurrency 1 --seconds 10\` (chart: [docs/perf/bench-c1.svg](docs/perf/bench-c1.svg)):" ;;
       c16) echo; echo "\`bench --concurrency 16 --seconds 10\` (chart: [docs/perf/bench-c16.svg](docs/perf/bench-c16.svg)):" ;;
-      pipelined) echo; echo "\`bench --concurrency 64 --batch 16 --seconds 10\` (pipelined: 64 calls of 16 bodies in flight; chart: [docs/perf/bench-pipelined.svg](docs/perf/bench-pipelined.svg)):" ;;
+      pipelined) echo; echo "\`bench --concurrency 256 --batch 16 --seconds 10\` (pipelined: 256 calls of 16 bodies in flight; chart: [docs/perf/bench-pipelined.svg](docs/perf/bench-pipelined.svg)):" ;;
       matrix) echo; echo "\`bench --matrix\` (chart: [docs/perf/matrix.svg](docs/perf/matrix.svg)):" ;;
       idle) echo; echo "\`bench --idle-groups 1000\`:" ;;
     esac
