@@ -67,10 +67,10 @@ pub enum SyncMethod {
     /// Files opened with `O_DSYNC`: each write is durable when it completes.
     ODsync,
     /// [`SyncMethod::Fdatasync`], except that a write round of a log alone on its
-    /// shard's device (nothing else being made durable there, everything the log wrote
-    /// before already durable) goes through an `O_DSYNC` descriptor of the segment and
-    /// is durable when it completes: one request instead of a write, a return to the
-    /// executor and an `fdatasync`. Chosen by measurement while running: `O_DSYNC` is
+    /// shard's device (nothing of another log being made durable there) goes through an
+    /// `O_DSYNC` descriptor of the segment and is durable when it completes, or, when
+    /// the log's own earlier writes are still being flushed, with that flush: one
+    /// request instead of a write, a return to the executor and an `fdatasync`. Chosen by measurement while running: `O_DSYNC` is
     /// used only while its smoothed latency is not clearly above write + flush (see
     /// `solo_write`). Needs the shard's shared flush (`shared_flush` and a device that
     /// passed its gate); without it, this is `Fdatasync`. SYNC_FLUSH only.
